@@ -1,0 +1,5 @@
+//! placeholder
+/// placeholder
+pub enum Expr {}
+/// placeholder
+pub enum KeyRef {}

@@ -1,0 +1,383 @@
+//! Public keys, key ids, signature algorithms and signature verification,
+//! exactly as conex 1.0 encodes them.
+//!
+//! Key data is kept as the string found on disk (conex treats it as opaque
+//! text: it feeds the key id and the signed string); it is decoded only when a
+//! signature is verified or when arca lints a file before writing.
+
+use base64::Engine as _;
+use rsa::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
+use sha2::{Digest as _, Sha256};
+use std::fmt;
+
+use super::ConexError;
+
+/// Smallest RSA modulus conex's mirage-crypto verifier accepts.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// `sha256=<lowercase hex>` — the only digest algorithm of conex 1.0.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest {
+    /// The algorithm name before `=` (always `sha256` once parsed).
+    pub alg: String,
+    /// Everything after the first `=`.
+    pub data: String,
+}
+
+impl Digest {
+    /// SHA-256 of `bytes` in conex form.
+    pub fn sha256(bytes: &[u8]) -> Digest {
+        Digest {
+            alg: "sha256".into(),
+            data: hex::encode(Sha256::digest(bytes)),
+        }
+    }
+
+    /// Parses `alg=data`; conex cuts at the first `=`.
+    pub fn parse(s: &str) -> Result<Digest, DigestParseError> {
+        match s.split_once('=') {
+            None => Err(DigestParseError::Malformed),
+            Some(("sha256", data)) => Ok(Digest {
+                alg: "sha256".into(),
+                data: data.into(),
+            }),
+            Some((alg, _)) => Err(DigestParseError::UnknownAlg(alg.into())),
+        }
+    }
+
+    /// Parses a trust anchor / key hash given by a person: `sha256=<64 hex>`
+    /// or the bare 64 hex digits. Strict: exactly 64 lowercase-able hex digits.
+    pub fn parse_key_hash(s: &str) -> Result<Digest, ConexError> {
+        let hexpart = s.strip_prefix("sha256=").unwrap_or(s);
+        if hexpart.len() != 64 || !hexpart.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ConexError::field(
+                "key hash",
+                format!("{s:?} is not sha256=<64 hex digits>"),
+            ));
+        }
+        Ok(Digest {
+            alg: "sha256".into(),
+            data: hexpart.to_ascii_lowercase(),
+        })
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.alg, self.data)
+    }
+}
+
+/// Why a digest string did not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigestParseError {
+    /// No `=` in the string.
+    Malformed,
+    /// An algorithm other than sha256.
+    UnknownAlg(String),
+}
+
+/// Public key algorithm as written in key triples (`rsa=`, `ed25519=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyAlg {
+    /// RSA, key data is an SPKI PEM.
+    Rsa,
+    /// Ed25519, key data is 44-char padded base64 of the raw key.
+    Ed25519,
+}
+
+impl KeyAlg {
+    /// The name used in key data (`rsa`, `ed25519`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlg::Rsa => "rsa",
+            KeyAlg::Ed25519 => "ed25519",
+        }
+    }
+    /// Parses `rsa` / `ed25519`.
+    pub fn parse(s: &str) -> Option<KeyAlg> {
+        match s {
+            "rsa" => Some(KeyAlg::Rsa),
+            "ed25519" => Some(KeyAlg::Ed25519),
+            _ => None,
+        }
+    }
+    /// The signature algorithm conex uses with this key type.
+    pub fn sig_alg(self) -> SigAlg {
+        match self {
+            KeyAlg::Rsa => SigAlg::RsaPssSha256,
+            KeyAlg::Ed25519 => SigAlg::Ed25519,
+        }
+    }
+}
+
+impl fmt::Display for KeyAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Signature algorithm as written in signature triples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SigAlg {
+    /// RSASSA-PSS, SHA-256, MGF1-SHA-256, salt length 32.
+    RsaPssSha256,
+    /// Pure Ed25519.
+    Ed25519,
+}
+
+impl SigAlg {
+    /// `rsapss-sha256` / `ed25519`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigAlg::RsaPssSha256 => "rsapss-sha256",
+            SigAlg::Ed25519 => "ed25519",
+        }
+    }
+    /// Parses a signature algorithm name.
+    pub fn parse(s: &str) -> Option<SigAlg> {
+        match s {
+            "rsapss-sha256" => Some(SigAlg::RsaPssSha256),
+            "ed25519" => Some(SigAlg::Ed25519),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SigAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A conex public key: algorithm plus the key data string exactly as conex
+/// writes it (SPKI PEM without trailing newline, or 44-char base64).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PublicKey {
+    /// Key algorithm.
+    pub alg: KeyAlg,
+    /// Key data as written after `alg=`.
+    pub data: String,
+}
+
+/// Why a public key or signature could not be used.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum KeyDataError {
+    /// Ed25519 key data is not 44-char padded base64 of 32 bytes.
+    #[error("ed25519 key data must be 44 characters of padded base64 encoding 32 bytes")]
+    Ed25519Data,
+    /// Not a valid Ed25519 point.
+    #[error("ed25519 key data is not a valid public key")]
+    Ed25519Point,
+    /// RSA key data is not an SPKI PEM.
+    #[error("rsa key data is not a PEM SubjectPublicKeyInfo: {0}")]
+    RsaPem(String),
+    /// RSA key data is a valid key but not in conex's exact layout.
+    #[error("rsa key data is not in canonical PEM layout (64-column base64, LF, no trailing newline)")]
+    RsaLayout,
+    /// RSA modulus below 2048 bits.
+    #[error("rsa key has {0} bits; conex requires at least 2048")]
+    RsaSize(usize),
+    /// Signature is not valid base64.
+    #[error("signature is not valid padded base64")]
+    SigBase64,
+    /// Signature algorithm does not fit the key.
+    #[error("signature algorithm {sig} does not match key algorithm {key}")]
+    AlgMismatch {
+        /// The signature's algorithm.
+        sig: SigAlg,
+        /// The key's algorithm.
+        key: KeyAlg,
+    },
+    /// Signature does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+pub(crate) fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+impl PublicKey {
+    /// Builds the conex form of an Ed25519 key.
+    pub fn from_ed25519(raw: &[u8; 32]) -> PublicKey {
+        PublicKey {
+            alg: KeyAlg::Ed25519,
+            data: b64().encode(raw),
+        }
+    }
+
+    /// Builds the conex form of an RSA key (SPKI PEM, LF, no trailing newline).
+    pub fn from_rsa(key: &rsa::RsaPublicKey) -> Result<PublicKey, KeyDataError> {
+        let pem = key
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| KeyDataError::RsaPem(e.to_string()))?;
+        Ok(PublicKey {
+            alg: KeyAlg::Rsa,
+            data: pem.trim_end_matches('\n').to_string(),
+        })
+    }
+
+    /// Builds an RSA key from big-endian modulus and public exponent.
+    pub fn from_rsa_components(n: &[u8], e: &[u8]) -> Result<PublicKey, KeyDataError> {
+        let key = rsa::RsaPublicKey::new(
+            rsa::BoxedUint::from_be_slice_vartime(n),
+            rsa::BoxedUint::from_be_slice_vartime(e),
+        )
+        .map_err(|e| KeyDataError::RsaPem(e.to_string()))?;
+        PublicKey::from_rsa(&key)
+    }
+
+    /// Parses `alg=data` (the third element of a key triple).
+    pub fn parse_conex(s: &str) -> Result<PublicKey, ConexError> {
+        let (alg, data) = s
+            .split_once('=')
+            .ok_or_else(|| ConexError::field("key", "key data has no `alg=` prefix".to_string()))?;
+        let alg = KeyAlg::parse(alg)
+            .ok_or_else(|| ConexError::field("key", format!("unknown key algorithm {alg:?}")))?;
+        Ok(PublicKey {
+            alg,
+            data: data.to_string(),
+        })
+    }
+
+    /// `alg=data`, the string whose SHA-256 is the key id.
+    pub fn conex_string(&self) -> String {
+        format!("{}={}", self.alg, self.data)
+    }
+
+    /// The key id: `sha256=` SHA-256 of `alg=data`.
+    pub fn key_id(&self) -> Digest {
+        Digest::sha256(self.conex_string().as_bytes())
+    }
+
+    /// Signature algorithm used with this key.
+    pub fn sig_alg(&self) -> SigAlg {
+        self.alg.sig_alg()
+    }
+
+    fn ed25519(&self) -> Result<ed25519_dalek::VerifyingKey, KeyDataError> {
+        if self.data.len() != 44 {
+            return Err(KeyDataError::Ed25519Data);
+        }
+        let raw = b64()
+            .decode(&self.data)
+            .map_err(|_| KeyDataError::Ed25519Data)?;
+        let raw: [u8; 32] = raw.try_into().map_err(|_| KeyDataError::Ed25519Data)?;
+        if b64().encode(raw) != self.data {
+            return Err(KeyDataError::Ed25519Data);
+        }
+        ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| KeyDataError::Ed25519Point)
+    }
+
+    fn rsa(&self) -> Result<rsa::RsaPublicKey, KeyDataError> {
+        let key = rsa::RsaPublicKey::from_public_key_pem(&self.data)
+            .map_err(|e| KeyDataError::RsaPem(e.to_string()))?;
+        Ok(key)
+    }
+
+    /// Strict check used before arca writes or signs anything: the key data
+    /// decodes, is in conex's canonical layout, and is large enough.
+    pub fn validate(&self) -> Result<(), KeyDataError> {
+        match self.alg {
+            KeyAlg::Ed25519 => self.ed25519().map(|_| ()),
+            KeyAlg::Rsa => {
+                let key = self.rsa()?;
+                let bits = rsa::traits::PublicKeyParts::n(&key).bits() as usize;
+                if bits < MIN_RSA_BITS {
+                    return Err(KeyDataError::RsaSize(bits));
+                }
+                if PublicKey::from_rsa(&key)?.data != self.data {
+                    return Err(KeyDataError::RsaLayout);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// RSA modulus size in bits, or 256 for Ed25519; None if undecodable.
+    pub fn bits(&self) -> Option<usize> {
+        match self.alg {
+            KeyAlg::Ed25519 => self.ed25519().ok().map(|_| 256),
+            KeyAlg::Rsa => self
+                .rsa()
+                .ok()
+                .map(|k| rsa::traits::PublicKeyParts::n(&k).bits() as usize),
+        }
+    }
+
+    /// Verifies a raw signature over `msg` (RSA-PSS with salt exactly 32, or
+    /// pure Ed25519).
+    pub fn verify(&self, alg: SigAlg, msg: &[u8], sig: &[u8]) -> Result<(), KeyDataError> {
+        if alg != self.sig_alg() {
+            return Err(KeyDataError::AlgMismatch {
+                sig: alg,
+                key: self.alg,
+            });
+        }
+        match self.alg {
+            KeyAlg::Ed25519 => {
+                let vk = self.ed25519()?;
+                let sig = ed25519_dalek::Signature::from_slice(sig)
+                    .map_err(|_| KeyDataError::BadSignature)?;
+                vk.verify_strict(msg, &sig)
+                    .map_err(|_| KeyDataError::BadSignature)
+            }
+            KeyAlg::Rsa => {
+                let key = self.rsa()?;
+                let bits = rsa::traits::PublicKeyParts::n(&key).bits() as usize;
+                if bits < MIN_RSA_BITS {
+                    return Err(KeyDataError::RsaSize(bits));
+                }
+                let hashed = Sha256::digest(msg);
+                key.verify(rsa::Pss::<Sha256>::new_with_salt(32), &hashed, sig)
+                    .map_err(|_| KeyDataError::BadSignature)
+            }
+        }
+    }
+
+    /// Verifies a base64 signature value (as stored in a signature triple).
+    pub fn verify_b64(&self, alg: SigAlg, msg: &[u8], sig_b64: &str) -> Result<(), KeyDataError> {
+        let sig = decode_b64_strict(sig_b64).ok_or(KeyDataError::SigBase64)?;
+        self.verify(alg, msg, &sig)
+    }
+}
+
+/// Decodes standard padded base64 and insists it re-encodes identically.
+pub fn decode_b64_strict(s: &str) -> Option<Vec<u8>> {
+    let raw = b64().decode(s).ok()?;
+    (b64().encode(&raw) == s).then_some(raw)
+}
+
+/// Encodes bytes as standard padded base64.
+pub fn encode_b64(raw: &[u8]) -> String {
+    b64().encode(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ed25519_key_id_matches_vector() {
+        let k = PublicKey {
+            alg: KeyAlg::Ed25519,
+            data: "KBcCuJOFznt1cjczq1/A8FuHWB95SXgQ7Cp5wWssxnk=".into(),
+        };
+        assert_eq!(
+            k.key_id().to_string(),
+            "sha256=d98556b24c02da8a71431d3282e6423e7edb65bceee168be26f57619aae6d2ea"
+        );
+        k.validate().unwrap();
+    }
+
+    #[test]
+    fn digest_parse() {
+        assert_eq!(Digest::parse("nohash"), Err(DigestParseError::Malformed));
+        assert_eq!(
+            Digest::parse("md5=x"),
+            Err(DigestParseError::UnknownAlg("md5".into()))
+        );
+        assert!(Digest::parse_key_hash("abc").is_err());
+    }
+}

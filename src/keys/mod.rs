@@ -1,0 +1,239 @@
+//! Where private keys live. Every kind of key is a [`Signer`]; ceremony code
+//! never knows which one it holds.
+//!
+//! * `file:` — PKCS#8 files in conex's `~/.conex` layout ([`file`]);
+//! * `pkcs11:` — keys on PKCS#11 tokens, RFC 7512 URIs ([`pkcs11`]);
+//! * `piv:` — YubiKey PIV slots ([`piv`]).
+
+pub mod file;
+pub mod pkcs11;
+pub mod piv;
+
+use crate::conex::{KeyAlg, PublicKey, SigAlg};
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// What can go wrong with a private key or a device holding one.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key location string does not parse.
+    #[error("key location {location:?}: {reason}")]
+    Location {
+        /// The location as given.
+        location: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// No such key.
+    #[error("{0}")]
+    NotFound(String),
+    /// A key with this id/label exists already.
+    #[error("{0}")]
+    Exists(String),
+    /// Reading or writing a key file failed.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The device (token, YubiKey) refused or failed.
+    #[error("{0}")]
+    Device(String),
+    /// Wrong PIN / passphrase.
+    #[error("{0}")]
+    WrongPin(String),
+    /// The PIN is blocked.
+    #[error("{0}")]
+    PinLocked(String),
+    /// The person declined (e.g. the final PIN try).
+    #[error("{0}")]
+    Declined(String),
+    /// The device lacks something arca needs (mechanism, algorithm).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A key does not satisfy arca's rules (extractable, too small…).
+    #[error("{0}")]
+    Policy(String),
+    /// A signature made by the device did not verify with its public key.
+    #[error("the signature just made by {signer} does not verify with its public key: {reason}")]
+    SelfCheck {
+        /// The signer's description.
+        signer: String,
+        /// The verification failure.
+        reason: String,
+    },
+}
+
+/// A private key that can sign conex resources.
+pub trait Signer {
+    /// The conex public key of this signer.
+    fn public_key(&self) -> &PublicKey;
+    /// Signs `msg` with the key's conex algorithm (`rsapss-sha256`: PSS,
+    /// SHA-256, MGF1-SHA-256, salt 32 over SHA-256(msg); `ed25519`: pure) and
+    /// returns the raw signature bytes.
+    fn sign_raw(&mut self, msg: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// Where the key lives, for people (`pkcs11:token=root-1;object=rootA`).
+    fn describe(&self) -> String;
+}
+
+/// Signs and verifies the fresh signature with the public key before
+/// returning it: every signature arca hands out has been checked.
+pub fn sign_checked(signer: &mut dyn Signer, msg: &[u8]) -> Result<(SigAlg, Vec<u8>), KeyError> {
+    let sig = signer.sign_raw(msg)?;
+    let pk = signer.public_key();
+    let alg = pk.sig_alg();
+    pk.verify(alg, msg, &sig).map_err(|e| KeyError::SelfCheck {
+        signer: signer.describe(),
+        reason: e.to_string(),
+    })?;
+    Ok((alg, sig))
+}
+
+/// Why a secret is asked for, shown to the person.
+#[derive(Debug, Clone)]
+pub struct SecretRequest {
+    /// What the secret unlocks (`PIN for token root-1`).
+    pub what: String,
+    /// Tries left before the PIN locks, when the device says.
+    pub retries_left: Option<u32>,
+    /// Whether this is the final try.
+    pub final_try: bool,
+}
+
+/// How a key backend asks the person for secrets. Implemented by the
+/// operator (terminal prompts, answers files). Secrets come back in
+/// `Zeroizing` buffers and are never logged.
+pub trait SecretSource {
+    /// Asks for a PIN or passphrase.
+    fn secret(&mut self, req: &SecretRequest) -> Result<Zeroizing<String>, KeyError>;
+    /// Asks for an explicit yes before something risky (the final PIN try).
+    fn confirm_risky(&mut self, question: &str) -> Result<bool, KeyError>;
+    /// Tells the person something (insert the device, touch it…).
+    fn notice(&mut self, message: &str);
+}
+
+/// A [`SecretSource`] for non-interactive use that has no secrets: every
+/// request fails with a message saying how to provide one.
+pub struct NoSecrets;
+
+impl SecretSource for NoSecrets {
+    fn secret(&mut self, req: &SecretRequest) -> Result<Zeroizing<String>, KeyError> {
+        Err(KeyError::Declined(format!(
+            "{} is needed but no terminal is attached; give a pin-source=file:PATH in the key location or run on a terminal",
+            req.what
+        )))
+    }
+    fn confirm_risky(&mut self, question: &str) -> Result<bool, KeyError> {
+        Err(KeyError::Declined(format!(
+            "{question} — refusing without a person to confirm"
+        )))
+    }
+    fn notice(&mut self, message: &str) {
+        eprintln!("{message}");
+    }
+}
+
+/// Which key type to generate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySpec {
+    /// Ed25519.
+    Ed25519,
+    /// RSA with the given modulus size.
+    Rsa(usize),
+}
+
+impl KeySpec {
+    /// The conex key algorithm of this spec.
+    pub fn alg(self) -> KeyAlg {
+        match self {
+            KeySpec::Ed25519 => KeyAlg::Ed25519,
+            KeySpec::Rsa(_) => KeyAlg::Rsa,
+        }
+    }
+    /// Parses `ed25519`, `rsa` (4096), `rsa2048`, `rsa3072`, `rsa4096`.
+    pub fn parse(s: &str) -> Option<KeySpec> {
+        match s {
+            "ed25519" => Some(KeySpec::Ed25519),
+            "rsa" | "rsa4096" => Some(KeySpec::Rsa(4096)),
+            "rsa3072" => Some(KeySpec::Rsa(3072)),
+            "rsa2048" => Some(KeySpec::Rsa(2048)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySpec::Ed25519 => f.write_str("ed25519"),
+            KeySpec::Rsa(bits) => write!(f, "rsa{bits}"),
+        }
+    }
+}
+
+/// A parsed key location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyLocation {
+    /// A conex key file, by id in a conex key directory or by explicit path.
+    File(file::FileLocation),
+    /// A PKCS#11 token object (RFC 7512 URI).
+    Pkcs11(pkcs11::Pkcs11Uri),
+    /// A YubiKey PIV slot.
+    Piv(piv::PivLocation),
+}
+
+impl KeyLocation {
+    /// Parses `pkcs11:…`, `piv:…`, `file:PATH`; anything else is an error.
+    pub fn parse(s: &str) -> Result<KeyLocation, KeyError> {
+        if s.starts_with("pkcs11:") {
+            Ok(KeyLocation::Pkcs11(pkcs11::Pkcs11Uri::parse(s)?))
+        } else if s.starts_with("piv:") {
+            Ok(KeyLocation::Piv(piv::PivLocation::parse(s)?))
+        } else if let Some(path) = s.strip_prefix("file:") {
+            Ok(KeyLocation::File(file::FileLocation::Path(path.into())))
+        } else {
+            Err(KeyError::Location {
+                location: s.into(),
+                reason: "expected pkcs11:…, piv:… or file:PATH".into(),
+            })
+        }
+    }
+}
+
+impl fmt::Display for KeyLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyLocation::File(l) => write!(f, "{l}"),
+            KeyLocation::Pkcs11(u) => write!(f, "{u}"),
+            KeyLocation::Piv(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// Opens the signer at `loc`, asking `secrets` for PINs as needed.
+pub fn open(
+    loc: &KeyLocation,
+    secrets: &mut dyn SecretSource,
+) -> Result<Box<dyn Signer>, KeyError> {
+    match loc {
+        KeyLocation::File(l) => Ok(Box::new(file::FileSigner::open(l, secrets)?)),
+        KeyLocation::Pkcs11(u) => Ok(Box::new(pkcs11::Pkcs11Signer::open(u, secrets)?)),
+        KeyLocation::Piv(p) => Ok(Box::new(piv::PivSigner::open(p, secrets)?)),
+    }
+}
+
+/// Generates a new key at `loc` (label/id for tokens, slot for PIV, path for
+/// files) and returns its signer.
+pub fn generate(
+    loc: &KeyLocation,
+    spec: KeySpec,
+    secrets: &mut dyn SecretSource,
+) -> Result<Box<dyn Signer>, KeyError> {
+    match loc {
+        KeyLocation::File(l) => Ok(Box::new(file::FileSigner::generate(l, spec)?)),
+        KeyLocation::Pkcs11(u) => Ok(Box::new(pkcs11::Pkcs11Signer::generate(u, spec, secrets)?)),
+        KeyLocation::Piv(p) => Ok(Box::new(piv::PivSigner::generate(p, spec, secrets)?)),
+    }
+}
