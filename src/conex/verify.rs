@@ -1,1 +1,1 @@
-//! placeholder
+//! Verification (todo)

@@ -30,7 +30,11 @@ impl PivSigner {
         Err(KeyError::Unsupported("piv not yet implemented".into()))
     }
     /// Generates a key on the token.
-    pub fn generate(_u: &PivLocation, _spec: KeySpec, _s: &mut dyn SecretSource) -> Result<Self, KeyError> {
+    pub fn generate(
+        _u: &PivLocation,
+        _spec: KeySpec,
+        _s: &mut dyn SecretSource,
+    ) -> Result<Self, KeyError> {
         Err(KeyError::Unsupported("piv not yet implemented".into()))
     }
 }
