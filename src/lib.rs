@@ -2,4 +2,12 @@
 #![warn(missing_docs)]
 
 pub mod conex;
+pub mod error;
 pub mod keys;
+pub mod repository;
+
+pub use error::{ArcaError, Result};
+pub mod cli;
+pub mod incremental;
+pub mod operator;
+pub mod status;

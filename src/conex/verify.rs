@@ -1,1 +1,666 @@
-//! Verification (todo)
+//! Full verification of a repository with conex's verdicts (conex 1.0
+//! `Conex.verify_root`, `verify_timestamp`, `verify_snapshot`, `verify`).
+
+use super::expr::{id_equal, Expr};
+use super::key::Digest;
+use super::resource::{
+    parse_time, path_to_string, Path, Resource, Root, Snapshot, Target, Targets, Timestamp,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::io;
+
+/// Read access to a repository tree (a directory, or a patched copy).
+pub trait Source {
+    /// Reads the file at `path` (components relative to the repository).
+    fn read(&self, path: &[String]) -> io::Result<Vec<u8>>;
+    /// Lists a directory: (name, is_dir), in the order the file system
+    /// returns them.
+    fn list(&self, path: &[String]) -> io::Result<Vec<(String, bool)>>;
+}
+
+/// A repository in a directory.
+pub struct DirSource(pub std::path::PathBuf);
+
+impl DirSource {
+    fn full(&self, path: &[String]) -> std::path::PathBuf {
+        let mut p = self.0.clone();
+        for c in path {
+            p.push(c);
+        }
+        p
+    }
+}
+
+impl Source for DirSource {
+    fn read(&self, path: &[String]) -> io::Result<Vec<u8>> {
+        std::fs::read(self.full(path))
+    }
+    fn list(&self, path: &[String]) -> io::Result<Vec<(String, bool)>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.full(path))? {
+            let e = e?;
+            let name = e.file_name().into_string().map_err(|n| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("file name {n:?} is not UTF-8"),
+                )
+            })?;
+            // follow symlinks as conex does (stat, not lstat)
+            let is_dir = std::fs::metadata(e.path())?.is_dir();
+            out.push((name, is_dir));
+        }
+        Ok(out)
+    }
+}
+
+/// Verification options (the verifier's command-line flags).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Trust anchors (root key ids).
+    pub anchors: BTreeSet<Digest>,
+    /// Minimum number of distinct anchored root signers.
+    pub quorum: Option<usize>,
+    /// Seconds a timestamp may lie in the future.
+    pub expiry: i64,
+    /// The current time (unix seconds).
+    pub now: i64,
+    /// Check opam repository path rules.
+    pub opam: bool,
+    /// Tolerate unsigned packages nobody signed anything in.
+    pub ignore_missing: bool,
+    /// Name of the root file.
+    pub root_name: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            anchors: BTreeSet::new(),
+            quorum: None,
+            expiry: 900,
+            now: 0,
+            opam: true,
+            ignore_missing: false,
+            root_name: "root".into(),
+        }
+    }
+}
+
+/// What a successful verification established.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Summary {
+    /// Root key ids whose anchored signatures counted.
+    pub root_signers: Vec<String>,
+    /// Root counter.
+    pub root_counter: u64,
+    /// The timestamp file's id, counter and epoch, when present.
+    pub timestamp: Option<(String, u64, u64)>,
+    /// The snapshot file's id, counter and epoch, when present.
+    pub snapshot: Option<(String, u64, u64)>,
+    /// Targets files that verified.
+    pub targets_files: Vec<String>,
+    /// Files under the data directory that matched.
+    pub files: usize,
+}
+
+/// The verifier: accumulates conex's warnings while it works.
+pub struct Verifier<'a> {
+    src: &'a dyn Source,
+    opts: Options,
+    /// Warnings, in order (conex's `[WARNING]` lines).
+    pub warnings: Vec<String>,
+    cache: HashMap<String, Result<Targets, String>>,
+}
+
+fn read_resource<R: Resource>(
+    src: &dyn Source,
+    path: &[String],
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<R, String> {
+    let bytes = src
+        .read(path)
+        .map_err(|_| format!("{name} (type {}) was not found in repository", R::TYP))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        format!(
+            "parse error while parsing {name} (type {}): not UTF-8",
+            R::TYP
+        )
+    })?;
+    let r = R::parse(&text, warnings)
+        .map_err(|e| format!("parse error while parsing {name} (type {}): {e}", R::TYP))?;
+    if !id_equal(&r.header().name, name) {
+        return Err(format!(
+            "{name} (type {}) is named {}",
+            R::TYP,
+            r.header().name
+        ));
+    }
+    Ok(r)
+}
+
+/// Verifies every signature of a resource with the key of the same id in
+/// the resource; returns valid signers as key id → signer id (one entry per
+/// key id: a key listed under two ids counts once).
+pub fn valid_signatures<R: Resource>(
+    r: &R,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<Digest, String> {
+    let signed = r.signed_wire();
+    let mut out = BTreeMap::new();
+    for (id, sig) in r.signatures() {
+        let Some(key) = r.keys().get(id) else {
+            warnings.push(format!(
+                "{} {}: no key {id} for its signature",
+                R::TYP,
+                r.header().name
+            ));
+            continue;
+        };
+        let tbs = super::resource::to_be_signed(&signed, id, &sig.created, sig.alg);
+        match key.key.verify_b64(sig.alg, tbs.as_bytes(), &sig.value) {
+            Ok(()) => {
+                out.insert(key.key_id(), id.clone());
+            }
+            Err(e) => warnings.push(format!(
+                "{} {}: signature of {id}: {e}",
+                R::TYP,
+                r.header().name
+            )),
+        }
+    }
+    out
+}
+
+fn target_of_file(src: &dyn Source, path: Path) -> Result<Target, String> {
+    let bytes = src
+        .read(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path_to_string(&path)))?;
+    Ok(Target::of_bytes(path, &bytes))
+}
+
+type Supporters = Vec<(String, Digest, u64)>;
+type TargetTree = BTreeMap<Path, Vec<(Digest, u64, BTreeSet<String>)>>;
+
+fn subpath(parent: &[String], p: &[String]) -> bool {
+    p.len() > parent.len() && p.starts_with(parent)
+}
+
+impl<'a> Verifier<'a> {
+    /// A verifier for `src`.
+    pub fn new(src: &'a dyn Source, opts: Options) -> Verifier<'a> {
+        Verifier {
+            src,
+            opts,
+            warnings: Vec::new(),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Reads the root and checks its signatures against the anchors, its
+    /// `valid` expression and the requested quorum.
+    pub fn verify_root(&mut self) -> Result<(Root, Vec<String>), String> {
+        let name = self.opts.root_name.clone();
+        let root: Root = read_resource(self.src, &[name.clone()], &name, &mut self.warnings)?;
+        let sigs = valid_signatures(&root, &mut self.warnings);
+        let mut ids = BTreeSet::new();
+        for (kid, id) in sigs {
+            if self.opts.anchors.contains(&kid) {
+                ids.insert(id);
+            } else {
+                self.warnings.push(format!(
+                    "{id} ({kid}) is not a valid root key (not a trust anchor)"
+                ));
+            }
+        }
+        let quorum_ok = self.opts.quorum.is_none_or(|q| q <= ids.len());
+        if !root.valid.eval(&HashMap::new(), &ids) {
+            return Err("couldn't validate root role".into());
+        }
+        if !quorum_ok {
+            return Err("provided quorum was not matched".into());
+        }
+        if root.valid.min_signers() < 1 {
+            self.warnings
+                .push("root valid expression is satisfied without any signature (quorum 0)".into());
+        }
+        Ok((root, ids.into_iter().collect()))
+    }
+
+    fn check_role_file<R: Resource>(
+        &mut self,
+        role: (String, Digest, u64),
+        what: &str,
+    ) -> Result<R, String> {
+        let (id, dgst, epoch) = role;
+        let r: R = read_resource(self.src, &[id.clone()], &id, &mut self.warnings)?;
+        let sigs = valid_signatures(&r, &mut self.warnings);
+        match sigs.get(&dgst) {
+            None => Err(format!("couldn't validate {what} signature")),
+            Some(id2) if !id_equal(&id, id2) => {
+                self.warnings.push(format!(
+                    "delegated public key was not used for signature on {what}"
+                ));
+                Err(format!("no valid signature on {what}"))
+            }
+            Some(_) if r.header().epoch != epoch => {
+                self.warnings.push(format!(
+                    "{what} epoch mismatch: root {epoch}, {what} {}",
+                    r.header().epoch
+                ));
+                Err(format!("{what} with bad epoch"))
+            }
+            Some(_) => Ok(r),
+        }
+    }
+
+    /// Verifies the timestamp file named by the root's timestamp role.
+    pub fn verify_timestamp(&mut self, root: &Root) -> Result<Option<Timestamp>, String> {
+        let Some(role) = root.single_role(super::Role::Timestamp)? else {
+            self.warnings.push("no timestamp role found in root".into());
+            return Ok(None);
+        };
+        let ts: Timestamp = self.check_role_file(role, "timestamp")?;
+        let created = parse_time(&ts.header.created).ok_or_else(|| {
+            format!(
+                "cannot parse the timestamp's created time {:?}",
+                ts.header.created
+            )
+        })?;
+        if created > self.opts.now {
+            self.warnings.push(format!(
+                "timestamp is in the future ({})",
+                ts.header.created
+            ));
+        }
+        if created > self.opts.now + self.opts.expiry {
+            self.warnings
+                .push(format!("timestamp is invalid ({})", ts.header.created));
+            return Err("timestamp is no longer valid".into());
+        }
+        Ok(Some(ts))
+    }
+
+    /// Verifies the snapshot file named by the root's snapshot role, and
+    /// that the timestamp vouches for its exact bytes.
+    pub fn verify_snapshot(
+        &mut self,
+        root: &Root,
+        ts: Option<&Timestamp>,
+    ) -> Result<Option<Snapshot>, String> {
+        let Some(role) = root.single_role(super::Role::Snapshot)? else {
+            self.warnings.push("no snapshot role found in root".into());
+            return Ok(None);
+        };
+        let id = role.0.clone();
+        let snap: Snapshot = self.check_role_file(role, "snapshot")?;
+        match ts {
+            None => self
+                .warnings
+                .push("no timestamp provided, taking snapshot as is".into()),
+            Some(ts) => {
+                let tgt = target_of_file(self.src, vec![id])?;
+                if !ts.targets.iter().any(|t| t.same(&tgt)) {
+                    return Err("couldn't validate snapshot: no match in timestamp target".into());
+                }
+            }
+        }
+        Ok(Some(snap))
+    }
+
+    fn verify_targets(
+        &mut self,
+        root: &Root,
+        snap: Option<&Snapshot>,
+        id: &str,
+    ) -> Result<Targets, String> {
+        if let Some(r) = self.cache.get(id) {
+            return r.clone();
+        }
+        let r = self.verify_targets_uncached(root, snap, id);
+        self.cache.insert(id.to_string(), r.clone());
+        r
+    }
+
+    fn verify_targets_uncached(
+        &mut self,
+        root: &Root,
+        snap: Option<&Snapshot>,
+        id: &str,
+    ) -> Result<Targets, String> {
+        let mut path = root.keydir.clone();
+        path.push(id.to_string());
+        let t: Targets = read_resource(self.src, &path, id, &mut self.warnings)?;
+        if self.opts.opam {
+            if let Some(bad) = t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)) {
+                return Err(format!(
+                    "{id} contains an invalid path {}",
+                    path_to_string(&bad.filename)
+                ));
+            }
+        }
+        if let Some(snap) = snap {
+            let tgt = target_of_file(self.src, path)?;
+            if !snap.targets.iter().any(|x| x.same(&tgt)) {
+                return Err(format!(
+                    "couldn't validate target {id}: no match in snapshot targets"
+                ));
+            }
+        }
+        let sigs = valid_signatures(&t, &mut self.warnings);
+        let ids: BTreeSet<String> = sigs.into_values().collect();
+        if t.valid.eval(&HashMap::new(), &ids) {
+            Ok(t)
+        } else {
+            Err(format!("couldn't validate expression in targets {id}"))
+        }
+    }
+
+    /// Loads and checks the targets files an expression refers to.
+    fn collect_targets(
+        &mut self,
+        root: &Root,
+        snap: Option<&Snapshot>,
+        expr: &Expr,
+    ) -> (
+        HashMap<Digest, (String, u64)>,
+        BTreeMap<String, (Digest, u64)>,
+        Vec<Targets>,
+    ) {
+        let mut dm = HashMap::new();
+        let mut id_d = BTreeMap::new();
+        let mut out = Vec::new();
+        for (id, (dgst, epoch)) in expr.remotes() {
+            let t = match self.verify_targets(root, snap, &id) {
+                Ok(t) => t,
+                Err(msg) => {
+                    self.warnings
+                        .push(format!("couldn't load or verify target {id}: {msg}"));
+                    continue;
+                }
+            };
+            match t.valid_hash() {
+                Err(e) => self.warnings.push(e.to_string()),
+                Ok(h) if t.header.epoch == epoch && h == dgst => {
+                    id_d.insert(id.clone(), (dgst.clone(), epoch));
+                    dm.insert(dgst, (id, epoch));
+                    out.push(t);
+                }
+                Ok(_) => self.warnings.push(format!(
+                    "dropping {id} since epoch ({epoch} vs {}) or digest mismatch",
+                    t.header.epoch
+                )),
+            }
+        }
+        (dm, id_d, out)
+    }
+
+    /// Full verification (`--dir`).
+    pub fn verify_full(&mut self) -> Result<Summary, String> {
+        let (root, signers) = self.verify_root()?;
+        let ts = self.verify_timestamp(&root)?;
+        let snap = self.verify_snapshot(&root, ts.as_ref())?;
+        let expr = root
+            .roles
+            .get(&super::Role::Maintainer)
+            .cloned()
+            .ok_or("no delegation for maintainers")?;
+        let mut queue: VecDeque<(Path, Expr, bool)> = VecDeque::new();
+        queue.push_back((vec![], expr, false));
+        let mut tree: TargetTree = BTreeMap::new();
+        let mut seen_files = BTreeSet::new();
+        while let Some((path, expr, terminating)) = queue.pop_front() {
+            let (dm, id_d, targets) = self.collect_targets(&root, snap.as_ref(), &expr);
+            seen_files.extend(targets.iter().map(|t| t.header.name.clone()));
+            if !expr.eval(&dm, &BTreeSet::new()) {
+                self.warnings.push(format!(
+                    "expression {expr} is not satisfied for {}",
+                    display_path(&path)
+                ));
+                continue;
+            }
+            self.validate_targets(&mut tree, &id_d, &path, &expr, &targets);
+            if !terminating {
+                for d in self.validate_delegations(&id_d, &path, &expr, &targets) {
+                    queue.push_back(d);
+                }
+            }
+        }
+        let files = self.compare_with_disk(&root, &tree)?;
+        Ok(Summary {
+            root_signers: signers,
+            root_counter: root.header.counter,
+            timestamp: ts.map(|t| (t.header.name, t.header.counter, t.header.epoch)),
+            snapshot: snap.map(|s| (s.header.name, s.header.counter, s.header.epoch)),
+            targets_files: seen_files.into_iter().collect(),
+            files,
+        })
+    }
+
+    fn validate_targets(
+        &mut self,
+        tree: &mut TargetTree,
+        id_d: &BTreeMap<String, (Digest, u64)>,
+        parent: &[String],
+        expr: &Expr,
+        targets: &[Targets],
+    ) {
+        // path -> digest -> size -> supporters
+        let mut ttree: BTreeMap<Path, BTreeMap<Digest, BTreeMap<u64, Supporters>>> =
+            BTreeMap::new();
+        for t in targets {
+            let Some((kd, epoch)) = id_d.get(&t.header.name) else {
+                self.warnings.push(format!(
+                    "couldn't find id {} among the delegated ids",
+                    t.header.name
+                ));
+                continue;
+            };
+            for chk in &t.targets {
+                if !subpath(parent, &chk.filename) {
+                    self.warnings.push(format!(
+                        "ignoring target {} of {} (not below {})",
+                        path_to_string(&chk.filename),
+                        t.header.name,
+                        display_path(parent)
+                    ));
+                    continue;
+                }
+                let by_dgst = ttree.entry(chk.filename.clone()).or_default();
+                for d in &chk.digest {
+                    by_dgst
+                        .entry(d.clone())
+                        .or_default()
+                        .entry(chk.size)
+                        .or_default()
+                        .push((t.header.name.clone(), kd.clone(), *epoch));
+                }
+            }
+        }
+        for (path, by_dgst) in ttree {
+            for (dgst, by_len) in by_dgst {
+                for (len, sups) in by_len {
+                    let mut dm = HashMap::new();
+                    let mut s = BTreeSet::new();
+                    for (id, kd, e) in sups {
+                        dm.insert(kd, (id.clone(), e));
+                        s.insert(id);
+                    }
+                    if expr.eval(&dm, &BTreeSet::new()) {
+                        tree.entry(path.clone())
+                            .or_default()
+                            .push((dgst.clone(), len, s));
+                    } else {
+                        self.warnings.push(format!(
+                            "expression {expr} is not satisfied for {} ({dgst}, {len} bytes)",
+                            path_to_string(&path)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn validate_delegations(
+        &mut self,
+        id_d: &BTreeMap<String, (Digest, u64)>,
+        parent: &[String],
+        expr: &Expr,
+        targets: &[Targets],
+    ) -> Vec<(Path, Expr, bool)> {
+        // path -> [(expression, terminating, id, keydigest, epoch)]
+        let mut dtree: BTreeMap<Path, Vec<(Expr, bool, String, Digest, u64)>> = BTreeMap::new();
+        for t in targets {
+            let Some((kd, epoch)) = id_d.get(&t.header.name) else {
+                continue;
+            };
+            for d in &t.delegations {
+                for p in &d.paths {
+                    if subpath(parent, p) {
+                        dtree.entry(p.clone()).or_default().push((
+                            d.valid.clone(),
+                            d.terminating,
+                            t.header.name.clone(),
+                            kd.clone(),
+                            *epoch,
+                        ));
+                    } else {
+                        self.warnings.push(format!(
+                            "ignoring delegation of {} by {} (not below {})",
+                            path_to_string(p),
+                            t.header.name,
+                            display_path(parent)
+                        ));
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (path, entries) in dtree {
+            let mut by_expr: Vec<(Expr, Vec<(bool, String, Digest, u64)>)> = Vec::new();
+            for (e, term, id, kd, ep) in entries {
+                match by_expr.iter_mut().find(|(x, _)| *x == e) {
+                    Some((_, v)) => v.push((term, id, kd, ep)),
+                    None => by_expr.push((e, vec![(term, id, kd, ep)])),
+                }
+            }
+            for (e, sups) in by_expr {
+                let dm_of = |term: bool| -> HashMap<Digest, (String, u64)> {
+                    sups.iter()
+                        .filter(|s| s.0 == term)
+                        .map(|(_, id, kd, ep)| (kd.clone(), (id.clone(), *ep)))
+                        .collect()
+                };
+                if expr.eval(&dm_of(true), &BTreeSet::new()) {
+                    out.push((path.clone(), e, true));
+                } else if expr.eval(&dm_of(false), &BTreeSet::new()) {
+                    out.push((path.clone(), e, false));
+                } else {
+                    self.warnings.push(format!(
+                        "delegation {e} for {} is not supported by {expr}",
+                        path_to_string(&path)
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn disk_tree(
+        &self,
+        prefix: &[String],
+        out: &mut BTreeMap<Path, (Digest, u64)>,
+    ) -> Result<(), String> {
+        let items = self
+            .src
+            .list(prefix)
+            .map_err(|e| format!("cannot list {}: {e}", display_path(prefix)))?;
+        for (name, is_dir) in items {
+            let mut p = prefix.to_vec();
+            p.push(name);
+            if is_dir {
+                self.disk_tree(&p, out)?;
+            } else {
+                let t = target_of_file(self.src, p)?;
+                out.insert(t.filename, (t.digest[0].clone(), t.size));
+            }
+        }
+        Ok(())
+    }
+
+    fn compare_with_disk(&mut self, root: &Root, tree: &TargetTree) -> Result<usize, String> {
+        let mut on_disk = BTreeMap::new();
+        self.disk_tree(&root.datadir, &mut on_disk)?;
+        let mut problems: Vec<(String, Option<String>)> = Vec::new(); // message, package if only-on-disk
+        for (path, (dgst, len)) in &on_disk {
+            match tree.get(path) {
+                None => {
+                    let t = Target {
+                        filename: path.clone(),
+                        digest: vec![],
+                        size: 0,
+                    };
+                    if t.is_opam_file(&root.datadir) {
+                        let pkg = path.get(root.datadir.len()).cloned();
+                        problems.push((
+                            format!("path {} only exists on disk", path_to_string(path)),
+                            pkg,
+                        ));
+                    }
+                }
+                Some(xs) => {
+                    if !xs.iter().any(|(d, l, _)| d == dgst && l == len) {
+                        problems.push((
+                            format!(
+                                "no matching digest for {} (on disk {len} bytes, {dgst}; signed {})",
+                                path_to_string(path),
+                                xs.iter().map(|(d, l, _)| format!("{l} bytes, {d}")).collect::<Vec<_>>().join("; ")
+                            ),
+                            None,
+                        ));
+                    }
+                }
+            }
+        }
+        for path in tree.keys() {
+            if !on_disk.contains_key(path) {
+                problems.push((
+                    format!("path {} only exists in targets", path_to_string(path)),
+                    None,
+                ));
+            }
+        }
+        for (m, _) in &problems {
+            self.warnings.push(m.clone());
+        }
+        if problems.is_empty() {
+            return Ok(on_disk.len());
+        }
+        if !self.opts.ignore_missing {
+            return Err(format!("comparison failed: {}", problems[0].0));
+        }
+        let signed_pkgs: BTreeSet<&String> = tree
+            .keys()
+            .filter_map(|p| p.get(root.datadir.len()))
+            .collect();
+        let strict: Vec<_> = problems
+            .iter()
+            .filter(|(_, pkg)| match pkg {
+                Some(pkg) => signed_pkgs.contains(pkg),
+                None => true,
+            })
+            .collect();
+        match strict.first() {
+            None => Ok(on_disk.len()),
+            Some((m, _)) => Err(format!("non-strict comparison failed: {m}")),
+        }
+    }
+}
+
+fn display_path(p: &[String]) -> String {
+    if p.is_empty() {
+        "the repository".into()
+    } else {
+        path_to_string(p)
+    }
+}

@@ -1,0 +1,894 @@
+//! The command line: clap definitions mapped onto the library. No logic of
+//! its own beyond choosing keys and printing.
+
+use crate::conex::resource::{format_time, parse_time, Resource};
+use crate::conex::verify::{self, DirSource, Verifier};
+use crate::conex::{Digest, KeyAlg, PublicKey, Role, Snapshot, Timestamp};
+use crate::error::{ArcaError, Result};
+use crate::keys::{self, file::FileLocation, KeyLocation, KeySpec, Signer};
+use crate::repository::{Counter, Repo};
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// arca — the offline root of a conex-signed opam repository.
+#[derive(Parser, Debug)]
+#[command(name = "arca", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Private keys: generate, show public keys (conex_key).
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
+    /// The root file (conex_root).
+    Root {
+        #[command(subcommand)]
+        cmd: RootCmd,
+    },
+    /// A janitor's targets file (conex_targets).
+    Targets {
+        #[command(subcommand)]
+        cmd: TargetsCmd,
+    },
+    /// The snapshot file (conex_snapshot).
+    Snapshot {
+        #[command(subcommand)]
+        cmd: OnlineCmd,
+    },
+    /// The timestamp file (conex_timestamp).
+    Timestamp {
+        #[command(subcommand)]
+        cmd: OnlineCmd,
+    },
+    /// Verify a repository with conex's verdicts (drop-in for conex_verify_*).
+    Verify(VerifyArgs),
+}
+
+/// Options every repository command takes.
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// The repository directory.
+    #[arg(short = 'r', long = "repository", default_value = ".")]
+    repository: PathBuf,
+    /// Name of the root file.
+    #[arg(long = "root", default_value = "root")]
+    root: String,
+    /// Compute and report, write nothing.
+    #[arg(long = "dry-run")]
+    dry_run: bool,
+    /// Time to write as `created` (RFC 3339); default: SOURCE_DATE_EPOCH, else now.
+    #[arg(long = "created")]
+    created: Option<String>,
+    /// Directory of private key files (default: ~/.conex).
+    #[arg(long = "key-store")]
+    key_store: Option<PathBuf>,
+}
+
+/// Which key signs or provides a public key.
+#[derive(Args, Debug, Clone)]
+struct KeySel {
+    /// The key id (file `<id>.sha256=….private` in the key store, unless --on).
+    #[arg(long = "id")]
+    id: String,
+    /// Where the private key lives: pkcs11:…, piv:…, or file:PATH.
+    #[arg(long = "on")]
+    on: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCmd {
+    /// Generate a key (in the key store, or on a token / YubiKey with --on).
+    New {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        key: KeySel,
+        /// ed25519 (default), rsa (4096), rsa3072, rsa2048.
+        #[arg(long = "key-algorithm", default_value = "ed25519")]
+        alg: String,
+    },
+    /// Print the public key triple and key id.
+    Pub {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        key: KeySel,
+    },
+}
+
+#[derive(Args, Debug)]
+struct PubSource {
+    /// Key id.
+    #[arg(long = "id")]
+    id: String,
+    /// Where the key lives (pkcs11:…, piv:…, file:PATH).
+    #[arg(long = "on", conflicts_with = "key_data")]
+    on: Option<String>,
+    /// A file with the public key: `alg=keydata`, or the key data with --key-algorithm.
+    #[arg(long = "key-data")]
+    key_data: Option<PathBuf>,
+    /// Algorithm of --key-data when the file has no `alg=` prefix.
+    #[arg(long = "key-algorithm")]
+    key_alg: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum RootCmd {
+    /// Create an empty root (counter 0, no keys).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// Replace an existing root.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add (or replace) a root key.
+    AddKey {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        src: PubSource,
+        /// New quorum of the root's valid expression.
+        #[arg(long)]
+        quorum: Option<i64>,
+    },
+    /// Remove a root key.
+    RemoveKey {
+        #[command(flatten)]
+        common: Common,
+        /// Key id.
+        #[arg(long = "id")]
+        id: String,
+        /// New quorum.
+        #[arg(long)]
+        quorum: Option<i64>,
+    },
+    /// Add a key reference to a role (maintainer, snapshot, timestamp).
+    AddToRole(RoleArgs),
+    /// Make a role exactly one key reference.
+    SetRole(RoleArgs),
+    /// Remove a key reference from a role.
+    RemoveFromRole {
+        #[command(flatten)]
+        common: Common,
+        /// maintainer (janitor), snapshot or timestamp.
+        #[arg(long)]
+        role: String,
+        /// Id to remove.
+        #[arg(long = "id")]
+        id: String,
+        /// New quorum.
+        #[arg(long)]
+        quorum: Option<i64>,
+    },
+    /// Sign the root.
+    Sign {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        key: KeySel,
+        #[command(flatten)]
+        counter: CounterArgs,
+    },
+    /// Show the root: keys, roles, signatures, who still must sign.
+    Status {
+        #[command(flatten)]
+        common: Common,
+        /// Trust anchors (sha256=…), repeatable or comma-separated.
+        #[arg(short = 't', long = "trust-anchors", value_delimiter = ',')]
+        anchors: Vec<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RoleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// maintainer (janitor), snapshot or timestamp.
+    #[arg(long)]
+    role: String,
+    #[command(flatten)]
+    src: RolePub,
+    /// Epoch of the referenced file.
+    #[arg(long, default_value_t = 0)]
+    epoch: u64,
+    /// New quorum of the role.
+    #[arg(long)]
+    quorum: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+struct RolePub {
+    /// Id of the janitor / snapshot / timestamp key.
+    #[arg(long = "id")]
+    id: String,
+    /// The digest to reference (hex or sha256=hex); default: computed.
+    #[arg(long = "key-hash")]
+    key_hash: Option<String>,
+    /// Where the key lives, to compute the digest.
+    #[arg(long = "on")]
+    on: Option<String>,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+struct CounterArgs {
+    /// Do not increment the counter (join the current signing round).
+    #[arg(long = "no-incr", conflicts_with = "incr")]
+    no_incr: bool,
+    /// Always increment the counter (start a new signing round).
+    #[arg(long = "incr")]
+    incr: bool,
+}
+
+impl CounterArgs {
+    fn root_mode(self) -> Counter {
+        if self.no_incr {
+            Counter::Keep
+        } else if self.incr {
+            Counter::Increment
+        } else {
+            Counter::Auto
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum TargetsCmd {
+    /// Create a janitor's targets file with its key.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        key: KeySel,
+    },
+    /// Compute the entries of a package (or all packages).
+    Compute {
+        #[command(flatten)]
+        common: Common,
+        /// Janitor id.
+        #[arg(long = "id")]
+        id: String,
+        /// Package name (default: all packages).
+        #[arg(long = "pkg")]
+        pkg: Option<String>,
+        /// Do not check opam repository paths.
+        #[arg(long = "no-opam")]
+        no_opam: bool,
+    },
+    /// Sign the targets file.
+    Sign {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        key: KeySel,
+        /// Do not increment the counter.
+        #[arg(long = "no-incr")]
+        no_incr: bool,
+    },
+    /// Print the hash of the valid expression (what the root references).
+    Hash {
+        #[command(flatten)]
+        common: Common,
+        /// Janitor id.
+        #[arg(long = "id")]
+        id: String,
+    },
+    /// Show the targets file and check its signatures.
+    Status {
+        #[command(flatten)]
+        common: Common,
+        /// Janitor id.
+        #[arg(long = "id")]
+        id: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OnlineCmd {
+    /// Create (or refresh) the file.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// Key id (default: the id the root's role names).
+        #[arg(long = "id")]
+        id: Option<String>,
+        /// Where the private key lives.
+        #[arg(long = "on")]
+        on: Option<String>,
+    },
+    /// Sign the file.
+    Sign {
+        #[command(flatten)]
+        common: Common,
+        /// Key id (default: the id the root's role names).
+        #[arg(long = "id")]
+        id: Option<String>,
+        /// Where the private key lives.
+        #[arg(long = "on")]
+        on: Option<String>,
+        /// Do not increment the counter.
+        #[arg(long = "no-incr")]
+        no_incr: bool,
+    },
+    /// Show the file and check its signature.
+    Status {
+        #[command(flatten)]
+        common: Common,
+        /// Key id (default: the id the root's role names).
+        #[arg(long = "id")]
+        id: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `arca verify`, with conex_verify's flags.
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// Repository to verify (full mode).
+    #[arg(long = "dir")]
+    dir: Option<PathBuf>,
+    /// Old repository (incremental mode).
+    #[arg(long = "repository")]
+    repository: Option<PathBuf>,
+    /// Patch (git diff) to apply to the old repository (incremental mode).
+    #[arg(long = "patch")]
+    patch: Option<PathBuf>,
+    /// Incremental mode.
+    #[arg(long = "incremental")]
+    incremental: bool,
+    /// Trust anchors: root key ids, sha256=…, repeatable or comma-separated.
+    #[arg(short = 't', long = "trust-anchors", value_delimiter = ',')]
+    anchors: Vec<String>,
+    /// At least this many distinct anchored root signatures.
+    #[arg(long)]
+    quorum: Option<usize>,
+    /// Seconds a timestamp may lie in the future.
+    #[arg(long, default_value_t = 900)]
+    expiry: i64,
+    /// Do not check opam repository rules.
+    #[arg(long = "no-opam")]
+    no_opam: bool,
+    /// Tolerate unsigned packages that nobody signed anything in.
+    #[arg(long = "ignore-missing")]
+    ignore_missing: bool,
+    /// Name of the root file.
+    #[arg(long = "root", default_value = "root")]
+    root: String,
+    /// Print conex's warnings.
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// The current time (RFC 3339), for rehearsals and tests.
+    #[arg(long, hide = true)]
+    now: Option<String>,
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Common {
+    fn created(&self) -> Result<String> {
+        if let Some(c) = &self.created {
+            parse_time(c).ok_or_else(|| {
+                ArcaError::Input(format!("--created {c:?}: not an RFC 3339 time"))
+            })?;
+            return Ok(c.clone());
+        }
+        if let Ok(s) = std::env::var("SOURCE_DATE_EPOCH") {
+            let secs: i64 = s.trim().parse().map_err(|_| {
+                ArcaError::Input(format!("SOURCE_DATE_EPOCH {s:?}: not a number of seconds"))
+            })?;
+            return Ok(format_time(secs));
+        }
+        Ok(format_time(now_secs()))
+    }
+    fn repo(&self) -> Result<Repo> {
+        let mut r = Repo::new(self.repository.clone(), self.created()?);
+        r.root_name = self.root.clone();
+        r.dry_run = self.dry_run;
+        Ok(r)
+    }
+    fn store(&self) -> Result<PathBuf> {
+        match &self.key_store {
+            Some(d) => Ok(d.clone()),
+            None => Ok(keys::file::default_dir()?),
+        }
+    }
+    fn location(&self, id: &str, on: Option<&str>) -> Result<KeyLocation> {
+        match on {
+            Some(on) => Ok(KeyLocation::parse(on)?),
+            None => Ok(KeyLocation::File(FileLocation::Id {
+                dir: self.store()?,
+                id: id.into(),
+            })),
+        }
+    }
+    /// Opens the private key, returning it with the `created` time conex
+    /// records for it (file keys: the file's modification time).
+    fn signer(&self, id: &str, on: Option<&str>) -> Result<(Box<dyn Signer>, String)> {
+        let loc = self.location(id, on)?;
+        let mut secrets = crate::operator::secrets();
+        let created = match &loc {
+            KeyLocation::File(FileLocation::Id { dir, id }) => {
+                file_created(&keys::file::find(dir, id)?)
+            }
+            KeyLocation::File(FileLocation::Path(p)) => file_created(p),
+            _ => self.created()?,
+        };
+        Ok((keys::open(&loc, secrets.as_mut())?, created))
+    }
+}
+
+fn file_created(p: &std::path::Path) -> String {
+    std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| format_time(d.as_secs() as i64))
+        .unwrap_or_else(|| format_time(0))
+}
+
+fn flush(repo: &mut Repo) {
+    for n in repo.notices.drain(..) {
+        eprintln!("arca: {n}");
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role> {
+    Role::parse(s).ok_or_else(|| {
+        ArcaError::Input(format!(
+            "--role {s:?}: expected maintainer (janitor), snapshot or timestamp"
+        ))
+    })
+}
+
+fn parse_anchors(v: &[String]) -> Result<BTreeSet<Digest>> {
+    v.iter()
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| {
+            let a = a.trim();
+            if !a.starts_with("sha256=") {
+                return Err(ArcaError::Input(format!(
+                    "trust anchor {a:?}: expected sha256=<64 hex digits>"
+                )));
+            }
+            Ok(Digest::parse_key_hash(a)?)
+        })
+        .collect()
+}
+
+fn read_pub(src: &PubSource, common: &Common) -> Result<PublicKey> {
+    if let Some(f) = &src.key_data {
+        let text = std::fs::read_to_string(f).map_err(|e| ArcaError::io(f, e))?;
+        let text = text.trim_end_matches('\n');
+        let pk = match &src.key_alg {
+            Some(a) => PublicKey {
+                alg: KeyAlg::parse(a).ok_or_else(|| {
+                    ArcaError::Input(format!("--key-algorithm {a:?}: rsa or ed25519"))
+                })?,
+                data: text.to_string(),
+            },
+            None => PublicKey::parse_conex(text).map_err(|e| e.in_file(f.display()))?,
+        };
+        pk.validate()
+            .map_err(|e| ArcaError::Input(format!("{}: {e}", f.display())))?;
+        return Ok(pk);
+    }
+    let (s, _) = common.signer(&src.id, src.on.as_deref())?;
+    Ok(s.public_key().clone())
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    match dispatch(cli.cmd) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("arca: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Key { cmd } => key_cmd(cmd),
+        Command::Root { cmd } => root_cmd(cmd),
+        Command::Targets { cmd } => targets_cmd(cmd),
+        Command::Snapshot { cmd } => online_cmd::<Snapshot>(cmd, Role::Snapshot),
+        Command::Timestamp { cmd } => online_cmd::<Timestamp>(cmd, Role::Timestamp),
+        Command::Verify(a) => verify_cmd(a),
+    }
+}
+
+fn key_cmd(cmd: KeyCmd) -> Result<()> {
+    match cmd {
+        KeyCmd::New { common, key, alg } => {
+            crate::repository::check_ident(&key.id)?;
+            let spec = KeySpec::parse(&alg).ok_or_else(|| {
+                ArcaError::Input(format!(
+                    "--key-algorithm {alg:?}: ed25519, rsa, rsa3072 or rsa2048"
+                ))
+            })?;
+            let loc = common.location(&key.id, key.on.as_deref())?;
+            let mut secrets = crate::operator::secrets();
+            let s = keys::generate(&loc, spec, secrets.as_mut())?;
+            println!(
+                "created key {} {} ({})",
+                key.id,
+                s.public_key().key_id(),
+                s.describe()
+            );
+            Ok(())
+        }
+        KeyCmd::Pub { common, key } => {
+            let (s, created) = common.signer(&key.id, key.on.as_deref())?;
+            let pk = s.public_key();
+            println!("[{} \"{}\" \"{}\"]", key.id, created, pk.conex_string());
+            println!("{}", pk.key_id());
+            Ok(())
+        }
+    }
+}
+
+fn root_cmd(cmd: RootCmd) -> Result<()> {
+    match cmd {
+        RootCmd::Create { common, force } => {
+            let mut repo = common.repo()?;
+            let r = repo.root_create(force);
+            flush(&mut repo);
+            r.map(|_| ())
+        }
+        RootCmd::AddKey {
+            common,
+            src,
+            quorum,
+        } => {
+            let pk = read_pub(&src, &common)?;
+            let mut repo = common.repo()?;
+            let now = repo.now.clone();
+            let r = repo.root_add_key(&src.id, pk.clone(), &now, quorum);
+            flush(&mut repo);
+            let root = r?;
+            println!(
+                "root key {} {} added; valid: {}",
+                src.id,
+                pk.key_id(),
+                root.valid
+            );
+            Ok(())
+        }
+        RootCmd::RemoveKey { common, id, quorum } => {
+            let mut repo = common.repo()?;
+            let r = repo.root_remove_key(&id, quorum);
+            flush(&mut repo);
+            let root = r?;
+            println!("root key {id} removed; valid: {}", root.valid);
+            Ok(())
+        }
+        RootCmd::AddToRole(a) => role_cmd(a, false),
+        RootCmd::SetRole(a) => role_cmd(a, true),
+        RootCmd::RemoveFromRole {
+            common,
+            role,
+            id,
+            quorum,
+        } => {
+            let role = parse_role(&role)?;
+            let mut repo = common.repo()?;
+            let r = repo.root_remove_from_role(role, &id, quorum);
+            flush(&mut repo);
+            r.map(|_| ())
+        }
+        RootCmd::Sign {
+            common,
+            key,
+            counter,
+        } => {
+            let (mut s, _) = common.signer(&key.id, key.on.as_deref())?;
+            let mut repo = common.repo()?;
+            let r = repo.root_sign(&key.id, s.as_mut(), counter.root_mode());
+            flush(&mut repo);
+            let root = r?;
+            println!(
+                "root signed by {} at counter {}",
+                key.id, root.header.counter
+            );
+            Ok(())
+        }
+        RootCmd::Status {
+            common,
+            anchors,
+            json,
+        } => {
+            let anchors = parse_anchors(&anchors)?;
+            let mut repo = common.repo()?;
+            let r = repo.root();
+            flush(&mut repo);
+            let st = crate::status::root_status(&r?, &anchors);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+            } else {
+                print!("{}", st.render());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn role_cmd(a: RoleArgs, set: bool) -> Result<()> {
+    let role = parse_role(&a.role)?;
+    let mut repo = a.common.repo()?;
+    let digest = match &a.src.key_hash {
+        Some(h) => Digest::parse_key_hash(h)?,
+        None => {
+            let root = repo.root()?;
+            let mut rel = root.keydir.clone();
+            rel.push(a.src.id.clone());
+            let targets_file = a
+                .common
+                .repository
+                .join(crate::conex::resource::path_to_string(&rel));
+            if role == Role::Maintainer && targets_file.exists() {
+                let t: crate::conex::Targets = repo.read(&rel)?;
+                t.valid_hash()?
+            } else {
+                let (s, _) = a.common.signer(&a.src.id, a.src.on.as_deref())?;
+                s.public_key().key_id()
+            }
+        }
+    };
+    let r = if set {
+        repo.root_set_role(role, &a.src.id, digest.clone(), a.epoch)
+    } else {
+        repo.root_add_to_role(role, &a.src.id, digest.clone(), a.epoch, a.quorum)
+    };
+    flush(&mut repo);
+    let root = r?;
+    println!(
+        "{role}: {} ({} epoch {})",
+        root.roles[&role], digest, a.epoch
+    );
+    Ok(())
+}
+
+fn targets_cmd(cmd: TargetsCmd) -> Result<()> {
+    match cmd {
+        TargetsCmd::Create { common, key } => {
+            let (s, created) = common.signer(&key.id, key.on.as_deref())?;
+            let mut repo = common.repo()?;
+            let r = repo.targets_create(&key.id, s.public_key().clone(), &created);
+            flush(&mut repo);
+            r.map(|_| ())
+        }
+        TargetsCmd::Compute {
+            common,
+            id,
+            pkg,
+            no_opam,
+        } => {
+            let mut repo = common.repo()?;
+            let r = repo.targets_compute(&id, pkg.as_deref(), !no_opam);
+            flush(&mut repo);
+            r.map(|_| ())
+        }
+        TargetsCmd::Sign {
+            common,
+            key,
+            no_incr,
+        } => {
+            let (mut s, _) = common.signer(&key.id, key.on.as_deref())?;
+            let mut repo = common.repo()?;
+            let r = repo.targets_sign(
+                &key.id,
+                s.as_mut(),
+                if no_incr {
+                    Counter::Keep
+                } else {
+                    Counter::Increment
+                },
+            );
+            flush(&mut repo);
+            let t = r?;
+            println!("targets {} signed at counter {}", key.id, t.header.counter);
+            Ok(())
+        }
+        TargetsCmd::Hash { common, id } => {
+            let mut repo = common.repo()?;
+            let root = repo.root()?;
+            let mut rel = root.keydir.clone();
+            rel.push(id);
+            let t: crate::conex::Targets = repo.read(&rel)?;
+            flush(&mut repo);
+            println!("{}", t.valid_hash()?);
+            Ok(())
+        }
+        TargetsCmd::Status { common, id, json } => {
+            let mut repo = common.repo()?;
+            let root = repo.root()?;
+            let mut rel = root.keydir.clone();
+            rel.push(id);
+            let t: crate::conex::Targets = repo.read(&rel)?;
+            flush(&mut repo);
+            let st = crate::status::file_status(&t);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+            } else {
+                print!("{}", st.render());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn role_id(repo: &mut Repo, role: Role, id: Option<String>) -> Result<String> {
+    if let Some(id) = id {
+        return Ok(id);
+    }
+    let root = repo.root()?;
+    match root.single_role(role).map_err(ArcaError::Input)? {
+        Some((id, _, _)) => Ok(id),
+        None => Err(ArcaError::Input(format!(
+            "the root has no {role} role; give --id"
+        ))),
+    }
+}
+
+fn online_cmd<R: Resource + OnlineCreate>(cmd: OnlineCmd, role: Role) -> Result<()> {
+    match cmd {
+        OnlineCmd::Create { common, id, on } => {
+            let mut repo = common.repo()?;
+            let id = role_id(&mut repo, role, id)?;
+            let (s, created) = common.signer(&id, on.as_deref())?;
+            let r = R::create(&mut repo, &id, s.public_key().clone(), &created);
+            flush(&mut repo);
+            r
+        }
+        OnlineCmd::Sign {
+            common,
+            id,
+            on,
+            no_incr,
+        } => {
+            let mut repo = common.repo()?;
+            let id = role_id(&mut repo, role, id)?;
+            let (mut s, _) = common.signer(&id, on.as_deref())?;
+            let r = repo.online_sign::<R>(
+                &id,
+                s.as_mut(),
+                if no_incr {
+                    Counter::Keep
+                } else {
+                    Counter::Increment
+                },
+            );
+            flush(&mut repo);
+            let f = r?;
+            println!("{} {id} signed at counter {}", R::TYP, f.header().counter);
+            Ok(())
+        }
+        OnlineCmd::Status { common, id, json } => {
+            let mut repo = common.repo()?;
+            let id = role_id(&mut repo, role, id)?;
+            let f: R = repo.read(&[id])?;
+            flush(&mut repo);
+            let st = crate::status::file_status(&f);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+            } else {
+                print!("{}", st.render());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// How `create` works for the two online files.
+trait OnlineCreate {
+    fn create(repo: &mut Repo, id: &str, key: PublicKey, created: &str) -> Result<()>;
+}
+impl OnlineCreate for Snapshot {
+    fn create(repo: &mut Repo, id: &str, key: PublicKey, created: &str) -> Result<()> {
+        repo.snapshot_create(id, key, created).map(|_| ())
+    }
+}
+impl OnlineCreate for Timestamp {
+    fn create(repo: &mut Repo, id: &str, key: PublicKey, created: &str) -> Result<()> {
+        let snap = role_id(repo, Role::Snapshot, None)?;
+        repo.timestamp_create(id, &snap, key, created).map(|_| ())
+    }
+}
+
+fn verify_cmd(a: VerifyArgs) -> Result<()> {
+    let now = match &a.now {
+        Some(t) => parse_time(t)
+            .ok_or_else(|| ArcaError::Input(format!("--now {t:?}: not an RFC 3339 time")))?,
+        None => now_secs(),
+    };
+    let opts = verify::Options {
+        anchors: parse_anchors(&a.anchors)?,
+        quorum: a.quorum,
+        expiry: a.expiry,
+        now,
+        opam: !a.no_opam,
+        ignore_missing: a.ignore_missing,
+        root_name: a.root.clone(),
+    };
+    if a.incremental || a.patch.is_some() {
+        let (Some(old), Some(patch)) = (&a.repository, &a.patch) else {
+            return Err(ArcaError::Input(
+                "incremental mode needs --repository OLD and --patch FILE".into(),
+            ));
+        };
+        return crate::incremental::verify_incremental(old, patch, opts, a.verbose, a.json);
+    }
+    let dir = a.dir.clone().or(a.repository.clone()).ok_or_else(|| {
+        ArcaError::Input("give --dir DIR (or --incremental --repository OLD --patch FILE)".into())
+    })?;
+    let src = DirSource(dir);
+    let mut v = Verifier::new(&src, opts);
+    let r = v.verify_full();
+    report(&v.warnings, r, a.verbose, a.json)
+}
+
+/// Prints a verification outcome.
+pub fn report(
+    warnings: &[String],
+    r: std::result::Result<verify::Summary, String>,
+    verbose: bool,
+    json: bool,
+) -> Result<()> {
+    if verbose {
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    match r {
+        Ok(s) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"verified": true, "summary": s, "warnings": warnings})
+                );
+            } else {
+                println!(
+                    "verified: root counter {} signed by {}; {} targets file(s); {} file(s) match",
+                    s.root_counter,
+                    s.root_signers.join(", "),
+                    s.targets_files.len(),
+                    s.files
+                );
+            }
+            Ok(())
+        }
+        Err(msg) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"verified": false, "error": msg, "warnings": warnings})
+                );
+            }
+            Err(ArcaError::Verify(msg))
+        }
+    }
+}

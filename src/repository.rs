@@ -1,0 +1,786 @@
+//! A conex repository on disk and the conex verbs (`root`, `targets`,
+//! `snapshot`, `timestamp`) as non-interactive building blocks. Where conex
+//! is unsafe, these are safe by default and say why.
+
+use crate::conex::expr::{Expr, KeyRef};
+use crate::conex::resource::{path_to_string, Header, Path as CPath, Resource};
+use crate::conex::verify::{valid_signatures, DirSource, Source};
+use crate::conex::{
+    Digest, Key, PublicKey, Role, Root, Signature, Snapshot, Target, Targets, Timestamp,
+};
+use crate::error::{ArcaError, Result};
+use crate::keys::{sign_checked, Signer};
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, synced, then renamed over the target.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ArcaError::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".arca-")
+        .tempfile_in(dir)
+        .map_err(|e| ArcaError::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| ArcaError::io(path, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| ArcaError::io(path, e))?;
+    tmp.persist(path)
+        .map_err(|e| ArcaError::io(path, e.error))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a new file; refuses if `path` exists.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path.exists() {
+        return Err(ArcaError::Refused(format!(
+            "{} exists already; arca never overwrites it",
+            path.display()
+        )));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ArcaError::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".arca-")
+        .tempfile_in(dir)
+        .map_err(|e| ArcaError::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| ArcaError::io(path, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| ArcaError::io(path, e))?;
+    tmp.persist_noclobber(path)
+        .map_err(|e| ArcaError::io(path, e.error))?;
+    Ok(())
+}
+
+/// How `sign` treats the counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Join the current signing round if it has valid signatures, else start
+    /// a new one (counter + 1). The safe default.
+    Auto,
+    /// Always start a new round (counter + 1), dropping earlier signatures.
+    Increment,
+    /// Never touch the counter (conex's `--no-incr`).
+    Keep,
+}
+
+/// A conex repository in a directory.
+pub struct Repo {
+    /// The repository directory.
+    pub dir: PathBuf,
+    /// The root file's name.
+    pub root_name: String,
+    /// Compute and report, but write nothing.
+    pub dry_run: bool,
+    /// The time written as `created`.
+    pub now: String,
+    /// Messages for the person (what changed, what was refused and why).
+    pub notices: Vec<String>,
+}
+
+impl Repo {
+    /// A repository at `dir`.
+    pub fn new(dir: impl Into<PathBuf>, now: String) -> Repo {
+        Repo {
+            dir: dir.into(),
+            root_name: "root".into(),
+            dry_run: false,
+            now,
+            notices: Vec::new(),
+        }
+    }
+
+    fn path(&self, rel: &[String]) -> PathBuf {
+        let mut p = self.dir.clone();
+        for c in rel {
+            p.push(c);
+        }
+        p
+    }
+
+    fn note(&mut self, s: impl Into<String>) {
+        self.notices.push(s.into());
+    }
+
+    /// Reads and parses a resource (warnings become notices).
+    pub fn read<R: Resource>(&mut self, rel: &[String]) -> Result<R> {
+        let path = self.path(rel);
+        let text = std::fs::read_to_string(&path).map_err(|e| ArcaError::io(&path, e))?;
+        let mut warnings = Vec::new();
+        let r = R::parse(&text, &mut warnings).map_err(|e| e.in_file(path.display()))?;
+        let name = rel.last().map(String::as_str).unwrap_or_default();
+        if !crate::conex::expr::id_equal(&r.header().name, name) {
+            return Err(crate::conex::ConexError::field(
+                "signed.name",
+                format!("is {:?} but the file is named {name:?}", r.header().name),
+            )
+            .in_file(path.display())
+            .into());
+        }
+        for w in warnings {
+            self.note(format!("{}: {w}", path.display()));
+        }
+        Ok(r)
+    }
+
+    fn write<R: Resource>(&mut self, rel: &[String], r: &R) -> Result<()> {
+        let path = self.path(rel);
+        if self.dry_run {
+            self.note(format!("dry run: {} not written", path.display()));
+            return Ok(());
+        }
+        write_atomic(&path, r.to_file_string().as_bytes())?;
+        self.note(format!("wrote {}", path.display()));
+        Ok(())
+    }
+
+    fn root_rel(&self) -> Vec<String> {
+        vec![self.root_name.clone()]
+    }
+
+    /// Reads the root file.
+    pub fn root(&mut self) -> Result<Root> {
+        let rel = self.root_rel();
+        self.read(&rel)
+    }
+
+    /// `root create`: a fresh root (counter 0, no keys). Keeps an existing
+    /// root unless `force`.
+    pub fn root_create(&mut self, force: bool) -> Result<Root> {
+        let path = self.path(&self.root_rel());
+        if path.exists() && !force {
+            return Err(ArcaError::Refused(format!(
+                "{} exists already; use --force to replace it with an empty root",
+                path.display()
+            )));
+        }
+        let mut root = Root::new(&self.now);
+        root.header.name = self.root_name.clone();
+        let rel = self.root_rel();
+        self.write(&rel, &root)?;
+        Ok(root)
+    }
+
+    /// Applies a change to the root; signatures that no longer verify are
+    /// removed and the person is told.
+    pub fn modify_root(
+        &mut self,
+        f: impl FnOnce(&mut Root, &mut Vec<String>) -> Result<()>,
+    ) -> Result<Root> {
+        let mut root = self.root()?;
+        let before = valid_signatures(&root, &mut Vec::new());
+        let mut notes = Vec::new();
+        f(&mut root, &mut notes)?;
+        for n in notes {
+            self.note(n);
+        }
+        check_root_shape(&root)?;
+        if !before.is_empty() {
+            let after = valid_signatures(&root, &mut Vec::new());
+            let lost: Vec<String> = before
+                .values()
+                .filter(|id| !after.values().any(|a| a == *id))
+                .cloned()
+                .collect();
+            if !lost.is_empty() {
+                for id in &lost {
+                    root.signatures.remove(id);
+                }
+                self.note(format!(
+                    "this change invalidates the signatures of {}: they are removed; the root must be signed again",
+                    lost.join(", ")
+                ));
+            }
+        }
+        let rel = self.root_rel();
+        self.write(&rel, &root)?;
+        Ok(root)
+    }
+
+    /// `root add-key`.
+    pub fn root_add_key(
+        &mut self,
+        id: &str,
+        key: PublicKey,
+        created: &str,
+        quorum: Option<i64>,
+    ) -> Result<Root> {
+        check_ident(id)?;
+        key.validate()
+            .map_err(|e| ArcaError::Input(format!("key {id}: {e}")))?;
+        let created = created.to_string();
+        self.modify_root(|root, notes| {
+            if let Some((other, _)) = root.keys.iter().find(|(o, k)| k.key == key && o.as_str() != id) {
+                return Err(ArcaError::Refused(format!(
+                    "this key is already root key {other}; one key under two ids would count once but look like two"
+                )));
+            }
+            let Expr::Quorum(n, refs) = &root.valid else {
+                return Err(ArcaError::Refused("the root's valid expression is not a plain quorum; edit it by hand".into()));
+            };
+            let mut refs = refs.clone();
+            refs.push(KeyRef::Local(id.into()));
+            let n = match quorum {
+                Some(q) => q,
+                None if *n < 1 => {
+                    notes.push("quorum was 0 (no signature needed); set to 1 — give --quorum to choose".into());
+                    1
+                }
+                None => *n,
+            };
+            root.valid = Expr::quorum(n, refs);
+            root.keys.insert(id.into(), Key { id: id.into(), created, key });
+            Ok(())
+        })
+    }
+
+    /// `root remove-key`.
+    pub fn root_remove_key(&mut self, id: &str, quorum: Option<i64>) -> Result<Root> {
+        self.modify_root(|root, _| {
+            if root.keys.remove(id).is_none() {
+                return Err(ArcaError::Input(format!("the root has no key {id}")));
+            }
+            let Expr::Quorum(n, refs) = &root.valid else {
+                return Err(ArcaError::Refused(
+                    "the root's valid expression is not a plain quorum; edit it by hand".into(),
+                ));
+            };
+            let refs: Vec<KeyRef> = refs.iter().filter(|r| r.id() != id).cloned().collect();
+            root.valid = Expr::quorum(quorum.unwrap_or(*n), refs);
+            root.signatures.remove(id);
+            Ok(())
+        })
+    }
+
+    /// `root add-to-role`: adds a remote reference to a role.
+    pub fn root_add_to_role(
+        &mut self,
+        role: Role,
+        id: &str,
+        digest: Digest,
+        epoch: u64,
+        quorum: Option<i64>,
+    ) -> Result<Root> {
+        check_ident(id)?;
+        self.modify_root(|root, _| {
+            let r = KeyRef::Remote {
+                id: id.into(),
+                digest,
+                epoch,
+            };
+            let e = match root.roles.get(&role) {
+                None => Expr::quorum(quorum.unwrap_or(1), [r]),
+                Some(Expr::Quorum(n, refs)) => {
+                    let mut refs: Vec<KeyRef> =
+                        refs.iter().filter(|x| x.id() != id).cloned().collect();
+                    refs.push(r);
+                    Expr::quorum(quorum.unwrap_or(*n), refs)
+                }
+                Some(_) => {
+                    return Err(ArcaError::Refused(format!(
+                        "the {role} role is not a plain quorum; edit it by hand"
+                    )))
+                }
+            };
+            root.roles.insert(role, e);
+            Ok(())
+        })
+    }
+
+    /// `root set-role`: the role becomes exactly this one reference.
+    pub fn root_set_role(
+        &mut self,
+        role: Role,
+        id: &str,
+        digest: Digest,
+        epoch: u64,
+    ) -> Result<Root> {
+        check_ident(id)?;
+        self.modify_root(|root, _| {
+            root.roles.insert(
+                role,
+                Expr::quorum(
+                    1,
+                    [KeyRef::Remote {
+                        id: id.into(),
+                        digest,
+                        epoch,
+                    }],
+                ),
+            );
+            Ok(())
+        })
+    }
+
+    /// `root remove-from-role`.
+    pub fn root_remove_from_role(
+        &mut self,
+        role: Role,
+        id: &str,
+        quorum: Option<i64>,
+    ) -> Result<Root> {
+        self.modify_root(|root, notes| {
+            let Some(Expr::Quorum(n, refs)) = root.roles.get(&role) else {
+                return Err(ArcaError::Input(format!(
+                    "the root has no plain {role} role"
+                )));
+            };
+            let refs: Vec<KeyRef> = refs.iter().filter(|x| x.id() != id).cloned().collect();
+            if refs.is_empty() {
+                root.roles.remove(&role);
+                notes.push(format!("the {role} role is now empty and removed"));
+            } else {
+                let n = quorum.unwrap_or((*n).min(refs.len() as i64));
+                root.roles.insert(role, Expr::quorum(n, refs));
+            }
+            Ok(())
+        })
+    }
+
+    /// `root sign`: signs the root with `signer` as `id`.
+    pub fn root_sign(
+        &mut self,
+        id: &str,
+        signer: &mut dyn Signer,
+        counter: Counter,
+    ) -> Result<Root> {
+        let mut root = self.root()?;
+        check_root_shape(&root)?;
+        let Some(key) = root.keys.get(id) else {
+            return Err(ArcaError::Refused(format!(
+                "{id} is not a root key; add it with `arca root add-key` first"
+            )));
+        };
+        if key.key != *signer.public_key() {
+            return Err(ArcaError::Refused(format!(
+                "the key of {} ({}) is not root key {id} ({})",
+                signer.describe(),
+                signer.public_key().key_id(),
+                key.key_id()
+            )));
+        }
+        if !root.valid.local_ids().contains(id) {
+            return Err(ArcaError::Refused(format!(
+                "{id} does not count in the root's valid expression"
+            )));
+        }
+        let others: Vec<String> = valid_signatures(&root, &mut Vec::new())
+            .into_values()
+            .filter(|s| s != id)
+            .collect();
+        let bump = match counter {
+            Counter::Increment => true,
+            Counter::Keep => false,
+            Counter::Auto => others.is_empty(),
+        };
+        if bump {
+            root.header.counter =
+                root.header.counter.checked_add(1).ok_or_else(|| {
+                    ArcaError::Refused("the root counter is at its maximum".into())
+                })?;
+            if !others.is_empty() {
+                self.note(format!(
+                    "starting a new signing round (counter {}): the signatures of {} no longer verify and are removed",
+                    root.header.counter,
+                    others.join(", ")
+                ));
+            }
+            root.signatures.clear();
+        } else if !others.is_empty() {
+            self.note(format!(
+                "joining the signing round at counter {} already signed by {} (counter unchanged)",
+                root.header.counter,
+                others.join(", ")
+            ));
+        }
+        sign_into(&mut root, id, &self.now, signer)?;
+        let rel = self.root_rel();
+        self.write(&rel, &root)?;
+        Ok(root)
+    }
+
+    fn targets_rel(&mut self, id: &str) -> Result<Vec<String>> {
+        let root = self.root()?;
+        let mut rel = root.keydir.clone();
+        rel.push(id.to_string());
+        Ok(rel)
+    }
+
+    /// `targets create`: a janitor's targets file with its key; an existing
+    /// one is kept.
+    pub fn targets_create(
+        &mut self,
+        id: &str,
+        key: PublicKey,
+        key_created: &str,
+    ) -> Result<Targets> {
+        check_ident(id)?;
+        let rel = self.targets_rel(id)?;
+        if self.path(&rel).exists() {
+            let t: Targets = self.read(&rel)?;
+            self.note(format!("{} exists; kept as it is", path_to_string(&rel)));
+            return Ok(t);
+        }
+        let mut keys = BTreeMap::new();
+        keys.insert(
+            id.to_string(),
+            Key {
+                id: id.into(),
+                created: key_created.into(),
+                key,
+            },
+        );
+        let t = Targets {
+            header: Header {
+                created: self.now.clone(),
+                counter: 0,
+                epoch: 0,
+                name: id.into(),
+            },
+            keys,
+            valid: Expr::quorum(1, [KeyRef::Local(id.into())]),
+            delegations: vec![],
+            targets: vec![],
+            signatures: BTreeMap::new(),
+        };
+        self.write(&rel, &t)?;
+        Ok(t)
+    }
+
+    /// `targets compute`: (re)computes the entries for one package or all
+    /// packages, replacing the entries below that path.
+    pub fn targets_compute(&mut self, id: &str, pkg: Option<&str>, opam: bool) -> Result<Targets> {
+        let root = self.root()?;
+        let rel = self.targets_rel(id)?;
+        let mut t: Targets = self.read(&rel)?;
+        let mut scope = root.datadir.clone();
+        if let Some(p) = pkg {
+            check_ident_path(p)?;
+            scope.push(p.to_string());
+        }
+        let computed = compute_targets(&DirSource(self.dir.clone()), &root.datadir, &scope, opam)?;
+        let before = t.targets.len();
+        t.targets.retain(|x| !x.filename.starts_with(&scope));
+        let kept = t.targets.len();
+        t.targets.extend(computed.iter().cloned());
+        self.note(format!(
+            "{}: {} entr{} below {} replaced by {} computed",
+            path_to_string(&rel),
+            before - kept,
+            if before - kept == 1 { "y" } else { "ies" },
+            path_to_string(&scope),
+            computed.len()
+        ));
+        self.write(&rel, &t)?;
+        Ok(t)
+    }
+
+    /// `targets sign`.
+    pub fn targets_sign(
+        &mut self,
+        id: &str,
+        signer: &mut dyn Signer,
+        counter: Counter,
+    ) -> Result<Targets> {
+        let rel = self.targets_rel(id)?;
+        let mut t: Targets = self.read(&rel)?;
+        self.sign_resource(&mut t, id, signer, counter)?;
+        self.write(&rel, &t)?;
+        Ok(t)
+    }
+
+    fn sign_resource<R: Resource>(
+        &mut self,
+        r: &mut R,
+        id: &str,
+        signer: &mut dyn Signer,
+        counter: Counter,
+    ) -> Result<()> {
+        let Some(key) = r.keys().get(id) else {
+            return Err(ArcaError::Refused(format!(
+                "key for {id} not present in {} {}",
+                R::TYP,
+                r.header().name
+            )));
+        };
+        if key.key != *signer.public_key() {
+            return Err(ArcaError::Refused(format!(
+                "the key of {} ({}) is not the key {id} of {} {} ({})",
+                signer.describe(),
+                signer.public_key().key_id(),
+                R::TYP,
+                r.header().name,
+                key.key_id()
+            )));
+        }
+        if counter != Counter::Keep {
+            let h = r.header_mut();
+            h.counter = h.counter.checked_add(1).ok_or_else(|| {
+                ArcaError::Refused("the counter is at its maximum: bump the epoch".into())
+            })?;
+            r.signatures_mut().clear();
+        }
+        sign_into(r, id, &self.now, signer)
+    }
+
+    /// `snapshot create`: digests of every file in the key directory.
+    pub fn snapshot_create(
+        &mut self,
+        id: &str,
+        key: PublicKey,
+        key_created: &str,
+    ) -> Result<Snapshot> {
+        check_ident(id)?;
+        let root = self.root()?;
+        let src = DirSource(self.dir.clone());
+        let names = src
+            .list(&root.keydir)
+            .map_err(|e| ArcaError::io(self.path(&root.keydir), e))?;
+        let mut targets = Vec::new();
+        for (name, is_dir) in names.into_iter().rev() {
+            let mut p = root.keydir.clone();
+            p.push(name);
+            if is_dir {
+                self.note(format!(
+                    "unexpected directory {} in the key directory, skipped",
+                    path_to_string(&p)
+                ));
+                continue;
+            }
+            let bytes = src.read(&p).map_err(|e| ArcaError::io(self.path(&p), e))?;
+            targets.push(Target::of_bytes(p, &bytes));
+        }
+        let rel = vec![id.to_string()];
+        let header = if self.path(&rel).exists() {
+            let old: Snapshot = self.read(&rel)?;
+            Header {
+                created: self.now.clone(),
+                ..old.header
+            }
+        } else {
+            Header {
+                created: self.now.clone(),
+                counter: 0,
+                epoch: 0,
+                name: id.into(),
+            }
+        };
+        let mut keys = BTreeMap::new();
+        keys.insert(
+            id.to_string(),
+            Key {
+                id: id.into(),
+                created: key_created.into(),
+                key,
+            },
+        );
+        let s = Snapshot {
+            header,
+            keys,
+            targets,
+            signatures: BTreeMap::new(),
+        };
+        self.write(&rel, &s)?;
+        Ok(s)
+    }
+
+    /// `timestamp create`: the digest of the snapshot file.
+    pub fn timestamp_create(
+        &mut self,
+        id: &str,
+        snapshot_id: &str,
+        key: PublicKey,
+        key_created: &str,
+    ) -> Result<Timestamp> {
+        check_ident(id)?;
+        let snap_rel = vec![snapshot_id.to_string()];
+        let bytes = std::fs::read(self.path(&snap_rel))
+            .map_err(|e| ArcaError::io(self.path(&snap_rel), e))?;
+        let rel = vec![id.to_string()];
+        let header = if self.path(&rel).exists() {
+            let old: Timestamp = self.read(&rel)?;
+            Header {
+                created: self.now.clone(),
+                ..old.header
+            }
+        } else {
+            Header {
+                created: self.now.clone(),
+                counter: 0,
+                epoch: 0,
+                name: id.into(),
+            }
+        };
+        let mut keys = BTreeMap::new();
+        keys.insert(
+            id.to_string(),
+            Key {
+                id: id.into(),
+                created: key_created.into(),
+                key,
+            },
+        );
+        let t = Timestamp {
+            header,
+            keys,
+            targets: vec![Target::of_bytes(snap_rel, &bytes)],
+            signatures: BTreeMap::new(),
+        };
+        self.write(&rel, &t)?;
+        Ok(t)
+    }
+
+    /// `snapshot sign` / `timestamp sign` (the file named `id` at the top).
+    pub fn online_sign<R: Resource>(
+        &mut self,
+        id: &str,
+        signer: &mut dyn Signer,
+        counter: Counter,
+    ) -> Result<R> {
+        let rel = vec![id.to_string()];
+        let mut r: R = self.read(&rel)?;
+        self.sign_resource(&mut r, id, signer, counter)?;
+        self.write(&rel, &r)?;
+        Ok(r)
+    }
+}
+
+/// Signs `r` as `id` at `now`, checking the signature before keeping it.
+pub fn sign_into<R: Resource>(
+    r: &mut R,
+    id: &str,
+    now: &str,
+    signer: &mut dyn Signer,
+) -> Result<()> {
+    let alg = signer.public_key().sig_alg();
+    let tbs = r.to_be_signed(id, now, alg);
+    let (alg, raw) = sign_checked(signer, tbs.as_bytes())?;
+    r.signatures_mut()
+        .insert(id.to_string(), Signature::new(id, now, alg, &raw));
+    Ok(())
+}
+
+/// Computes the targets below `scope` as conex does (opam files only; with
+/// `opam`, any other file that is not a valid opam repository path is an
+/// error). Order: conex's (reverse of a depth-first walk in directory order).
+pub fn compute_targets(
+    src: &dyn Source,
+    datadir: &[String],
+    scope: &[String],
+    opam: bool,
+) -> Result<Vec<Target>> {
+    fn walk(
+        src: &dyn Source,
+        datadir: &[String],
+        dir: &[String],
+        opam: bool,
+        acc: &mut Vec<Target>,
+    ) -> Result<()> {
+        let items = src
+            .list(dir)
+            .map_err(|e| ArcaError::Input(format!("cannot list {}: {e}", path_to_string(dir))))?;
+        for (name, is_dir) in items {
+            let mut p: CPath = dir.to_vec();
+            p.push(name);
+            if is_dir {
+                walk(src, datadir, &p, opam, acc)?;
+                continue;
+            }
+            let bytes = src.read(&p).map_err(|e| {
+                ArcaError::Input(format!("cannot read {}: {e}", path_to_string(&p)))
+            })?;
+            let t = Target::of_bytes(p, &bytes);
+            if !opam || t.is_opam_file(datadir) {
+                acc.push(t);
+            } else if !t.valid_opam_path(datadir) {
+                return Err(ArcaError::Input(format!(
+                    "invalid path {} (not an opam repository path)",
+                    path_to_string(&t.filename)
+                )));
+            }
+        }
+        Ok(())
+    }
+    let mut acc = Vec::new();
+    walk(src, datadir, scope, opam, &mut acc)?;
+    acc.reverse();
+    Ok(acc)
+}
+
+/// Refuses roots arca will not write: quorum below 1 or above the keys that
+/// could meet it, references to missing keys.
+pub fn check_root_shape(root: &Root) -> Result<()> {
+    for id in root.valid.local_ids() {
+        if !root.keys.contains_key(&id) {
+            return Err(ArcaError::Refused(format!(
+                "the valid expression names {id}, which is not a root key"
+            )));
+        }
+    }
+    if let Expr::Quorum(n, refs) = &root.valid {
+        if *n < 1 && !refs.is_empty() {
+            return Err(ArcaError::Refused(
+                "a root with quorum 0 verifies with no signature at all; give --quorum 1 or more"
+                    .into(),
+            ));
+        }
+        if *n > refs.len() as i64 {
+            return Err(ArcaError::Refused(format!(
+                "quorum {n} exceeds the {} root key(s)",
+                refs.len()
+            )));
+        }
+    }
+    for (role, e) in &root.roles {
+        if e.min_signers() < 1 {
+            return Err(ArcaError::Refused(format!("the {role} role has quorum 0")));
+        }
+        if matches!(role, Role::Snapshot | Role::Timestamp)
+            && !matches!(e, Expr::Quorum(1, r) if r.len() == 1)
+        {
+            return Err(ArcaError::Refused(format!(
+                "the {role} role must be exactly one key with quorum 1"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Ids must be opam identifiers conex can read back.
+pub fn check_ident(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        && id.bytes().any(|c| c.is_ascii_alphabetic())
+        && !id.starts_with("0x")
+        && !matches!(id, "true" | "false" | "emptymap");
+    if ok {
+        Ok(())
+    } else {
+        Err(ArcaError::Input(format!(
+            "id {id:?} is not usable: letters, digits, '_' and '-', at least one letter, not 0x…, true, false or emptymap"
+        )))
+    }
+}
+
+fn check_ident_path(p: &str) -> Result<()> {
+    if p.is_empty() || p.contains('/') || p == "." || p == ".." {
+        return Err(ArcaError::Input(format!(
+            "package {p:?} is not a package name"
+        )));
+    }
+    Ok(())
+}
