@@ -1,0 +1,81 @@
+//! Shared helpers for the integration tests: run the real `arca` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const ANCHOR_A: &str = "sha256=02f4b9911e6a40314bcdd80ba24eb0342bdd96b1b80117f8c0deb8c3eddd238e";
+pub const ANCHOR_B: &str = "sha256=d98556b24c02da8a71431d3282e6423e7edb65bceee168be26f57619aae6d2ea";
+
+pub fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+pub fn arca<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(args)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("run arca")
+}
+
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "arca failed ({:?}):\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Copies a directory tree (files made writable).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+            let mut p = std::fs::metadata(&dst).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            p.set_readonly(false);
+            std::fs::set_permissions(&dst, p).unwrap();
+        }
+    }
+}
+
+/// A key store with the vector keys, their mtimes set to the time conex
+/// created them (conex records a key's mtime as its `created`).
+pub fn vector_key_store(dir: &Path) -> PathBuf {
+    let ks = dir.join("ks");
+    copy_tree(&vectors().join("private-keys"), &ks);
+    let t = filetime(1795303994); // 2026-11-21T23:33:14Z
+    for e in std::fs::read_dir(&ks).unwrap() {
+        let f = std::fs::File::options().write(true).open(e.unwrap().path()).unwrap();
+        f.set_modified(t).unwrap();
+    }
+    ks
+}
+
+pub fn filetime(secs: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+}
+
+/// A fresh repository with the vectors' two packages.
+pub fn fresh_repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("repo");
+    copy_tree(&vectors().join("repo/packages"), &repo.join("packages"));
+    repo
+}
