@@ -129,9 +129,13 @@ impl Repo {
             .in_file(path.display())
             .into());
         }
-        for w in warnings {
-            self.note(format!("{}: {w}", path.display()));
+        if let Some(w) = warnings.first() {
+            return Err(ArcaError::Refused(format!(
+                "{}: {w} — arca does not rewrite a file with content it would drop; fix the file first",
+                path.display()
+            )));
         }
+        lint(&r).map_err(|e| e.in_file(path.display()))?;
         Ok(r)
     }
 
@@ -655,6 +659,26 @@ impl Repo {
         self.write(&rel, &r)?;
         Ok(r)
     }
+}
+
+/// Strict checks arca applies to every file it reads for writing or
+/// signing: every key decodes and is in canonical form, every signature is
+/// well-formed base64.
+pub fn lint<R: Resource>(r: &R) -> std::result::Result<(), crate::conex::ConexError> {
+    for (id, k) in r.keys() {
+        k.key.validate().map_err(|e| {
+            crate::conex::ConexError::field(format!("signed.keys.{id}"), e.to_string())
+        })?;
+    }
+    for (id, s) in r.signatures() {
+        if s.raw().is_none() {
+            return Err(crate::conex::ConexError::field(
+                format!("signatures.{id}"),
+                "signature is not valid padded base64",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Signs `r` as `id` at `now`, checking the signature before keeping it.

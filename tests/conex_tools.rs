@@ -21,20 +21,37 @@ fn repository_built_with_arca_matches_conex() {
     let repo = fresh_repo(tmp.path());
     let c = |args: &[&str], created: &str| {
         let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        v.extend(["-r".into(), repo.display().to_string(), "--key-store".into(), ks.display().to_string()]);
+        v.extend([
+            "-r".into(),
+            repo.display().to_string(),
+            "--key-store".into(),
+            ks.display().to_string(),
+        ]);
         v.extend(["--created".into(), created.into()]);
         ok(&arca(&v))
     };
     c(&["root", "create"], T_ROOT);
     same(&repo.join("root"), "stages/root.0-create");
     c(&["root", "add-key", "--id", "rootA"], T_ROOT);
-    c(&["root", "add-key", "--id", "rootB", "--quorum", "2"], T_ROOT);
+    c(
+        &["root", "add-key", "--id", "rootB", "--quorum", "2"],
+        T_ROOT,
+    );
     same(&repo.join("root"), "stages/root.2-addkey-rootB-q2");
-    c(&["root", "add-to-role", "--role", "maintainer", "--id", "m1"], T_ROOT);
+    c(
+        &["root", "add-to-role", "--role", "maintainer", "--id", "m1"],
+        T_ROOT,
+    );
     same(&repo.join("root"), "stages/root.3-role-maintainer");
-    c(&["root", "add-to-role", "--role", "snapshot", "--id", "snap"], T_ROOT);
+    c(
+        &["root", "add-to-role", "--role", "snapshot", "--id", "snap"],
+        T_ROOT,
+    );
     same(&repo.join("root"), "stages/root.4-role-snapshot");
-    c(&["root", "add-to-role", "--role", "timestamp", "--id", "ts"], T_ROOT);
+    c(
+        &["root", "add-to-role", "--role", "timestamp", "--id", "ts"],
+        T_ROOT,
+    );
     same(&repo.join("root"), "stages/root.5-role-timestamp");
     c(&["root", "sign", "--id", "rootA"], T_ROOT);
     // the second signer joins the round: no --no-incr needed with arca
@@ -42,9 +59,17 @@ fn repository_built_with_arca_matches_conex() {
     let ours = std::fs::read_to_string(repo.join("root")).unwrap();
     let theirs = std::fs::read_to_string(vectors().join("repo/root")).unwrap();
     // identical but for rootA's randomised RSA-PSS signature value
-    let strip = |s: &str| s.lines().filter(|l| !l.contains("rsapss-sha256=")).collect::<Vec<_>>().join("\n");
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("rsapss-sha256="))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert_eq!(strip(&ours), strip(&theirs));
-    assert_ne!(ours, theirs, "RSA-PSS salts are random; identical signatures would be suspicious");
+    assert_ne!(
+        ours, theirs,
+        "RSA-PSS salts are random; identical signatures would be suspicious"
+    );
 
     c(&["targets", "create", "--id", "m1"], T_TGT);
     same(&repo.join("keys/m1"), "stages/m1.0-create");
@@ -78,11 +103,29 @@ fn repository_built_with_arca_matches_conex() {
         c(&["timestamp", "sign"], T_TGT);
     }
     let anchors = format!("{ANCHOR_A},{ANCHOR_B}");
-    let out = ok(&arca(["verify", "--dir", repo.to_str().unwrap(), "-t", &anchors, "--quorum", "2"]));
+    let out = ok(&arca([
+        "verify",
+        "--dir",
+        repo.to_str().unwrap(),
+        "-t",
+        &anchors,
+        "--quorum",
+        "2",
+    ]));
     assert!(out.contains("verified"), "{out}");
     // the hash conex_targets prints equals m1's key id
-    let h = ok(&arca(["targets", "hash", "--id", "m1", "-r", repo.to_str().unwrap()]));
-    assert_eq!(h.trim(), "sha256=0686abff33894b828b3b765b1b110918968a443ef46e58a51f60b9a437bfd7af");
+    let h = ok(&arca([
+        "targets",
+        "hash",
+        "--id",
+        "m1",
+        "-r",
+        repo.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        h.trim(),
+        "sha256=0686abff33894b828b3b765b1b110918968a443ef46e58a51f60b9a437bfd7af"
+    );
 }
 
 fn verdict(repo: &std::path::Path, anchors: &str, quorum: Option<&str>) -> (bool, String) {
@@ -91,7 +134,10 @@ fn verdict(repo: &std::path::Path, anchors: &str, quorum: Option<&str>) -> (bool
         args.extend(["--quorum", q]);
     }
     let o = arca(&args);
-    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o)))
+    (
+        o.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o)),
+    )
 }
 
 fn with_root(variant: &str) -> tempfile::TempDir {
@@ -122,15 +168,26 @@ fn verdicts_match_the_vectors_table() {
     // unsigned quorum 0: the root passes without --quorum, fails with it
     let t = with_root("variants/root.unsigned-quorum0");
     let (a, msg) = verdict(t.path(), &both, Some("2"));
-    assert!(!a && msg.contains("provided quorum was not matched"), "{msg}");
+    assert!(
+        !a && msg.contains("provided quorum was not matched"),
+        "{msg}"
+    );
     let (_, msg) = verdict(t.path(), &both, None);
-    assert!(!msg.contains("validate root role") && !msg.contains("quorum was not matched"), "{msg}");
+    assert!(
+        !msg.contains("validate root role") && !msg.contains("quorum was not matched"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn upstream_testrepo_verifies_with_its_anchor() {
-    let up = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conex-vectors/upstream-testrepo");
-    let (a, msg) = verdict(&up, "sha256=3aedc7043e771efc42a3c3e6b60fa6baeb2c26c2d57f994c632bae98a09af701", None);
+    let up = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/conex-vectors/upstream-testrepo");
+    let (a, msg) = verdict(
+        &up,
+        "sha256=3aedc7043e771efc42a3c3e6b60fa6baeb2c26c2d57f994c632bae98a09af701",
+        None,
+    );
     assert!(a, "{msg}");
     let (a, _) = verdict(&up, ANCHOR_A, None);
     assert!(!a);
@@ -143,7 +200,12 @@ fn arca_refuses_what_conex_would_write_unsafely() {
     let repo = fresh_repo(tmp.path());
     let base = |v: &[&str]| {
         let mut a: Vec<String> = v.iter().map(|s| s.to_string()).collect();
-        a.extend(["-r".into(), repo.display().to_string(), "--key-store".into(), ks.display().to_string()]);
+        a.extend([
+            "-r".into(),
+            repo.display().to_string(),
+            "--key-store".into(),
+            ks.display().to_string(),
+        ]);
         arca(&a)
     };
     ok(&base(&["root", "create"]));
@@ -158,7 +220,9 @@ fn arca_refuses_what_conex_would_write_unsafely() {
     assert_eq!(std::fs::read(repo.join("root")).unwrap(), before);
     // default: quorum 1
     ok(&base(&["root", "add-key", "--id", "rootA"]));
-    ok(&base(&["root", "add-key", "--id", "rootB", "--quorum", "2"]));
+    ok(&base(&[
+        "root", "add-key", "--id", "rootB", "--quorum", "2",
+    ]));
     // the same key under a second id is refused
     let o = base(&["root", "add-key", "--id", "rootC", "--on", &format!("file:{}", ks.join("rootB.sha256=d98556b24c02da8a71431d3282e6423e7edb65bceee168be26f57619aae6d2ea.private").display())]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
@@ -167,14 +231,26 @@ fn arca_refuses_what_conex_would_write_unsafely() {
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     ok(&base(&["root", "sign", "--id", "rootA"]));
     ok(&base(&["root", "sign", "--id", "rootB"]));
-    let st = ok(&base(&["root", "status", "-t", &format!("{ANCHOR_A},{ANCHOR_B}")]));
+    let st = ok(&base(&[
+        "root",
+        "status",
+        "-t",
+        &format!("{ANCHOR_A},{ANCHOR_B}"),
+    ]));
     assert!(st.contains("quorum: met"), "{st}");
     // a change to a signed root says that it drops the signatures
     let o = base(&["root", "add-to-role", "--role", "snapshot", "--id", "snap"]);
     ok(&o);
-    assert!(stderr(&o).contains("invalidates the signatures of"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalidates the signatures of"),
+        "{}",
+        stderr(&o)
+    );
     let st = ok(&base(&["root", "status"]));
-    assert!(st.contains("quorum: NOT met") && st.contains("not signed yet: rootA, rootB"), "{st}");
+    assert!(
+        st.contains("quorum: NOT met") && st.contains("not signed yet: rootA, rootB"),
+        "{st}"
+    );
     // the next signer starts a new round at a higher counter
     let o = base(&["root", "sign", "--id", "rootB"]);
     assert!(ok(&o).contains("counter 2"));

@@ -688,7 +688,7 @@ pub fn decode(text: &str, warnings: &mut Vec<String>) -> Result<WireMap, ConexEr
         let w = decode_value(v, warnings).map_err(|e| {
             let e = e.within(k);
             ConexError {
-                reason: format!("{} (line {})", e.reason, p.line),
+                reason: format!("{} (in variable {k} at line {})", e.reason, p.line),
                 ..e
             }
         })?;

@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const ANCHOR_A: &str = "sha256=02f4b9911e6a40314bcdd80ba24eb0342bdd96b1b80117f8c0deb8c3eddd238e";
-pub const ANCHOR_B: &str = "sha256=d98556b24c02da8a71431d3282e6423e7edb65bceee168be26f57619aae6d2ea";
+pub const ANCHOR_A: &str =
+    "sha256=02f4b9911e6a40314bcdd80ba24eb0342bdd96b1b80117f8c0deb8c3eddd238e";
+pub const ANCHOR_B: &str =
+    "sha256=d98556b24c02da8a71431d3282e6423e7edb65bceee168be26f57619aae6d2ea";
 
 pub fn vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
@@ -63,7 +65,10 @@ pub fn vector_key_store(dir: &Path) -> PathBuf {
     copy_tree(&vectors().join("private-keys"), &ks);
     let t = filetime(1795303994); // 2026-11-21T23:33:14Z
     for e in std::fs::read_dir(&ks).unwrap() {
-        let f = std::fs::File::options().write(true).open(e.unwrap().path()).unwrap();
+        let f = std::fs::File::options()
+            .write(true)
+            .open(e.unwrap().path())
+            .unwrap();
         f.set_modified(t).unwrap();
     }
     ks
