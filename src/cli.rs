@@ -48,6 +48,51 @@ enum Command {
     },
     /// Verify a repository with conex's verdicts (drop-in for conex_verify_*).
     Verify(VerifyArgs),
+    /// Scripted key ceremonies (ceremonies/*.toml).
+    Ceremony {
+        #[command(subcommand)]
+        cmd: CeremonyCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CeremonyCmd {
+    /// Validate a ceremony file (and a device profile) without opening any device.
+    Check {
+        /// The ceremony file.
+        file: PathBuf,
+        /// The device profile.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+    },
+    /// Run a ceremony.
+    Run(CeremonyRun),
+    /// Resume a ceremony that stopped, from its journal.
+    Resume(CeremonyRun),
+    /// Check a ceremony journal's hash chain.
+    VerifyTranscript {
+        /// The journal (journal.jsonl) or the ceremony output folder.
+        path: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct CeremonyRun {
+    /// The ceremony file.
+    file: PathBuf,
+    /// The device profile (machine-local; maps holders to devices).
+    #[arg(long, required_unless_present = "rehearse")]
+    profile: Option<PathBuf>,
+    /// An answers file instead of prompts (CI, scripts).
+    #[arg(long)]
+    answers: Option<PathBuf>,
+    /// Run against throw-away SoftHSM tokens with scripted answers.
+    #[arg(long)]
+    rehearse: bool,
+    /// Folder the ceremony's paths are relative to (default: current; for
+    /// rehearsals: a new temporary folder).
+    #[arg(long)]
+    base: Option<PathBuf>,
 }
 
 /// Options every repository command takes.
@@ -518,6 +563,7 @@ fn dispatch(cmd: Command) -> Result<()> {
         Command::Snapshot { cmd } => online_cmd::<Snapshot>(cmd, Role::Snapshot),
         Command::Timestamp { cmd } => online_cmd::<Timestamp>(cmd, Role::Timestamp),
         Command::Verify(a) => verify_cmd(a),
+        Command::Ceremony { cmd } => ceremony_cmd(cmd),
     }
 }
 
@@ -891,4 +937,99 @@ pub fn report(
             Err(ArcaError::Verify(msg))
         }
     }
+}
+
+fn ceremony_cmd(cmd: CeremonyCmd) -> Result<()> {
+    use crate::ceremony::{profile::Profile, script::Ceremony};
+    match cmd {
+        CeremonyCmd::Check { file, profile } => {
+            let c = Ceremony::load(&file)?;
+            if let Some(p) = profile {
+                let prof = Profile::load(&p)?;
+                prof.check_holders(&p.display().to_string(), &c.holders())?;
+            }
+            println!(
+                "{}: {} ceremony \"{}\" is valid; digest {}",
+                file.display(),
+                c.kind(),
+                c.title(),
+                crate::ceremony::digest(c.text.as_bytes())
+            );
+            Ok(())
+        }
+        CeremonyCmd::VerifyTranscript { path } => {
+            let j = if path.is_dir() {
+                path.join("journal.jsonl")
+            } else {
+                path
+            };
+            let entries = crate::ceremony::journal::read_chain(&j)?;
+            let last = entries.last().map(|e| e.step.clone()).unwrap_or_default();
+            println!(
+                "{}: {} step(s), chain intact, last step {last}",
+                j.display(),
+                entries.len()
+            );
+            Ok(())
+        }
+        CeremonyCmd::Run(a) => ceremony_run(a, false),
+        CeremonyCmd::Resume(a) => ceremony_run(a, true),
+    }
+}
+
+fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
+    use crate::ceremony::{profile::Profile, rehearse, script::Ceremony};
+    use crate::operator::{scripted::Scripted, terminal::TerminalOperator, Operator};
+    use std::io::IsTerminal as _;
+    let c = Ceremony::load(&a.file)?;
+    let (profile, base, mut op): (Profile, PathBuf, Box<dyn Operator>) = if a.rehearse {
+        let base = match &a.base {
+            Some(b) => b.clone(),
+            None => tempfile::Builder::new()
+                .prefix("arca-rehearsal-")
+                .tempdir()
+                .map_err(|e| ArcaError::io("temporary folder", e))?
+                .keep(),
+        };
+        let tokens = base.join(".rehearsal-tokens");
+        let (profile, secrets) = if resume && tokens.exists() {
+            let p = Profile::load(&tokens.join("profile.toml"))?;
+            std::env::set_var("SOFTHSM2_CONF", tokens.join("softhsm2.conf"));
+            (p, Default::default())
+        } else {
+            let (p, s) = rehearse::prepare(&c, &tokens)?;
+            let mut text = String::from("[holders]\n");
+            for (h, l) in &p.holders {
+                text.push_str(&format!("{h} = \"{l}\"\n"));
+            }
+            std::fs::write(tokens.join("profile.toml"), text)
+                .map_err(|e| ArcaError::io(&tokens, e))?;
+            (p, s)
+        };
+        (profile, base, Box::new(Scripted::yes(secrets)))
+    } else {
+        let profile = Profile::load(
+            a.profile
+                .as_deref()
+                .ok_or_else(|| ArcaError::Input("--profile FILE is required".into()))?,
+        )?;
+        let op: Box<dyn Operator> = match &a.answers {
+            Some(f) => Box::new(Scripted::from_file(f).map_err(ArcaError::Input)?),
+            None if std::io::stdin().is_terminal() => Box::new(TerminalOperator),
+            None => {
+                return Err(ArcaError::Input(
+                    "no terminal to ask the people in the room: give --answers FILE (see docs/ceremonies.md)".into(),
+                ))
+            }
+        };
+        (
+            profile,
+            a.base.clone().unwrap_or_else(|| PathBuf::from(".")),
+            op,
+        )
+    };
+    let out = crate::ceremony::run(&c, &profile, op.as_mut(), &base, resume, a.rehearse)?;
+    println!("root written: {}", out.root.display());
+    println!("trust anchors: {}", out.anchors.join(","));
+    Ok(())
 }

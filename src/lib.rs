@@ -7,6 +7,7 @@ pub mod keys;
 pub mod repository;
 
 pub use error::{ArcaError, Result};
+pub mod ceremony;
 pub mod cli;
 pub mod incremental;
 pub mod operator;

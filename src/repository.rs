@@ -38,6 +38,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Repository files are public: mode 0644.
+fn public_mode(f: &std::fs::File, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| ArcaError::io(path, e))
+}
+
 /// Writes `bytes` to a new file; refuses if `path` exists.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.exists() {

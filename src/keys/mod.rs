@@ -237,3 +237,70 @@ pub fn generate(
         KeyLocation::Piv(p) => Ok(Box::new(piv::PivSigner::generate(p, spec, secrets)?)),
     }
 }
+
+/// Checks that the device of a location is reachable, without a PIN;
+/// returns what was found, for preflight lists.
+pub fn probe(loc: &KeyLocation) -> Result<String, KeyError> {
+    match loc {
+        KeyLocation::File(file::FileLocation::Id { dir, .. }) => {
+            if dir.is_dir() || !dir.exists() {
+                Ok(format!("key directory {}", dir.display()))
+            } else {
+                Err(KeyError::NotFound(format!(
+                    "{} is not a directory",
+                    dir.display()
+                )))
+            }
+        }
+        KeyLocation::File(file::FileLocation::Path(p)) => {
+            let parent = p
+                .parent()
+                .filter(|x| !x.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if p.is_dir() || parent.is_dir() {
+                Ok(format!("key file {}", p.display()))
+            } else {
+                Err(KeyError::NotFound(format!(
+                    "{} does not exist",
+                    parent.display()
+                )))
+            }
+        }
+        KeyLocation::Pkcs11(u) => pkcs11::probe(u),
+        KeyLocation::Piv(p) => piv::probe(p),
+    }
+}
+
+impl KeyLocation {
+    /// The location of key `id` on this device: a key store directory gets
+    /// the conex file name, a token URI without `object=` gets `object=id`.
+    pub fn for_key(&self, id: &str) -> Result<KeyLocation, KeyError> {
+        match self {
+            KeyLocation::File(file::FileLocation::Path(p))
+                if p.is_dir() || p.to_string_lossy().ends_with('/') =>
+            {
+                Ok(KeyLocation::File(file::FileLocation::Id {
+                    dir: p.clone(),
+                    id: id.into(),
+                }))
+            }
+            KeyLocation::Pkcs11(u) => {
+                let s = u.to_string();
+                let (path, query) = match s.split_once('?') {
+                    Some((p, q)) => (p.to_string(), Some(q.to_string())),
+                    None => (s.clone(), None),
+                };
+                if path.split([':', ';']).any(|a| a.starts_with("object=")) {
+                    return Ok(self.clone());
+                }
+                let sep = if path.ends_with(':') { "" } else { ";" };
+                let with = match query {
+                    Some(q) => format!("{path}{sep}object={id}?{q}"),
+                    None => format!("{path}{sep}object={id}"),
+                };
+                KeyLocation::parse(&with)
+            }
+            other => Ok(other.clone()),
+        }
+    }
+}

@@ -49,3 +49,8 @@ impl Signer for PivSigner {
         "piv".into()
     }
 }
+
+/// Checks the device is present (placeholder until the backend lands).
+pub fn probe(_u: &PivLocation) -> Result<String, KeyError> {
+    Err(KeyError::Unsupported("piv not yet implemented".into()))
+}

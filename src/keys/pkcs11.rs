@@ -49,3 +49,8 @@ impl Signer for Pkcs11Signer {
         "pkcs11".into()
     }
 }
+
+/// Checks the device is present (placeholder until the backend lands).
+pub fn probe(_u: &Pkcs11Uri) -> Result<String, KeyError> {
+    Err(KeyError::Unsupported("pkcs11 not yet implemented".into()))
+}

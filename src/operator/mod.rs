@@ -1,10 +1,34 @@
-//! The person at the keyboard. [`terminal`] prompts on a terminal; without
-//! one, secrets must come from `pin-source` files.
+//! The person at the keyboard. A ceremony asks the [`Operator`] to confirm,
+//! choose, type secrets, read summaries and see QR codes; [`terminal`]
+//! does it with prompts, [`scripted`] from an answers file (CI, rehearsals).
 
+pub mod scripted;
 pub mod terminal;
 
-use crate::keys::{NoSecrets, SecretSource};
+use crate::keys::{KeyError, NoSecrets, SecretSource};
 use std::io::IsTerminal as _;
+
+/// How dangerous a confirmation is; destructive ones get a banner. The
+/// default answer is always No.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Danger {
+    /// An ordinary step.
+    Normal,
+    /// Something that cannot be undone (signing a root, generating keys).
+    Destructive,
+}
+
+/// What a ceremony needs of a person.
+pub trait Operator: SecretSource {
+    /// Asks yes/no; the default is No.
+    fn confirm(&mut self, question: &str, danger: Danger) -> Result<bool, KeyError>;
+    /// Shows a titled block of text (a change summary, a step list).
+    fn show(&mut self, title: &str, body: &str);
+    /// Shows a QR code for `data` with a caption.
+    fn show_qr(&mut self, caption: &str, data: &str);
+    /// Reports progress of step `n` of `total`.
+    fn step(&mut self, n: usize, total: usize, what: &str);
+}
 
 /// The secret source for this process: hidden prompts on a terminal, or
 /// [`NoSecrets`] (which explains what to pass instead) when stdin is not one.

@@ -1,0 +1,86 @@
+//! The device profile: machine-local, never committed. Maps holders to key
+//! locations.
+//!
+//! ```toml
+//! [holders]
+//! alice = "pkcs11:token=root-1;object=rootA?module-path=/usr/lib/softhsm/libsofthsm2.so"
+//! bob = "piv:serial=15835999;slot=9c"
+//! ```
+
+use super::script::ScriptError;
+use crate::keys::KeyLocation;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    holders: BTreeMap<String, toml::Spanned<String>>,
+}
+
+/// Holders and where their keys live.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    /// Holder → key location.
+    pub holders: BTreeMap<String, KeyLocation>,
+}
+
+impl Profile {
+    /// Reads and checks a profile file.
+    pub fn load(path: &Path) -> Result<Profile, ScriptError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScriptError {
+            file: file.clone(),
+            line: None,
+            msg: e.to_string(),
+        })?;
+        Profile::parse(&file, &text)
+    }
+
+    /// Parses profile text.
+    pub fn parse(file: &str, text: &str) -> Result<Profile, ScriptError> {
+        let line = |s: std::ops::Range<usize>| {
+            Some(text[..s.start.min(text.len())].matches('\n').count() + 1)
+        };
+        let p: ProfileFile = toml::from_str(text).map_err(|e| ScriptError {
+            file: file.into(),
+            line: e.span().and_then(line),
+            msg: e.message().to_string(),
+        })?;
+        let mut holders = BTreeMap::new();
+        for (h, loc) in p.holders {
+            let l = KeyLocation::parse(loc.get_ref()).map_err(|e| ScriptError {
+                file: file.into(),
+                line: line(loc.span()),
+                msg: format!("holder {h}: {e}"),
+            })?;
+            holders.insert(h, l);
+        }
+        Ok(Profile { holders })
+    }
+
+    /// Checks every needed holder has a device.
+    pub fn check_holders(&self, file: &str, needed: &[String]) -> Result<(), ScriptError> {
+        let missing: Vec<&String> = needed
+            .iter()
+            .filter(|h| !self.holders.contains_key(*h))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ScriptError {
+                file: file.into(),
+                line: None,
+                msg: format!(
+                    "no device for holder(s) {} in the profile",
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+        }
+    }
+}

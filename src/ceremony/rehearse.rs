@@ -1,0 +1,73 @@
+//! Rehearsals: the same ceremony file against throw-away SoftHSM tokens,
+//! one per holder, with scripted answers.
+
+use super::profile::Profile;
+use super::script::Ceremony;
+use crate::error::{ArcaError, Result};
+use crate::keys::KeyLocation;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The PIN of rehearsal tokens. Rehearsal tokens hold throw-away keys only.
+pub const REHEARSAL_PIN: &str = "rehearsal-pin";
+
+/// Where the SoftHSM module is.
+pub fn softhsm_module() -> PathBuf {
+    std::env::var_os("ARCA_PKCS11_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
+}
+
+/// Makes a SoftHSM token per holder under `dir` and returns a profile for
+/// them plus the secret files of the scripted operator. `SOFTHSM2_CONF` is
+/// set for this process so the tokens are found.
+pub fn prepare(c: &Ceremony, dir: &Path) -> Result<(Profile, BTreeMap<String, PathBuf>)> {
+    let module = softhsm_module();
+    if !module.exists() {
+        return Err(ArcaError::Input(format!(
+            "rehearsals need SoftHSM ({} is missing): run ./softhsm-setup.sh or apt-get install softhsm2",
+            module.display()
+        )));
+    }
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).map_err(|e| ArcaError::io(&tokens, e))?;
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens.display()))
+        .map_err(|e| ArcaError::io(&conf, e))?;
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    let pin_file = dir.join("rehearsal.pin");
+    std::fs::write(&pin_file, REHEARSAL_PIN).map_err(|e| ArcaError::io(&pin_file, e))?;
+    let mut holders = BTreeMap::new();
+    for h in c.holders() {
+        let label = format!("rehearsal-{h}");
+        // the SO PIN and user PIN of a throw-away rehearsal token
+        let st = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", &conf)
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                &label,
+                "--so-pin",
+                "rehearsal-so-pin",
+                "--pin",
+                REHEARSAL_PIN,
+            ])
+            .output()
+            .map_err(|e| ArcaError::Input(format!("softhsm2-util: {e} (install softhsm2)")))?;
+        if !st.status.success() {
+            return Err(ArcaError::Input(format!(
+                "softhsm2-util --init-token {label}: {}",
+                String::from_utf8_lossy(&st.stderr).trim()
+            )));
+        }
+        let uri = format!(
+            "pkcs11:token={label}?module-path={}&pin-source=file:{}",
+            module.display(),
+            pin_file.display()
+        );
+        holders.insert(h, KeyLocation::parse(&uri)?);
+    }
+    Ok((Profile { holders }, BTreeMap::new()))
+}
