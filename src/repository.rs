@@ -27,6 +27,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| ArcaError::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| ArcaError::io(path, e))?;
+    public_mode(tmp.as_file(), path)?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| ArcaError::io(path, e))?;
@@ -63,6 +64,7 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| ArcaError::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| ArcaError::io(path, e))?;
+    public_mode(tmp.as_file(), path)?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| ArcaError::io(path, e))?;
