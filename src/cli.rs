@@ -352,6 +352,9 @@ enum OnlineCmd {
         /// Where the private key lives.
         #[arg(long = "on")]
         on: Option<String>,
+        /// Epoch of the file (a higher epoch restarts the counter).
+        #[arg(long)]
+        epoch: Option<u64>,
     },
     /// Sign the file.
     Sign {
@@ -802,11 +805,16 @@ fn role_id(repo: &mut Repo, role: Role, id: Option<String>) -> Result<String> {
 
 fn online_cmd<R: Resource + OnlineCreate>(cmd: OnlineCmd, role: Role) -> Result<()> {
     match cmd {
-        OnlineCmd::Create { common, id, on } => {
+        OnlineCmd::Create {
+            common,
+            id,
+            on,
+            epoch,
+        } => {
             let mut repo = common.repo()?;
             let id = role_id(&mut repo, role, id)?;
             let (s, created) = common.signer(&id, on.as_deref())?;
-            let r = R::create(&mut repo, &id, s.public_key().clone(), &created);
+            let r = R::create(&mut repo, &id, s.public_key().clone(), &created, epoch);
             flush(&mut repo);
             r
         }
@@ -851,17 +859,36 @@ fn online_cmd<R: Resource + OnlineCreate>(cmd: OnlineCmd, role: Role) -> Result<
 
 /// How `create` works for the two online files.
 trait OnlineCreate {
-    fn create(repo: &mut Repo, id: &str, key: PublicKey, created: &str) -> Result<()>;
+    fn create(
+        repo: &mut Repo,
+        id: &str,
+        key: PublicKey,
+        created: &str,
+        epoch: Option<u64>,
+    ) -> Result<()>;
 }
 impl OnlineCreate for Snapshot {
-    fn create(repo: &mut Repo, id: &str, key: PublicKey, created: &str) -> Result<()> {
-        repo.snapshot_create(id, key, created).map(|_| ())
+    fn create(
+        repo: &mut Repo,
+        id: &str,
+        key: PublicKey,
+        created: &str,
+        epoch: Option<u64>,
+    ) -> Result<()> {
+        repo.snapshot_create(id, key, created, epoch).map(|_| ())
     }
 }
 impl OnlineCreate for Timestamp {
-    fn create(repo: &mut Repo, id: &str, key: PublicKey, created: &str) -> Result<()> {
+    fn create(
+        repo: &mut Repo,
+        id: &str,
+        key: PublicKey,
+        created: &str,
+        epoch: Option<u64>,
+    ) -> Result<()> {
         let snap = role_id(repo, Role::Snapshot, None)?;
-        repo.timestamp_create(id, &snap, key, created).map(|_| ())
+        repo.timestamp_create(id, &snap, key, created, epoch)
+            .map(|_| ())
     }
 }
 

@@ -554,6 +554,7 @@ impl Repo {
         id: &str,
         key: PublicKey,
         key_created: &str,
+        epoch: Option<u64>,
     ) -> Result<Snapshot> {
         check_ident(id)?;
         let root = self.root()?;
@@ -576,20 +577,7 @@ impl Repo {
             targets.push(Target::of_bytes(p, &bytes));
         }
         let rel = vec![id.to_string()];
-        let header = if self.path(&rel).exists() {
-            let old: Snapshot = self.read(&rel)?;
-            Header {
-                created: self.now.clone(),
-                ..old.header
-            }
-        } else {
-            Header {
-                created: self.now.clone(),
-                counter: 0,
-                epoch: 0,
-                name: id.into(),
-            }
-        };
+        let header = self.online_header::<Snapshot>(&rel, id, epoch)?;
         let mut keys = BTreeMap::new();
         keys.insert(
             id.to_string(),
@@ -616,26 +604,14 @@ impl Repo {
         snapshot_id: &str,
         key: PublicKey,
         key_created: &str,
+        epoch: Option<u64>,
     ) -> Result<Timestamp> {
         check_ident(id)?;
         let snap_rel = vec![snapshot_id.to_string()];
         let bytes = std::fs::read(self.path(&snap_rel))
             .map_err(|e| ArcaError::io(self.path(&snap_rel), e))?;
         let rel = vec![id.to_string()];
-        let header = if self.path(&rel).exists() {
-            let old: Timestamp = self.read(&rel)?;
-            Header {
-                created: self.now.clone(),
-                ..old.header
-            }
-        } else {
-            Header {
-                created: self.now.clone(),
-                counter: 0,
-                epoch: 0,
-                name: id.into(),
-            }
-        };
+        let header = self.online_header::<Timestamp>(&rel, id, epoch)?;
         let mut keys = BTreeMap::new();
         keys.insert(
             id.to_string(),
@@ -653,6 +629,48 @@ impl Repo {
         };
         self.write(&rel, &t)?;
         Ok(t)
+    }
+
+    /// The header of a (re-)made snapshot or timestamp file: an existing
+    /// file keeps its counter and epoch; a higher `epoch` restarts the
+    /// counter; a lower one is refused.
+    fn online_header<R: Resource>(
+        &mut self,
+        rel: &[String],
+        id: &str,
+        epoch: Option<u64>,
+    ) -> Result<Header> {
+        if !self.path(rel).exists() {
+            return Ok(Header {
+                created: self.now.clone(),
+                counter: 0,
+                epoch: epoch.unwrap_or(0),
+                name: id.into(),
+            });
+        }
+        let old: R = self.read(rel)?;
+        let mut h = Header {
+            created: self.now.clone(),
+            ..old.header().clone()
+        };
+        match epoch {
+            Some(e) if e < h.epoch => {
+                return Err(ArcaError::Refused(format!(
+                    "epoch {e} is below the epoch {} of {id}",
+                    h.epoch
+                )));
+            }
+            Some(e) if e > h.epoch => {
+                self.note(format!(
+                    "{id}: epoch {} -> {e}, the counter restarts at 0",
+                    h.epoch
+                ));
+                h.epoch = e;
+                h.counter = 0;
+            }
+            _ => {}
+        }
+        Ok(h)
     }
 
     /// `snapshot sign` / `timestamp sign` (the file named `id` at the top).
