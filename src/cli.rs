@@ -1018,22 +1018,8 @@ fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
                 .map_err(|e| ArcaError::io("temporary folder", e))?
                 .keep(),
         };
-        let tokens = base.join(".rehearsal-tokens");
-        let (profile, secrets) = if resume && tokens.exists() {
-            let p = Profile::load(&tokens.join("profile.toml"))?;
-            std::env::set_var("SOFTHSM2_CONF", tokens.join("softhsm2.conf"));
-            (p, Default::default())
-        } else {
-            let (p, s) = rehearse::prepare(&c, &tokens)?;
-            let mut text = String::from("[holders]\n");
-            for (h, l) in &p.holders {
-                text.push_str(&format!("{h} = \"{l}\"\n"));
-            }
-            std::fs::write(tokens.join("profile.toml"), text)
-                .map_err(|e| ArcaError::io(&tokens, e))?;
-            (p, s)
-        };
-        (profile, base, Box::new(Scripted::yes(secrets)))
+        let profile = rehearse::prepare(&c, &base.join(".rehearsal-tokens"))?;
+        (profile, base, Box::new(Scripted::yes(Default::default())))
     } else {
         let profile = Profile::load(
             a.profile

@@ -5,7 +5,6 @@ use super::profile::Profile;
 use super::script::Ceremony;
 use crate::error::{ArcaError, Result};
 use crate::keys::KeyLocation;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,10 +18,11 @@ pub fn softhsm_module() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
 }
 
-/// Makes a SoftHSM token per holder under `dir` and returns a profile for
-/// them plus the secret files of the scripted operator. `SOFTHSM2_CONF` is
-/// set for this process so the tokens are found.
-pub fn prepare(c: &Ceremony, dir: &Path) -> Result<(Profile, BTreeMap<String, PathBuf>)> {
+/// Makes (or reuses) a SoftHSM token per holder under `dir` and returns the
+/// profile for them; it is also saved as `dir/profile.toml`, so a sequence
+/// of rehearsals (create-root, then add-role, …) shares the holders' tokens.
+/// `SOFTHSM2_CONF` is set for this process so the tokens are found.
+pub fn prepare(c: &Ceremony, dir: &Path) -> Result<Profile> {
     let module = softhsm_module();
     if !module.exists() {
         return Err(ArcaError::Input(format!(
@@ -33,15 +33,25 @@ pub fn prepare(c: &Ceremony, dir: &Path) -> Result<(Profile, BTreeMap<String, Pa
     let tokens = dir.join("tokens");
     std::fs::create_dir_all(&tokens).map_err(|e| ArcaError::io(&tokens, e))?;
     let conf = dir.join("softhsm2.conf");
-    std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens.display()))
-        .map_err(|e| ArcaError::io(&conf, e))?;
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens.display()),
+    )
+    .map_err(|e| ArcaError::io(&conf, e))?;
     std::env::set_var("SOFTHSM2_CONF", &conf);
     let pin_file = dir.join("rehearsal.pin");
     std::fs::write(&pin_file, REHEARSAL_PIN).map_err(|e| ArcaError::io(&pin_file, e))?;
-    let mut holders = BTreeMap::new();
+    let saved = dir.join("profile.toml");
+    let mut profile = if saved.exists() {
+        Profile::load(&saved)?
+    } else {
+        Profile::default()
+    };
     for h in c.holders() {
+        if profile.holders.contains_key(&h) {
+            continue;
+        }
         let label = format!("rehearsal-{h}");
-        // the SO PIN and user PIN of a throw-away rehearsal token
         let st = Command::new("softhsm2-util")
             .env("SOFTHSM2_CONF", &conf)
             .args([
@@ -67,7 +77,12 @@ pub fn prepare(c: &Ceremony, dir: &Path) -> Result<(Profile, BTreeMap<String, Pa
             module.display(),
             pin_file.display()
         );
-        holders.insert(h, KeyLocation::parse(&uri)?);
+        profile.holders.insert(h, KeyLocation::parse(&uri)?);
     }
-    Ok((Profile { holders }, BTreeMap::new()))
+    let mut text = String::from("# rehearsal devices: throw-away SoftHSM tokens\n[holders]\n");
+    for (h, l) in &profile.holders {
+        text.push_str(&format!("{h} = \"{l}\"\n"));
+    }
+    std::fs::write(&saved, text).map_err(|e| ArcaError::io(&saved, e))?;
+    Ok(profile)
 }
