@@ -41,6 +41,7 @@ const TOKENS: &[&str] = &[
     "list",
     "policy",
     "legacy",
+    "reauth",
 ];
 
 struct Hsm {
@@ -913,4 +914,129 @@ fn uri_module_path_resolution() {
     let loc = arca::keys::KeyLocation::parse("pkcs11:token=a;object=b").unwrap();
     assert_eq!(loc.to_string(), "pkcs11:token=a;object=b");
     assert!(arca::keys::KeyLocation::parse("pkcs11:token=a?pin-value=1").is_err());
+}
+
+fn raw_ed25519(s: &Session, label: &str, id: u8, extra_private: &[Attribute]) {
+    let mut private = vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sign(true),
+        Attribute::Extractable(false),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(vec![id]),
+    ];
+    private.extend_from_slice(extra_private);
+    s.generate_key_pair(
+        &Mechanism::EccEdwardsKeyPairGen,
+        &[
+            Attribute::Token(true),
+            Attribute::Verify(true),
+            Attribute::EcParams(vec![0x06, 0x03, 0x2b, 0x65, 0x70]),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(vec![id]),
+        ],
+        &private,
+    )
+    .unwrap();
+}
+
+#[test]
+fn key_made_sensitive_later_is_used_with_a_notice() {
+    need_hsm!(_h);
+    let s = raw_session("reauth");
+    raw_ed25519(&s, "late", 1, &[Attribute::Sensitive(false)]);
+    let k = find_one(&s, ObjectClass::PRIVATE_KEY, "late");
+    s.update_attributes(k, &[Attribute::Sensitive(true)])
+        .unwrap();
+    drop(s);
+    let mut person = Person::with_pin(TEST_PIN);
+    let mut signer = Pkcs11Signer::open(&uri("reauth", "late"), &mut person).unwrap();
+    assert!(!signer.key_flags().always_sensitive);
+    assert_eq!(person.notices.len(), 1, "{:?}", person.notices);
+    assert!(
+        person.notices[0].contains("not always-sensitive"),
+        "{:?}",
+        person.notices
+    );
+    sign_checked(&mut signer, b"m").unwrap();
+}
+
+#[test]
+fn always_authenticate_key_signs_with_pin_file() {
+    need_hsm!(h);
+    let s = raw_session("reauth");
+    raw_ed25519(
+        &s,
+        "each-time-ed",
+        2,
+        &[
+            Attribute::Sensitive(true),
+            Attribute::AlwaysAuthenticate(true),
+        ],
+    );
+    s.generate_key_pair(
+        &Mechanism::RsaPkcsKeyPairGen,
+        &[
+            Attribute::Token(true),
+            Attribute::Verify(true),
+            Attribute::ModulusBits(2048u64.into()),
+            Attribute::PublicExponent(vec![1, 0, 1]),
+            Attribute::Label(b"each-time-rsa".to_vec()),
+            Attribute::Id(vec![3]),
+        ],
+        &[
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sign(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::AlwaysAuthenticate(true),
+            Attribute::Label(b"each-time-rsa".to_vec()),
+            Attribute::Id(vec![3]),
+        ],
+    )
+    .unwrap();
+    drop(s);
+    // Ed25519 (no multi-part EdDSA) and a missing PIN file are refused at
+    // open, before any signature.
+    let err = Pkcs11Signer::open(
+        &uri_with_pin_file(h, "reauth", "each-time-ed"),
+        &mut NoSecrets,
+    )
+    .unwrap_err();
+    assert!(matches!(err, KeyError::Unsupported(_)), "{err:?}");
+    assert!(err.to_string().contains("ALWAYS_AUTHENTICATE"), "{err}");
+    let err = Pkcs11Signer::open(
+        &uri("reauth", "each-time-rsa"),
+        &mut Person::with_pin(TEST_PIN),
+    )
+    .unwrap_err();
+    assert!(matches!(err, KeyError::Unsupported(_)), "{err:?}");
+    // RSA with a PIN file: the PIN is given again for every signature.
+    let mut signer = Pkcs11Signer::open(
+        &uri_with_pin_file(h, "reauth", "each-time-rsa"),
+        &mut NoSecrets,
+    )
+    .unwrap();
+    for msg in [&b"one"[..], b"two"] {
+        let (alg, sig) = sign_checked(&mut signer, msg).unwrap();
+        signer.public_key().verify(alg, msg, &sig).unwrap();
+    }
+    // The single-part mechanism cannot take the per-signature PIN.
+    signer.set_rsa_pss_mode(RsaPssMode::HostHash);
+    let err = signer.sign_raw(b"three").unwrap_err();
+    assert!(matches!(err, KeyError::Unsupported(_)), "{err:?}");
+    drop(signer);
+    // The token really enforces it: without the context-specific login
+    // SoftHSM refuses the signature.
+    let s = raw_session("reauth");
+    let k = find_one(&s, ObjectClass::PRIVATE_KEY, "each-time-rsa");
+    let params = cryptoki::mechanism::rsa::PkcsPssParams {
+        hash_alg: MechanismType::SHA256,
+        mgf: cryptoki::mechanism::rsa::PkcsMgfType::MGF1_SHA256,
+        s_len: 32u64.into(),
+    };
+    assert!(s
+        .sign(&Mechanism::Sha256RsaPkcsPss(params), k, b"four")
+        .is_err());
 }

@@ -378,6 +378,12 @@ fn resolve_module(uri: Option<&Path>, env: Option<OsString>) -> Result<PathBuf, 
             })
         }
     };
+    if !path.is_absolute() {
+        return Err(KeyError::Location {
+            location: path.display().to_string(),
+            reason: "the PKCS#11 module path must be absolute (a bare name would be looked up in the library search path)".into(),
+        });
+    }
     Ok(path)
 }
 
@@ -655,6 +661,60 @@ fn open_session(
     Ok((ctx, ts, ti))
 }
 
+/// What a token says about its user PIN before a login.
+#[derive(Clone, Copy, Debug, Default)]
+struct PinFlags {
+    locked: bool,
+    initialized: bool,
+    to_be_changed: bool,
+    final_try: bool,
+    count_low: bool,
+}
+
+/// Tells the person about the PIN state before a login and decides whether
+/// to go on: a locked PIN stops, the final try needs an explicit yes.
+/// Returns the request to ask for the PIN with.
+fn prepare_pin_request(
+    label: &str,
+    f: PinFlags,
+    secrets: &mut dyn SecretSource,
+) -> Result<SecretRequest, KeyError> {
+    if f.locked {
+        return Err(KeyError::PinLocked(format!(
+            "the user PIN of token {label:?} is locked; the security officer must unblock it with the vendor's tool"
+        )));
+    }
+    if !f.initialized {
+        return Err(KeyError::Device(format!(
+            "token {label:?} has no user PIN yet; set one with the vendor's tool first"
+        )));
+    }
+    if f.to_be_changed {
+        secrets.notice(&format!(
+            "token {label:?} says its user PIN must be changed; change it with the vendor's tool after this ceremony"
+        ));
+    }
+    if f.final_try {
+        let q = format!(
+            "token {label:?}: this is the FINAL PIN try — one more wrong PIN locks the user PIN. Try anyway?"
+        );
+        if !secrets.confirm_risky(&q)? {
+            return Err(KeyError::Declined(format!(
+                "stopped before the final PIN try on token {label:?}; nothing was sent to the token"
+            )));
+        }
+    } else if f.count_low {
+        secrets.notice(&format!(
+            "token {label:?}: a wrong PIN was entered before; only a few tries are left before the user PIN locks"
+        ));
+    }
+    Ok(SecretRequest {
+        what: format!("user PIN for token {label:?}"),
+        retries_left: if f.final_try { Some(1) } else { None },
+        final_try: f.final_try,
+    })
+}
+
 fn login(
     ctx: &Pkcs11,
     ts: &mut TokenSession,
@@ -684,37 +744,17 @@ fn login(
         ts.logged_in = true;
         return Ok(());
     }
-    if ti.user_pin_locked() {
-        return Err(KeyError::PinLocked(format!(
-            "the user PIN of token {label:?} is locked; the security officer must unblock it with the vendor's tool"
-        )));
-    }
-    if !ti.user_pin_initialized() {
-        return Err(KeyError::Device(format!(
-            "token {label:?} has no user PIN yet; set one with the vendor's tool first"
-        )));
-    }
-    if ti.user_pin_to_be_changed() {
-        secrets.notice(&format!(
-            "token {label:?} says its user PIN must be changed; change it with the vendor's tool after this ceremony"
-        ));
-    }
-    let final_try = ti.user_pin_final_try();
-    let retries_left = if final_try { Some(1) } else { None };
-    if final_try {
-        let q = format!(
-            "token {label:?}: this is the FINAL PIN try — one more wrong PIN locks the user PIN. Try anyway?"
-        );
-        if !secrets.confirm_risky(&q)? {
-            return Err(KeyError::Declined(format!(
-                "stopped before the final PIN try on token {label:?}; nothing was sent to the token"
-            )));
-        }
-    } else if ti.user_pin_count_low() {
-        secrets.notice(&format!(
-            "token {label:?}: a wrong PIN was entered before; only a few tries are left before the user PIN locks"
-        ));
-    }
+    let request = prepare_pin_request(
+        &label,
+        PinFlags {
+            locked: ti.user_pin_locked(),
+            initialized: ti.user_pin_initialized(),
+            to_be_changed: ti.user_pin_to_be_changed(),
+            final_try: ti.user_pin_final_try(),
+            count_low: ti.user_pin_count_low(),
+        },
+        secrets,
+    )?;
     let result = if ti.protected_authentication_path() && uri.pin_source.is_none() {
         secrets.notice(&format!(
             "enter the user PIN of token {label:?} on the device's own PIN pad"
@@ -723,11 +763,7 @@ fn login(
     } else {
         let pin = match &uri.pin_source {
             Some(path) => read_pin_file(path)?,
-            None => secrets.secret(&SecretRequest {
-                what: format!("user PIN for token {label:?}"),
-                retries_left,
-                final_try,
-            })?,
+            None => secrets.secret(&request)?,
         };
         let auth = AuthPin::new(pin.as_str().into());
         drop(pin);
@@ -934,7 +970,9 @@ pub struct KeyFlags {
 }
 
 impl KeyFlags {
-    fn problems(&self) -> Vec<&'static str> {
+    /// What makes arca refuse to use the key: its secret could leave the
+    /// token now.
+    pub fn hard_problems(&self) -> Vec<&'static str> {
         let mut p = Vec::new();
         if !self.sensitive {
             p.push("not sensitive");
@@ -942,15 +980,29 @@ impl KeyFlags {
         if self.extractable {
             p.push("extractable");
         }
+        if !self.value_hidden {
+            p.push("its secret value is readable");
+        }
+        p
+    }
+
+    /// What says the key may have been outside the token once (imported,
+    /// or extractable at some time).
+    pub fn history_problems(&self) -> Vec<&'static str> {
+        let mut p = Vec::new();
         if !self.always_sensitive {
             p.push("not always-sensitive");
         }
         if !self.never_extractable {
             p.push("not never-extractable");
         }
-        if !self.value_hidden {
-            p.push("its secret value is readable");
-        }
+        p
+    }
+
+    /// Both lists.
+    pub fn problems(&self) -> Vec<&'static str> {
+        let mut p = self.hard_problems();
+        p.extend(self.history_problems());
         p
     }
 }
@@ -971,13 +1023,18 @@ fn read_flags(session: &Session, key: ObjectHandle, kt: KeyType) -> Result<KeyFl
     } else {
         AttributeType::Value
     };
-    let info = session.get_attribute_info(key, &[secret])?;
+    // Sensitive, absent or invalid all mean "cannot be read"; only a value
+    // the token would hand out counts as readable.
+    let readable = matches!(
+        session.get_attribute_info(key, &[secret]).as_deref(),
+        Ok([AttributeInfo::Available(_)])
+    );
     Ok(KeyFlags {
         sensitive: attr_bool(&attrs, AttributeType::Sensitive).unwrap_or(false),
         extractable: attr_bool(&attrs, AttributeType::Extractable).unwrap_or(true),
         always_sensitive: attr_bool(&attrs, AttributeType::AlwaysSensitive).unwrap_or(false),
         never_extractable: attr_bool(&attrs, AttributeType::NeverExtractable).unwrap_or(false),
-        value_hidden: matches!(info.first(), Some(AttributeInfo::Sensitive)),
+        value_hidden: !readable,
     })
 }
 
@@ -1147,7 +1204,16 @@ impl Pkcs11Signer {
                 })
             }
         };
-        Self::from_private(&ctx, ts, private, uri, None)
+        let signer = Self::from_private(&ctx, ts, private, uri, None)?;
+        let history = signer.flags.history_problems();
+        if !history.is_empty() {
+            secrets.notice(&format!(
+                "note: {} is {}: it was imported or extractable at some time, so the token cannot vouch that it never left it",
+                signer.desc,
+                history.join(" and ")
+            ));
+        }
+        Ok(signer)
     }
 
     /// Generates a new key pair on the token named by `uri` (`object=` is the
@@ -1338,7 +1404,7 @@ impl Pkcs11Signer {
         let always_authenticate =
             attr_bool(&attrs, AttributeType::AlwaysAuthenticate).unwrap_or(false);
         let flags = read_flags(s, private, kt).map_err(|e| dev(format!("reading {what}"), e))?;
-        let problems = flags.problems();
+        let problems = flags.hard_problems();
         if !problems.is_empty() {
             return Err(KeyError::Policy(format!(
                 "{what} is {}; arca only uses keys that cannot leave the token",
@@ -1401,6 +1467,11 @@ impl Pkcs11Signer {
                 )))
             }
         };
+        if always_authenticate
+            && (uri.pin_source.is_none() || mech != SignMech::Rsa(RsaPssMode::Combined))
+        {
+            return Err(reauth_unsupported(&what));
+        }
         let named = Pkcs11Uri {
             token: Some(ts.label.clone()),
             object: label.or_else(|| uri.object.clone()),
@@ -1417,6 +1488,35 @@ impl Pkcs11Signer {
             pin_source: uri.pin_source.clone(),
             ts,
         })
+    }
+
+    /// Signs with a CKA_ALWAYS_AUTHENTICATE key: C_SignInit, the
+    /// context-specific login, then the data. cryptoki offers C_Sign only
+    /// together with C_SignInit, so this uses the multi-part calls, which
+    /// only the hashing RSA mechanism has.
+    fn sign_reauthenticated(&mut self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let path = match (&self.pin_source, self.mech) {
+            (Some(p), SignMech::Rsa(RsaPssMode::Combined)) => p.clone(),
+            _ => return Err(reauth_unsupported(&self.desc)),
+        };
+        let pin = read_pin_file(&path)?;
+        let auth = AuthPin::new(pin.as_str().into());
+        drop(pin);
+        let s = &self.ts.session;
+        let failed = |e| dev(format!("signing with {}", self.desc), e);
+        s.sign_init(&Mechanism::Sha256RsaPkcsPss(pss_params()), self.key)
+            .map_err(failed)?;
+        s.login(UserType::ContextSpecific, Some(&auth))
+            .map_err(|e| match e {
+                CkError::Pkcs11(RvError::PinIncorrect, _) => KeyError::WrongPin(format!(
+                    "the token did not accept the PIN from {} for {}",
+                    path.display(),
+                    self.desc
+                )),
+                e => dev(format!("authenticating for {}", self.desc), e),
+            })?;
+        s.sign_update(msg).map_err(failed)?;
+        s.sign_final().map_err(failed)
     }
 
     /// The security flags read from the private key.
@@ -1446,6 +1546,12 @@ impl Pkcs11Signer {
     }
 }
 
+fn reauth_unsupported(desc: &str) -> KeyError {
+    KeyError::Unsupported(format!(
+        "{desc} wants the PIN before every signature (CKA_ALWAYS_AUTHENTICATE); arca supports that only for RSA keys on tokens with CKM_SHA256_RSA_PKCS_PSS, with pin-source=file:PATH in the URI"
+    ))
+}
+
 /// CKA_ID for a new key without `id=`: the first 16 bytes of SHA-256 of the
 /// label.
 pub fn id_for_label(label: &str) -> Vec<u8> {
@@ -1459,44 +1565,7 @@ impl Signer for Pkcs11Signer {
 
     fn sign_raw(&mut self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
         if self.always_authenticate {
-            // Keys with CKA_ALWAYS_AUTHENTICATE need the PIN before each
-            // signature; arca can only give it from a pin-source file.
-            let path = self.pin_source.clone().ok_or_else(|| {
-                KeyError::Unsupported(format!(
-                    "{} asks for the PIN before every signature (CKA_ALWAYS_AUTHENTICATE); give pin-source=file:PATH",
-                    self.desc
-                ))
-            })?;
-            let pin = read_pin_file(&path)?;
-            let auth = AuthPin::new(pin.as_str().into());
-            drop(pin);
-            let s = &self.ts.session;
-            // The operation must be initialised before the context login.
-            let mech = match self.mech {
-                SignMech::Rsa(RsaPssMode::Combined) => Mechanism::Sha256RsaPkcsPss(pss_params()),
-                SignMech::Rsa(RsaPssMode::HostHash) => Mechanism::RsaPkcsPss(pss_params()),
-                SignMech::Eddsa => Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
-            };
-            s.sign_init(&mech, self.key)
-                .map_err(|e| dev(format!("signing with {}", self.desc), e))?;
-            s.login(UserType::ContextSpecific, Some(&auth))
-                .map_err(|e| match e {
-                    CkError::Pkcs11(RvError::PinIncorrect, _) => KeyError::WrongPin(format!(
-                        "the token did not accept the PIN from {} for {}",
-                        path.display(),
-                        self.desc
-                    )),
-                    e => dev(format!("authenticating for {}", self.desc), e),
-                })?;
-            let data = match self.mech {
-                SignMech::Rsa(RsaPssMode::HostHash) => Sha256::digest(msg).to_vec(),
-                _ => msg.to_vec(),
-            };
-            s.sign_update(&data)
-                .map_err(|e| dev(format!("signing with {}", self.desc), e))?;
-            return s
-                .sign_final()
-                .map_err(|e| dev(format!("signing with {}", self.desc), e));
+            return self.sign_reauthenticated(msg);
         }
         let s = &self.ts.session;
         let r = match self.mech {
@@ -1737,10 +1806,12 @@ pub fn list_keys(
         if pk.is_none() {
             problems.push("its public key cannot be read".into());
         }
+        let mut too_small = false;
         if let Some(bits) = pk.as_ref().and_then(|p| p.bits()) {
             if pk.as_ref().is_some_and(|p| p.alg == KeyAlg::Rsa)
                 && bits < crate::conex::key::MIN_RSA_BITS
             {
+                too_small = true;
                 problems.push(format!("{bits}-bit RSA is too small for conex"));
             }
         }
@@ -1759,7 +1830,7 @@ pub fn list_keys(
             key_type,
             bits: pk.as_ref().and_then(|p| p.bits()),
             flags,
-            usable: problems.is_empty(),
+            usable: flags.hard_problems().is_empty() && pk.is_some() && !too_small,
             problems,
             key_id: pk.as_ref().map(|p| p.key_id().to_string()),
             public_key: pk.as_ref().map(|p| p.conex_string()),
@@ -1783,6 +1854,101 @@ mod tests {
         let e = resolve_module(None, None).unwrap_err().to_string();
         assert!(e.contains("module-path") && e.contains(MODULE_ENV), "{e}");
         assert!(resolve_module(None, Some("".into())).is_err());
+        let e = resolve_module(Some(Path::new("libsofthsm2.so")), None).unwrap_err();
+        assert!(e.to_string().contains("must be absolute"), "{e}");
+    }
+
+    /// A scripted person.
+    #[derive(Default)]
+    struct Person {
+        confirm: bool,
+        questions: Vec<String>,
+        notices: Vec<String>,
+    }
+
+    impl SecretSource for Person {
+        fn secret(&mut self, _req: &SecretRequest) -> Result<Zeroizing<String>, KeyError> {
+            panic!("prepare_pin_request never asks for the PIN itself")
+        }
+        fn confirm_risky(&mut self, question: &str) -> Result<bool, KeyError> {
+            self.questions.push(question.into());
+            Ok(self.confirm)
+        }
+        fn notice(&mut self, message: &str) {
+            self.notices.push(message.into());
+        }
+    }
+
+    fn flags() -> PinFlags {
+        PinFlags {
+            initialized: true,
+            ..PinFlags::default()
+        }
+    }
+
+    #[test]
+    fn pin_state_normal() {
+        let mut p = Person::default();
+        let r = prepare_pin_request("root-1", flags(), &mut p).unwrap();
+        assert_eq!(r.what, "user PIN for token \"root-1\"");
+        assert_eq!((r.retries_left, r.final_try), (None, false));
+        assert!(p.questions.is_empty() && p.notices.is_empty());
+    }
+
+    #[test]
+    fn pin_state_count_low_is_told() {
+        let mut p = Person::default();
+        let f = PinFlags {
+            count_low: true,
+            ..flags()
+        };
+        let r = prepare_pin_request("root-1", f, &mut p).unwrap();
+        assert!(!r.final_try);
+        assert_eq!(p.notices.len(), 1);
+        assert!(p.notices[0].contains("few tries"), "{:?}", p.notices);
+    }
+
+    #[test]
+    fn pin_state_final_try_needs_a_yes() {
+        let f = PinFlags {
+            final_try: true,
+            count_low: true,
+            ..flags()
+        };
+        let mut no = Person::default();
+        let e = prepare_pin_request("root-2", f, &mut no).unwrap_err();
+        assert!(matches!(e, KeyError::Declined(_)), "{e:?}");
+        assert!(e.to_string().contains("\"root-2\""), "{e}");
+        assert_eq!(no.questions.len(), 1);
+        assert!(no.questions[0].contains("FINAL"), "{:?}", no.questions);
+        let mut yes = Person {
+            confirm: true,
+            ..Person::default()
+        };
+        let r = prepare_pin_request("root-2", f, &mut yes).unwrap();
+        assert_eq!((r.retries_left, r.final_try), (Some(1), true));
+        // Without a person (e.g. only a pin-source file), the final try is
+        // never spent.
+        let e = prepare_pin_request("root-2", f, &mut crate::keys::NoSecrets).unwrap_err();
+        assert!(matches!(e, KeyError::Declined(_)), "{e:?}");
+    }
+
+    #[test]
+    fn pin_state_locked_and_unset() {
+        let mut p = Person::default();
+        let e = prepare_pin_request(
+            "root-3",
+            PinFlags {
+                locked: true,
+                ..flags()
+            },
+            &mut p,
+        )
+        .unwrap_err();
+        assert!(matches!(e, KeyError::PinLocked(_)), "{e:?}");
+        assert!(p.questions.is_empty());
+        let e = prepare_pin_request("root-3", PinFlags::default(), &mut p).unwrap_err();
+        assert!(e.to_string().contains("no user PIN"), "{e}");
     }
 
     #[test]
