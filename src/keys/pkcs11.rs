@@ -1151,6 +1151,16 @@ pub struct Pkcs11Signer {
     pin_source: Option<PathBuf>,
 }
 
+/// A checked key, before it is tied to its session.
+struct KeyParts {
+    key: ObjectHandle,
+    pk: PublicKey,
+    mech: SignMech,
+    desc: String,
+    flags: KeyFlags,
+    always_authenticate: bool,
+}
+
 impl fmt::Debug for Pkcs11Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pkcs11Signer")
@@ -1337,7 +1347,37 @@ impl Pkcs11Signer {
                 )))
             }
         };
-        let problems = flags.problems();
+        let mut problems = flags.problems();
+        match s.get_attributes(
+            private,
+            &[
+                AttributeType::Sign,
+                AttributeType::Decrypt,
+                AttributeType::Unwrap,
+                AttributeType::Derive,
+            ],
+        ) {
+            Ok(usage) => {
+                if attr_bool(&usage, AttributeType::Sign) == Some(false) {
+                    problems.push("unable to sign");
+                }
+                for (t, name) in [
+                    (AttributeType::Decrypt, "able to decrypt"),
+                    (AttributeType::Unwrap, "able to unwrap"),
+                    (AttributeType::Derive, "able to derive"),
+                ] {
+                    if attr_bool(&usage, t) == Some(true) {
+                        problems.push(name);
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(destroy(dev(
+                    format!("reading back the new key {label:?} on token {tlabel:?}"),
+                    e,
+                )))
+            }
+        }
         if !problems.is_empty() {
             return Err(destroy(KeyError::Policy(format!(
                 "token {tlabel:?} made key {label:?} {}; it was deleted",
@@ -1348,17 +1388,11 @@ impl Pkcs11Signer {
             id: Some(id),
             ..uri.clone()
         };
-        let mut signer = match Self::from_private(&ctx, ts, private, &with_id, Some(public)) {
-            Ok(signer) => signer,
-            Err(e) => {
-                // The session went with the failed signer; clean up anew.
-                if let Ok((_, ts2, _)) = open_session(uri, true, &mut super::NoSecrets) {
-                    let _ = ts2.session.destroy_object(private);
-                    let _ = ts2.session.destroy_object(public);
-                }
-                return Err(e);
-            }
+        let parts = match Self::key_parts(&ctx, &ts, private, &with_id, Some(public)) {
+            Ok(parts) => parts,
+            Err(e) => return Err(destroy(e)),
         };
+        let mut signer = Pkcs11Signer::assemble(ts, parts, &with_id);
         // One signature now, so a broken token is found before the ceremony
         // relies on the key.
         if let Err(e) = super::sign_checked(&mut signer, b"arca pkcs11 self-test") {
@@ -1376,6 +1410,31 @@ impl Pkcs11Signer {
         uri: &Pkcs11Uri,
         public_hint: Option<ObjectHandle>,
     ) -> Result<Pkcs11Signer, KeyError> {
+        let parts = Self::key_parts(ctx, &ts, private, uri, public_hint)?;
+        Ok(Pkcs11Signer::assemble(ts, parts, uri))
+    }
+
+    fn assemble(ts: TokenSession, p: KeyParts, uri: &Pkcs11Uri) -> Pkcs11Signer {
+        Pkcs11Signer {
+            key: p.key,
+            pk: p.pk,
+            mech: p.mech,
+            desc: p.desc,
+            flags: p.flags,
+            always_authenticate: p.always_authenticate,
+            pin_source: uri.pin_source.clone(),
+            ts,
+        }
+    }
+
+    /// Reads and checks what arca needs to sign with `private`.
+    fn key_parts(
+        ctx: &Pkcs11,
+        ts: &TokenSession,
+        private: ObjectHandle,
+        uri: &Pkcs11Uri,
+        public_hint: Option<ObjectHandle>,
+    ) -> Result<KeyParts, KeyError> {
         let s = &ts.session;
         let what = format!("{} on token {:?}", uri.key_desc(), ts.label);
         let attrs = s
@@ -1478,15 +1537,13 @@ impl Pkcs11Signer {
             id: id.or_else(|| uri.id.clone()),
             ..Pkcs11Uri::default()
         };
-        Ok(Pkcs11Signer {
+        Ok(KeyParts {
             key: private,
             pk,
             mech,
             desc: named.to_string(),
             flags,
             always_authenticate,
-            pin_source: uri.pin_source.clone(),
-            ts,
         })
     }
 
