@@ -447,11 +447,8 @@ fn wrong_pin_is_refused_and_nothing_is_written() {
 
     // Nothing was written: the token holds no key at all.
     let mut right = Person::with_pin(TEST_PIN);
-    let keys = list_keys(
-        &uri("wrong-pin", "never").without_query_but_module(),
-        &mut right,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let keys = list_keys(&uri("wrong-pin", "never").whole_token(), &mut right)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(keys.is_empty(), "{keys:?}");
     let s = raw_session("wrong-pin");
     assert!(s.find_objects(&[]).unwrap().is_empty());
@@ -462,12 +459,12 @@ fn wrong_pin_is_refused_and_nothing_is_written() {
     assert!(matches!(err, KeyError::WrongPin(_)), "{err:?}");
 }
 
-/// `list_keys` on the whole token: the URI without its `object=`.
+/// For `list_keys` on the whole token: the URI without `object=`/`id=`.
 trait WholeToken {
-    fn without_query_but_module(&self) -> Pkcs11Uri;
+    fn whole_token(&self) -> Pkcs11Uri;
 }
 impl WholeToken for Pkcs11Uri {
-    fn without_query_but_module(&self) -> Pkcs11Uri {
+    fn whole_token(&self) -> Pkcs11Uri {
         Pkcs11Uri {
             object: None,
             id: None,
@@ -706,7 +703,7 @@ fn extractable_or_non_sensitive_keys_are_refused() {
     let err = Pkcs11Signer::open(&uri("policy", "export"), &mut person).unwrap_err();
     assert!(matches!(err, KeyError::Policy(_)), "{err:?}");
     assert!(err.to_string().contains("extractable"), "{err}");
-    let keys = list_keys(&uri("policy", "x").without_query_but_module(), &mut person).unwrap();
+    let keys = list_keys(&uri("policy", "x").whole_token(), &mut person).unwrap();
     assert_eq!(keys.len(), 2);
     assert!(
         keys.iter().all(|k| !k.usable && !k.problems.is_empty()),
@@ -782,7 +779,7 @@ fn list_tokens_and_keys() {
             .unwrap();
     let pk = signer.public_key().clone();
     drop(signer);
-    let keys = list_keys(&uri("list", "x").without_query_but_module(), &mut person).unwrap();
+    let keys = list_keys(&uri("list", "x").whole_token(), &mut person).unwrap();
     assert_eq!(keys.len(), 1, "{keys:?}");
     let k = &keys[0];
     assert_eq!(k.label.as_deref(), Some("listed key"));
@@ -874,6 +871,8 @@ fn uri_errors_are_clear() {
         ("pkcs11:token a", "percent-encoded"),
         ("pkcs11:token", "no `=`"),
         ("pkcs11:id=", "id is empty"),
+        ("pkcs11:token=a;object=", "object= is empty"),
+        ("pkcs11:token=", "token= is empty"),
         ("pk11:token=a", "starts with pkcs11:"),
     ];
     for (s, want) in cases {

@@ -215,6 +215,9 @@ impl Pkcs11Uri {
                 .split_once('=')
                 .ok_or_else(|| loc_err(s, format!("path attribute {part:?} has no `=`")))?;
             check_dup(name)?;
+            if v.is_empty() && matches!(name, "token" | "serial" | "object") {
+                return Err(loc_err(s, format!("{name}= is empty")));
+            }
             match name {
                 "token" => u.token = Some(text(name, v)?),
                 "manufacturer" => u.manufacturer = Some(text(name, v)?),
