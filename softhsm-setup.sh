@@ -167,7 +167,7 @@ for label in "${labels[@]}"; do
   so_pin="$(head -n1 "$so_pin_file")"
   user_pin="$(head -n1 "$user_pin_file")"
   if ! printf '%s\n%s\n%s\n%s\n' "$so_pin" "$so_pin" "$user_pin" "$user_pin" \
-      | script -qec "softhsm2-util --init-token --free --label '$label'" /dev/null >/dev/null 2>&1; then
+      | script -qec "softhsm2-util --init-token --free --label $(printf '%q' "$label")" /dev/null >/dev/null 2>&1; then
     unset so_pin user_pin
     die "softhsm2-util could not initialise token '$label'"
   fi
