@@ -1039,3 +1039,73 @@ fn always_authenticate_key_signs_with_pin_file() {
         .sign(&Mechanism::Sha256RsaPkcsPss(params), k, b"four")
         .is_err());
 }
+
+/// Token folders (one per token) under `dir/tokens`.
+fn token_dirs(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join("tokens"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn setup_script_keeps_tokens_unless_reset() {
+    let Some(h) = need_hsm_quiet() else { return };
+    let dir = h.dir.join("script-test");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("softhsm-setup.sh");
+    let run = |args: &[&str]| {
+        let out = Command::new(&script)
+            .arg("--dir")
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (stdout, stderr) = run(&["--tokens", "2"]);
+    // Only the export line on stdout; the rehearsal PIN is announced on stderr.
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("SOFTHSM2_CONF=") && stdout.contains("ARCA_PKCS11_MODULE="));
+    assert!(stderr.contains("rehearsal PIN"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("user-pin")).unwrap(),
+        "123456\n"
+    );
+    let first = token_dirs(&dir);
+    assert_eq!(first.len(), 2, "{first:?}");
+    // Again, plus one: the first two are kept as they are.
+    let (_, stderr) = run(&["--token", "root-1", "--token", "root-3"]);
+    assert!(stderr.contains("'root-1' exists already"), "{stderr}");
+    let second = token_dirs(&dir);
+    assert_eq!(second.len(), 3);
+    assert!(first.iter().all(|t| second.contains(t)));
+    // --reset remakes them.
+    run(&["--reset", "--token", "root-1"]);
+    let third = token_dirs(&dir);
+    assert_eq!(third.len(), 1);
+    assert!(!first.contains(&third[0]));
+    run(&["--clean"]);
+    assert!(!dir.exists());
+}
+
+/// The setup without the token turn (this test touches no token of ours).
+fn need_hsm_quiet() -> Option<&'static Hsm> {
+    let h = hsm();
+    if h.is_none() {
+        eprintln!("SoftHSM not installed: apt-get install softhsm2 opensc to run this test");
+    }
+    h
+}
