@@ -285,20 +285,11 @@ impl KeyLocation {
                 }))
             }
             KeyLocation::Pkcs11(u) => {
-                let s = u.to_string();
-                let (path, query) = match s.split_once('?') {
-                    Some((p, q)) => (p.to_string(), Some(q.to_string())),
-                    None => (s.clone(), None),
-                };
-                if path.split([':', ';']).any(|a| a.starts_with("object=")) {
-                    return Ok(self.clone());
+                let mut u = u.clone();
+                if u.object.is_none() && u.id.is_none() {
+                    u.object = Some(id.into());
                 }
-                let sep = if path.ends_with(':') { "" } else { ";" };
-                let with = match query {
-                    Some(q) => format!("{path}{sep}object={id}?{q}"),
-                    None => format!("{path}{sep}object={id}"),
-                };
-                KeyLocation::parse(&with)
+                Ok(KeyLocation::Pkcs11(u))
             }
             other => Ok(other.clone()),
         }
