@@ -11,7 +11,9 @@ pub mod wire;
 
 pub use expr::{Expr, KeyRef};
 pub use key::{Digest, KeyAlg, PublicKey, SigAlg};
-pub use resource::{Delegation, Key, Resource, Root, Role, Signature, Snapshot, Target, Targets, Timestamp};
+pub use resource::{
+    Delegation, Key, Resource, Role, Root, Signature, Snapshot, Target, Targets, Timestamp,
+};
 pub use wire::Wire;
 
 use std::fmt;

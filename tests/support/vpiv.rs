@@ -44,8 +44,8 @@ pub const VPCD_PORTS: [u16; 2] = [35963, 35964];
 
 /// The ATR of a YubiKey 5 NFC (T=1).
 const ATR: [u8; 23] = [
-    0x3b, 0xfd, 0x13, 0x00, 0x00, 0x81, 0x31, 0xfe, 0x15, 0x80, 0x73, 0xc0, 0x21, 0xc0, 0x57,
-    0x59, 0x75, 0x62, 0x69, 0x4b, 0x65, 0x79, 0x40,
+    0x3b, 0xfd, 0x13, 0x00, 0x00, 0x81, 0x31, 0xfe, 0x15, 0x80, 0x73, 0xc0, 0x21, 0xc0, 0x57, 0x59,
+    0x75, 0x62, 0x69, 0x4b, 0x65, 0x79, 0x40,
 ];
 
 /// The factory management key of every YubiKey (3DES or AES-192).
@@ -641,8 +641,8 @@ impl Card {
             return Err(SW_INCORRECT_DATA);
         }
         let outer = parse_tlvs(data).ok_or(SW_INCORRECT_DATA)?;
-        let inner = parse_tlvs(find(&outer, 0x7c).ok_or(SW_INCORRECT_DATA)?)
-            .ok_or(SW_INCORRECT_DATA)?;
+        let inner =
+            parse_tlvs(find(&outer, 0x7c).ok_or(SW_INCORRECT_DATA)?).ok_or(SW_INCORRECT_DATA)?;
         let n = self.mgm_alg.block();
         let witness_tag = find(&inner, 0x80);
         let challenge = find(&inner, 0x81);
@@ -673,8 +673,8 @@ impl Card {
 
     fn sign(&mut self, p1: u8, slot: u8, data: &[u8]) -> Result<Vec<u8>, Sw> {
         let outer = parse_tlvs(data).ok_or(SW_INCORRECT_DATA)?;
-        let inner = parse_tlvs(find(&outer, 0x7c).ok_or(SW_INCORRECT_DATA)?)
-            .ok_or(SW_INCORRECT_DATA)?;
+        let inner =
+            parse_tlvs(find(&outer, 0x7c).ok_or(SW_INCORRECT_DATA)?).ok_or(SW_INCORRECT_DATA)?;
         let input = find(&inner, 0x81).ok_or(SW_INCORRECT_DATA)?;
         self.trace.sign_inputs.push(input.len());
         let key = self.slots.get(&slot).ok_or(SW_INCORRECT_DATA)?;
@@ -730,8 +730,8 @@ impl Card {
             return Err(SW_WRONG_P1P2);
         }
         let outer = parse_tlvs(data).ok_or(SW_INCORRECT_DATA)?;
-        let inner = parse_tlvs(find(&outer, 0xac).ok_or(SW_INCORRECT_DATA)?)
-            .ok_or(SW_INCORRECT_DATA)?;
+        let inner =
+            parse_tlvs(find(&outer, 0xac).ok_or(SW_INCORRECT_DATA)?).ok_or(SW_INCORRECT_DATA)?;
         let alg = *find(&inner, 0x80)
             .and_then(|a| a.first())
             .ok_or(SW_INCORRECT_DATA)?;
@@ -894,11 +894,7 @@ impl Card {
         );
         let validity = der(
             0x30,
-            &[
-                der(0x17, b"160314000000Z"),
-                der(0x18, b"99991231235959Z"),
-            ]
-            .concat(),
+            &[der(0x17, b"160314000000Z"), der(0x18, b"99991231235959Z")].concat(),
         );
         let mut tbs = [
             der(0xa0, &der_integer(&[2])),
