@@ -16,9 +16,10 @@
 //! counter and lockout, CHANGE REFERENCE DATA (24) for PIN and PUK, RESET
 //! RETRY COUNTER (2C), management-key mutual authentication (87 … 9B) with
 //! 3DES or AES-192, SET MANAGEMENT KEY (FF), GENERATE ASYMMETRIC (47) for
-//! Ed25519 and RSA-2048/3072/4096 with PIN and touch policy, GENERAL
-//! AUTHENTICATE signing (raw RSA on the padded block, Ed25519 over the
-//! message), per-slot PIN policy (never/once/always), GET DATA / PUT DATA
+//! Ed25519 and RSA-2048/3072/4096 (3072/4096/Ed25519 only on firmware ≥ 5.7)
+//! and ECDSA P-256, with PIN and touch policy, GENERAL AUTHENTICATE signing
+//! (raw RSA on the padded block, Ed25519 over the message, ECDSA over a
+//! digest), per-slot PIN policy (never/once/always), GET DATA / PUT DATA
 //! (CB/DB, the PIN-protected "printed" object needs the PIN), ATTEST (F9)
 //! with an emulated attestation key (ECDSA P-256) and its certificate in
 //! object 5FFF01, GET METADATA (F7), command chaining (CLA 0x10) and
@@ -127,6 +128,7 @@ impl CardConfig {
 enum KeyKind {
     Rsa(Box<rsa::RsaPrivateKey>),
     Ed25519(Box<ed25519_dalek::SigningKey>),
+    P256(Box<p256::ecdsa::SigningKey>),
 }
 
 struct SlotKey {
@@ -148,6 +150,7 @@ impl SlotKey {
                 v
             }
             KeyKind::Ed25519(k) => tlv(0x86, k.verifying_key().as_bytes()),
+            KeyKind::P256(k) => tlv(0x86, k.verifying_key().to_sec1_point(false).as_bytes()),
         }
     }
 
@@ -167,6 +170,14 @@ impl SlotKey {
                 ];
                 v.extend_from_slice(k.verifying_key().as_bytes());
                 v
+            }
+            KeyKind::P256(k) => {
+                use p256::pkcs8::EncodePublicKey;
+                k.verifying_key()
+                    .to_public_key_der()
+                    .expect("P-256 SPKI encodes")
+                    .as_bytes()
+                    .to_vec()
             }
         }
     }
@@ -205,6 +216,7 @@ pub struct Card {
     objects: HashMap<u32, Vec<u8>>,
     f9_key: p256::ecdsa::SigningKey,
     f9_name: Vec<u8>,
+    f9_cert: Vec<u8>,
     chain: Vec<u8>,
     pending: Vec<u8>,
     /// What the card has seen.
@@ -259,12 +271,32 @@ impl Drop for VirtualCard {
     }
 }
 
+/// vpcd writes the length and the payload of a message separately; with
+/// Nagle on its side and delayed ACKs on ours every APDU would wait ~40 ms.
+/// Asking for immediate ACKs before each read avoids that.
+fn quick_ack(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on a socket we own, with a valid int option value.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 fn serve(mut stream: TcpStream, state: Arc<Mutex<Card>>) {
     loop {
+        quick_ack(&stream);
         let mut len = [0u8; 2];
         if stream.read_exact(&mut len).is_err() {
             return;
         }
+        quick_ack(&stream);
         let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
         if stream.read_exact(&mut buf).is_err() {
             return;
@@ -399,12 +431,13 @@ impl Card {
             objects: HashMap::new(),
             f9_key,
             f9_name,
+            f9_cert: vec![],
             chain: vec![],
             pending: vec![],
             trace: Trace::default(),
         };
-        let f9_cert = card.f9_certificate();
-        let mut obj = tlv(0x70, &f9_cert);
+        card.f9_cert = card.f9_certificate();
+        let mut obj = tlv(0x70, &card.f9_cert);
         obj.extend([0x71, 0x01, 0x00, 0xfe, 0x00]);
         card.objects.insert(OBJ_ATTESTATION, obj);
         card
@@ -432,7 +465,7 @@ impl Card {
 
     /// The attestation (F9) certificate, DER.
     pub fn f9_cert_der(&self) -> Vec<u8> {
-        self.f9_certificate()
+        self.f9_cert.clone()
     }
 
     /// Raw content of a data object.
@@ -715,6 +748,12 @@ impl Card {
                 out.extend_from_slice(&raw);
                 out
             }
+            KeyKind::P256(k) => {
+                use p256::ecdsa::signature::hazmat::PrehashSigner;
+                let sig: p256::ecdsa::Signature =
+                    k.sign_prehash(input).map_err(|_| SW_INCORRECT_DATA)?;
+                sig.to_der().as_bytes().to_vec()
+            }
         };
         if key.pin_policy == 3 {
             self.pin_fresh = false;
@@ -748,6 +787,11 @@ impl Card {
         let new57 = self.fw_at_least(5, 7);
         let key = match alg {
             0x07 => KeyKind::Rsa(Box::new(gen_rsa(2048))),
+            0x11 => KeyKind::P256(Box::new(loop {
+                if let Ok(k) = p256::ecdsa::SigningKey::from_slice(&random::<32>()) {
+                    break k;
+                }
+            })),
             0x05 if new57 => KeyKind::Rsa(Box::new(gen_rsa(3072))),
             0x16 if new57 => KeyKind::Rsa(Box::new(gen_rsa(4096))),
             0xe0 if new57 => KeyKind::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(
