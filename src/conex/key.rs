@@ -173,9 +173,7 @@ pub enum KeyDataError {
     #[error("rsa key data is not a PEM SubjectPublicKeyInfo: {0}")]
     RsaPem(String),
     /// RSA key data is a valid key but not in conex's exact layout.
-    #[error(
-        "rsa key data is not in canonical PEM layout (64-column base64, LF, no trailing newline)"
-    )]
+    #[error("rsa key data is not in canonical PEM layout (64-column base64, LF, no trailing newline)")]
     RsaLayout,
     /// RSA modulus below 2048 bits.
     #[error("rsa key has {0} bits; conex requires at least 2048")]

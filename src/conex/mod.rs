@@ -11,9 +11,7 @@ pub mod wire;
 
 pub use expr::{Expr, KeyRef};
 pub use key::{Digest, KeyAlg, PublicKey, SigAlg};
-pub use resource::{
-    Delegation, Key, Resource, Role, Root, Signature, Snapshot, Target, Targets, Timestamp,
-};
+pub use resource::{Delegation, Key, Resource, Root, Role, Signature, Snapshot, Target, Targets, Timestamp};
 pub use wire::Wire;
 
 use std::fmt;

@@ -6,8 +6,8 @@
 //! * `piv:` — YubiKey PIV slots ([`piv`]).
 
 pub mod file;
-pub mod piv;
 pub mod pkcs11;
+pub mod piv;
 
 use crate::conex::{KeyAlg, PublicKey, SigAlg};
 use std::fmt;

@@ -30,11 +30,7 @@ impl Pkcs11Signer {
         Err(KeyError::Unsupported("pkcs11 not yet implemented".into()))
     }
     /// Generates a key on the token.
-    pub fn generate(
-        _u: &Pkcs11Uri,
-        _spec: KeySpec,
-        _s: &mut dyn SecretSource,
-    ) -> Result<Self, KeyError> {
+    pub fn generate(_u: &Pkcs11Uri, _spec: KeySpec, _s: &mut dyn SecretSource) -> Result<Self, KeyError> {
         Err(KeyError::Unsupported("pkcs11 not yet implemented".into()))
     }
 }
