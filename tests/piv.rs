@@ -51,10 +51,13 @@ fn pcsc_lock() -> Option<MutexGuard<'static, ()>> {
             panic!("{why}: run tests/support/pcscd-vpcd.sh start before cargo test")
         }
         Err(why) => {
+            // Straight to stderr: the test harness captures eprintln!.
             SKIP_NOTICE.call_once(|| {
-                eprintln!(
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "skipping YubiKey PIV tests: {why}; run tests/support/pcscd-vpcd.sh start"
-                )
+                );
             });
             None
         }

@@ -1377,6 +1377,29 @@ mod tests {
     }
 
     #[test]
+    fn pcsc_errors_in_words() {
+        let e = yk_err(
+            yubikey::Error::PcscError {
+                inner: Some(pcsc::Error::NoService),
+            },
+            "looking for YubiKeys",
+        );
+        assert_eq!(e.to_string(), "no PC/SC service (pcscd) is running");
+        let e = yk_err(
+            yubikey::Error::PcscError {
+                inner: Some(pcsc::Error::RemovedCard),
+            },
+            "signing",
+        );
+        assert!(e.to_string().contains("removed"), "{e}");
+        let e = yk_err(yubikey::Error::AuthenticationError, "signing");
+        assert!(
+            e.to_string().contains("security status not satisfied"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn location_rejects() {
         for bad in [
             "pkcs11:x",
