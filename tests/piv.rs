@@ -240,6 +240,10 @@ fn ed25519_generate_sign_verify_on_fw57_with_aes_mgm_key() {
     pk.verify(alg, b"short", &sig).unwrap();
     drop(signer);
 
+    // The public key alone needs no PIN.
+    let read = piv::public_key(&loc("piv:slot=9c"), &mut arca::keys::NoSecrets).unwrap();
+    assert_eq!(read, pk);
+
     // A slot without a key.
     let err = PivSigner::open(&loc("piv:slot=9a"), &mut Script::new(&["123456"]))
         .err()

@@ -680,6 +680,26 @@ fn emsa_pss_sha256(msg: &[u8], mod_bits: usize, salt: &[u8; 32]) -> Result<Vec<u
 
 // ---------------------------------------------------------------- signer
 
+/// Reads the conex public key of the key in `loc`'s slot without the PIN
+/// (for `arca key pub`).
+pub fn public_key(
+    loc: &PivLocation,
+    secrets: &mut dyn SecretSource,
+) -> Result<PublicKey, KeyError> {
+    let mut yk = find_device(loc, secrets)?;
+    let serial = yk.serial().0;
+    let where_ = format!("slot {:02x} of YubiKey {serial}", loc.slot);
+    let key = slot_key(&mut yk, loc.slot)?
+        .ok_or_else(|| KeyError::NotFound(format!("{where_} holds no key")))?;
+    let public = key
+        .public
+        .as_ref()
+        .ok_or_else(|| KeyError::Device(format!("{where_}: the public key is not reported")))?;
+    let pk = conex_public_key(key.alg, public, &where_)?;
+    release(yk);
+    Ok(pk)
+}
+
 /// A key in a YubiKey PIV slot.
 pub struct PivSigner {
     yk: YubiKey,
