@@ -340,6 +340,33 @@ fn rsa2048_generate_sign_verify_salt32_on_fw54_with_3des_mgm_key() {
 }
 
 #[test]
+fn rsa3072_and_rsa4096_on_fw57() {
+    let Some(_lock) = pcsc_lock() else { return };
+    let plugged = Plugged::new(CardConfig::fw57(5_700_010));
+    let msg = conex_message(5000);
+    for (slot, bits) in [("82", 3072), ("83", 4096)] {
+        let mut signer = PivSigner::generate(
+            &loc(&format!("piv:slot={slot};touch=never")),
+            KeySpec::Rsa(bits),
+            &mut Script::new(&["123456"]),
+        )
+        .unwrap_or_else(|e| panic!("rsa{bits}: {e}"));
+        let pk = signer.public_key().clone();
+        assert_eq!(pk.bits(), Some(bits));
+        let (_, sig) = sign_checked(&mut signer, &msg).unwrap();
+        assert_eq!(sig.len(), bits / 8);
+        rsa_key(&pk)
+            .verify(
+                rsa::Pss::<Sha256>::new_with_salt(32),
+                &Sha256::digest(&msg),
+                &sig,
+            )
+            .unwrap();
+    }
+    assert_eq!(plugged.card().trace.sign_inputs, vec![384, 512]);
+}
+
+#[test]
 fn conex_sized_messages_with_ed25519_and_rsa() {
     let Some(_lock) = pcsc_lock() else { return };
     let plugged = Plugged::new(CardConfig::fw57(5_700_002));

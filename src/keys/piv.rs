@@ -649,6 +649,11 @@ fn mgf1_sha256(seed: &[u8], len: usize) -> Vec<u8> {
 fn emsa_pss_sha256(msg: &[u8], mod_bits: usize, salt: &[u8; 32]) -> Result<Vec<u8>, KeyError> {
     const H_LEN: usize = 32;
     const S_LEN: usize = 32;
+    if mod_bits < 8 * (H_LEN + S_LEN + 3) {
+        return Err(KeyError::Policy(format!(
+            "an RSA modulus of {mod_bits} bits is too small for PSS"
+        )));
+    }
     let k = mod_bits.div_ceil(8);
     let em_bits = mod_bits - 1;
     let em_len = em_bits.div_ceil(8);
@@ -1444,6 +1449,21 @@ mod tests {
             assert!(e.contains("pin-source=file:PATH"), "{e}");
             assert!(!e.contains("123456"), "{e}");
         }
+    }
+
+    #[test]
+    fn pss_block_layout() {
+        // emBits = modBits - 1: a 2049-bit modulus gives a 256-byte EM,
+        // sent to the card as 257 bytes with a leading zero.
+        let em = emsa_pss_sha256(b"m", 2049, &[1u8; 32]).unwrap();
+        assert_eq!(em.len(), 257);
+        assert_eq!(em[0], 0);
+        assert_eq!(em[256], 0xbc);
+        let em = emsa_pss_sha256(b"m", 4096, &[1u8; 32]).unwrap();
+        assert_eq!(em.len(), 512);
+        assert_eq!(em[0] & 0x80, 0);
+        assert!(emsa_pss_sha256(b"m", 0, &[1u8; 32]).is_err());
+        assert!(emsa_pss_sha256(b"m", 512, &[1u8; 32]).is_err());
     }
 
     #[test]
