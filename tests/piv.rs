@@ -730,3 +730,24 @@ fn attestation_is_read_and_checked() {
     let err = swapped.check(&ed_pk).expect_err("foreign F9");
     assert!(matches!(err, KeyError::Policy(_)), "{err}");
 }
+
+#[test]
+fn yubikey_held_by_another_program() {
+    let Some(_lock) = pcsc_lock() else { return };
+    let _plugged = Plugged::new(CardConfig::fw57(5_700_011));
+    let ctx = pcsc::Context::establish(pcsc::Scope::System).unwrap();
+    let reader = ctx
+        .list_readers_owned()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.to_string_lossy().ends_with("00 00"))
+        .expect("first vpcd reader");
+    let held = ctx
+        .connect(&reader, pcsc::ShareMode::Exclusive, pcsc::Protocols::T1)
+        .expect("exclusive connection");
+    let mut s = Script::new(&["123456"]);
+    let err = PivSigner::open(&loc("piv:"), &mut s).err().expect("busy");
+    assert!(err.to_string().contains("exclusively"), "{err}");
+    assert!(s.requests.is_empty());
+    drop(held);
+}

@@ -294,8 +294,9 @@ fn slot_id(slot: u8) -> Result<SlotId, KeyError> {
         })
 }
 
-/// Every YubiKey PC/SC can see (none when no reader is connected).
-fn enumerate() -> Result<Vec<YubiKey>, KeyError> {
+/// Every YubiKey PC/SC can see (none when no reader is connected), and
+/// how many readers had a card another program holds exclusively.
+fn enumerate() -> Result<(Vec<YubiKey>, usize), KeyError> {
     let no_readers = |e: &yubikey::Error| {
         matches!(
             e,
@@ -306,15 +307,26 @@ fn enumerate() -> Result<Vec<YubiKey>, KeyError> {
     };
     let mut ctx = match yubikey::reader::Context::open() {
         Ok(c) => c,
-        Err(e) if no_readers(&e) => return Ok(vec![]),
+        Err(e) if no_readers(&e) => return Ok((vec![], 0)),
         Err(e) => return Err(yk_err(e, "looking for YubiKeys")),
     };
     let readers = match ctx.iter() {
         Ok(r) => r,
-        Err(e) if no_readers(&e) => return Ok(vec![]),
+        Err(e) if no_readers(&e) => return Ok((vec![], 0)),
         Err(e) => return Err(yk_err(e, "looking for YubiKeys")),
     };
-    Ok(readers.filter_map(|r| r.open().ok()).collect())
+    let mut found = vec![];
+    let mut busy = 0;
+    for reader in readers {
+        match reader.open() {
+            Ok(yk) => found.push(yk),
+            Err(yubikey::Error::PcscError {
+                inner: Some(pcsc::Error::SharingViolation),
+            }) => busy += 1,
+            Err(_) => {}
+        }
+    }
+    Ok((found, busy))
 }
 
 fn release(yk: YubiKey) {
@@ -327,7 +339,7 @@ fn release(yk: YubiKey) {
 fn find_device(loc: &PivLocation, secrets: &mut dyn SecretSource) -> Result<YubiKey, KeyError> {
     let mut polls = 0;
     loop {
-        let mut found = enumerate()?;
+        let (mut found, busy) = enumerate()?;
         let missing = match loc.serial {
             Some(serial) => {
                 if let Some(i) = found.iter().position(|yk| yk.serial().0 == serial) {
@@ -353,6 +365,13 @@ fn find_device(loc: &PivLocation, secrets: &mut dyn SecretSource) -> Result<Yubi
         };
         found.into_iter().for_each(release);
         if polls == INSERT_POLLS {
+            if busy > 0 {
+                return Err(KeyError::Device(
+                    "a smart card is held exclusively by another program (often gpg's \
+                     scdaemon: gpgconf --kill scdaemon); close it and retry"
+                        .into(),
+                ));
+            }
             return Err(KeyError::NotFound(match loc.serial {
                 Some(s) => format!("no YubiKey with serial {s} is connected"),
                 None => "no YubiKey is connected".into(),
@@ -1338,7 +1357,7 @@ fn touch_policy_name(t: TouchPolicy) -> &'static str {
 /// Lists the connected YubiKeys and their key slots (no PIN needed).
 pub fn list() -> Result<Vec<PivDeviceInfo>, KeyError> {
     let mut out = vec![];
-    for mut yk in enumerate()? {
+    for mut yk in enumerate()?.0 {
         let serial = yk.serial().0;
         let mut slots = vec![];
         let candidates = [0x9a, 0x9c, 0x9d, 0x9e].into_iter().chain(0x82..=0x95);
