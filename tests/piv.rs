@@ -751,3 +751,36 @@ fn yubikey_held_by_another_program() {
     assert!(s.requests.is_empty());
     drop(held);
 }
+
+#[test]
+fn attestation_with_an_rsa_f9_key() {
+    let Some(_lock) = pcsc_lock() else { return };
+    let _plugged = Plugged::new(CardConfig {
+        f9: vpiv::F9Kind::Rsa2048,
+        ..CardConfig::fw54(5_400_012)
+    });
+    let signer = PivSigner::generate(
+        &loc("piv:slot=9c"),
+        KeySpec::Rsa(2048),
+        &mut Script::new(&["123456"]),
+    )
+    .unwrap();
+    let pk = signer.public_key().clone();
+    drop(signer);
+    let att = piv::attest(&loc("piv:slot=9c")).unwrap();
+    att.check(&pk)
+        .expect("sha256WithRSAEncryption attestation checks");
+    assert_eq!(
+        att.attested_policy().unwrap(),
+        Some((3, 2)),
+        "always / always"
+    );
+    let mut forged = att.clone();
+    let n = forged.certificate.len();
+    forged.certificate[n - 1] ^= 0x01;
+    let err = forged.check(&pk).expect_err("bad RSA signature");
+    assert!(
+        err.to_string().contains("not signed by its F9 key"),
+        "{err}"
+    );
+}

@@ -21,8 +21,8 @@
 //! (raw RSA on the padded block, Ed25519 over the message, ECDSA over a
 //! digest), per-slot PIN policy (never/once/always), GET DATA / PUT DATA
 //! (CB/DB, the PIN-protected "printed" object needs the PIN), ATTEST (F9)
-//! with an emulated attestation key (ECDSA P-256) and its certificate in
-//! object 5FFF01, GET METADATA (F7), command chaining (CLA 0x10) and
+//! with an emulated attestation key (ECDSA P-256 or RSA-2048) and its
+//! certificate in object 5FFF01, GET METADATA (F7), command chaining (CLA 0x10) and
 //! GET RESPONSE (C0).
 //!
 //! Not modelled: touch (a touch policy is stored and reported but never
@@ -100,6 +100,22 @@ pub struct CardConfig {
     pub puk: Vec<u8>,
     /// vpcd port (reader) to plug into.
     pub port: u16,
+    /// Kind of attestation (F9) key.
+    pub f9: F9Kind,
+}
+
+/// Kind of the emulated attestation key in slot F9.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum F9Kind {
+    /// ECDSA P-256, certificates signed with ecdsa-with-SHA256.
+    P256,
+    /// RSA-2048, certificates signed with sha256WithRSAEncryption.
+    Rsa2048,
+}
+
+enum F9Key {
+    P256(Box<p256::ecdsa::SigningKey>),
+    Rsa(Box<rsa::RsaPrivateKey>),
 }
 
 impl CardConfig {
@@ -113,6 +129,7 @@ impl CardConfig {
             pin: b"123456".to_vec(),
             puk: b"12345678".to_vec(),
             port: VPCD_PORTS[0],
+            f9: F9Kind::P256,
         }
     }
     /// A factory-fresh YubiKey 5 with firmware 5.4.3 (3DES management key).
@@ -214,7 +231,7 @@ pub struct Card {
     mgm_witness: Option<Vec<u8>>,
     slots: HashMap<u8, SlotKey>,
     objects: HashMap<u32, Vec<u8>>,
-    f9_key: p256::ecdsa::SigningKey,
+    f9_key: F9Key,
     f9_name: Vec<u8>,
     f9_cert: Vec<u8>,
     chain: Vec<u8>,
@@ -408,10 +425,13 @@ fn unpad_pin(p: &[u8]) -> Vec<u8> {
 
 impl Card {
     fn new(cfg: &CardConfig) -> Card {
-        let f9_key = loop {
-            if let Ok(k) = p256::ecdsa::SigningKey::from_slice(&random::<32>()) {
-                break k;
-            }
+        let f9_key = match cfg.f9 {
+            F9Kind::P256 => F9Key::P256(Box::new(loop {
+                if let Ok(k) = p256::ecdsa::SigningKey::from_slice(&random::<32>()) {
+                    break k;
+                }
+            })),
+            F9Kind::Rsa2048 => F9Key::Rsa(Box::new(gen_rsa(2048))),
         };
         let f9_name = name("Yubico PIV Attestation (virtual card)");
         let mut card = Card {
@@ -917,25 +937,44 @@ impl Card {
     }
 
     fn f9_certificate(&self) -> Vec<u8> {
-        use p256::pkcs8::EncodePublicKey;
-        let spki = self
-            .f9_key
-            .verifying_key()
-            .to_public_key_der()
-            .expect("P-256 SPKI encodes");
-        self.certificate(&self.f9_name, spki.as_bytes(), None)
+        let spki = match &self.f9_key {
+            F9Key::P256(k) => {
+                use p256::pkcs8::EncodePublicKey;
+                k.verifying_key()
+                    .to_public_key_der()
+                    .expect("P-256 SPKI encodes")
+                    .into_vec()
+            }
+            F9Key::Rsa(k) => {
+                use rsa::pkcs8::EncodePublicKey;
+                k.to_public_key()
+                    .to_public_key_der()
+                    .expect("RSA SPKI encodes")
+                    .into_vec()
+            }
+        };
+        self.certificate(&self.f9_name, &spki, None)
     }
 
     /// An X.509 v3 certificate for `spki`, issued by the F9 key.
     fn certificate(&self, subject: &[u8], spki: &[u8], exts: Option<&[u8]>) -> Vec<u8> {
-        use p256::ecdsa::signature::Signer;
         let mut serial = random::<16>();
         serial[0] &= 0x7f;
         serial[0] |= 0x01;
-        let ecdsa_sha256 = der(
-            0x30,
-            &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
-        );
+        let sig_alg = match &self.f9_key {
+            // ecdsa-with-SHA256
+            F9Key::P256(_) => der(
+                0x30,
+                &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
+            ),
+            // sha256WithRSAEncryption, NULL parameters
+            F9Key::Rsa(_) => der(
+                0x30,
+                &[
+                    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00,
+                ],
+            ),
+        };
         let validity = der(
             0x30,
             &[der(0x17, b"160314000000Z"), der(0x18, b"99991231235959Z")].concat(),
@@ -943,7 +982,7 @@ impl Card {
         let mut tbs = [
             der(0xa0, &der_integer(&[2])),
             der_integer(&serial),
-            ecdsa_sha256.clone(),
+            sig_alg.clone(),
             self.f9_name.clone(),
             validity,
             subject.to_vec(),
@@ -954,10 +993,23 @@ impl Card {
             tbs.extend(der(0xa3, &der(0x30, e)));
         }
         let tbs = der(0x30, &tbs);
-        let sig: p256::ecdsa::Signature = self.f9_key.sign(&tbs);
         let mut bits = vec![0u8];
-        bits.extend_from_slice(sig.to_der().as_bytes());
-        der(0x30, &[tbs, ecdsa_sha256, der(0x03, &bits)].concat())
+        match &self.f9_key {
+            F9Key::P256(k) => {
+                use p256::ecdsa::signature::Signer;
+                let sig: p256::ecdsa::Signature = k.sign(&tbs);
+                bits.extend_from_slice(sig.to_der().as_bytes());
+            }
+            F9Key::Rsa(k) => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(&tbs);
+                let sig = k
+                    .sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest)
+                    .expect("RSA PKCS#1 v1.5 signature");
+                bits.extend_from_slice(&sig);
+            }
+        }
+        der(0x30, &[tbs, sig_alg, der(0x03, &bits)].concat())
     }
 }
 
