@@ -240,6 +240,17 @@ fn ed25519_generate_sign_verify_on_fw57_with_aes_mgm_key() {
     pk.verify(alg, b"short", &sig).unwrap();
     drop(signer);
 
+    // A PIN file that is not there.
+    let missing = loc(&format!(
+        "piv:pin-source=file:{}",
+        dir.path().join("nope").display()
+    ));
+    let err = PivSigner::open(&missing, &mut Script::new(&[]))
+        .err()
+        .expect("no PIN file");
+    assert!(matches!(err, KeyError::File { .. }), "{err}");
+    assert_eq!(plugged.card().pin_tries(), 3);
+
     // The public key alone needs no PIN.
     let read = piv::public_key(&loc("piv:slot=9c"), &mut arca::keys::NoSecrets).unwrap();
     assert_eq!(read, pk);

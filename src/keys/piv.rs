@@ -676,11 +676,6 @@ fn emsa_pss_sha256(msg: &[u8], mod_bits: usize, salt: &[u8; 32]) -> Result<Vec<u
     let k = mod_bits.div_ceil(8);
     let em_bits = mod_bits - 1;
     let em_len = em_bits.div_ceil(8);
-    if em_len < H_LEN + S_LEN + 2 {
-        return Err(KeyError::Policy(format!(
-            "an RSA modulus of {mod_bits} bits is too small for PSS"
-        )));
-    }
     let m_hash = Sha256::digest(msg);
     let mut h = Sha256::new();
     h.update([0u8; 8]);
