@@ -2029,18 +2029,29 @@ pub fn probe(uri: &Pkcs11Uri) -> Result<String, KeyError> {
     let module = uri.module()?;
     let tokens = list_tokens(Some(&module))?;
     let found = tokens.iter().find(|t| {
-        uri.token.as_ref().is_none_or(|l| *l == t.label) && uri.serial.as_ref().is_none_or(|s| *s == t.serial)
+        uri.token.as_ref().is_none_or(|l| *l == t.label)
+            && uri.serial.as_ref().is_none_or(|s| *s == t.serial)
     });
     let Some(t) = found else {
         let present: Vec<&str> = tokens.iter().map(|t| t.label.as_str()).collect();
         return Err(KeyError::NotFound(format!(
             "token {} is not present (present: {})",
-            uri.token.as_deref().or(uri.serial.as_deref()).unwrap_or("?"),
-            if present.is_empty() { "none".to_string() } else { present.join(", ") }
+            uri.token
+                .as_deref()
+                .or(uri.serial.as_deref())
+                .unwrap_or("?"),
+            if present.is_empty() {
+                "none".to_string()
+            } else {
+                present.join(", ")
+            }
         )));
     };
     if t.user_pin_locked {
-        return Err(KeyError::PinLocked(format!("the user PIN of token {} is locked", t.label)));
+        return Err(KeyError::PinLocked(format!(
+            "the user PIN of token {} is locked",
+            t.label
+        )));
     }
     let pin = if t.user_pin_final_try {
         "PIN: FINAL TRY left"
@@ -2055,6 +2066,10 @@ pub fn probe(uri: &Pkcs11Uri) -> Result<String, KeyError> {
         t.manufacturer,
         t.model,
         t.serial,
-        if t.can_generate.is_empty() { "nothing".to_string() } else { t.can_generate.join(", ") }
+        if t.can_generate.is_empty() {
+            "nothing".to_string()
+        } else {
+            t.can_generate.join(", ")
+        }
     ))
 }
