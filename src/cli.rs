@@ -48,10 +48,67 @@ enum Command {
     },
     /// Verify a repository with conex's verdicts (drop-in for conex_verify_*).
     Verify(VerifyArgs),
+    /// PKCS#11 tokens: list tokens and the keys on them.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    /// YubiKeys (PIV): list, set up, attest.
+    Piv {
+        #[command(subcommand)]
+        cmd: PivCmd,
+    },
     /// Scripted key ceremonies (ceremonies/*.toml).
     Ceremony {
         #[command(subcommand)]
         cmd: CeremonyCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCmd {
+    /// Slots and tokens of a PKCS#11 module, with PIN state and mechanisms.
+    List {
+        /// The module (default: ARCA_PKCS11_MODULE).
+        #[arg(long = "module")]
+        module: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Key pairs on a token with their conex key ids (logs in).
+    Keys {
+        /// The token: pkcs11:token=LABEL[?module-path=…&pin-source=file:…].
+        #[arg(long = "on")]
+        on: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PivCmd {
+    /// Readers and YubiKeys: serial, firmware, slots in use, PIN tries left.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the factory management key, PIN and PUK (typed twice).
+    Setup {
+        /// The YubiKey: piv:serial=N.
+        #[arg(long = "on")]
+        on: String,
+    },
+    /// Read and check the slot's attestation against its public key.
+    Attest {
+        /// The slot: piv:serial=N;slot=9c.
+        #[arg(long = "on")]
+        on: String,
+        /// Write the attestation and F9 certificates (DER) into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -487,6 +544,19 @@ impl Common {
     }
 }
 
+impl Common {
+    /// The public key at a location: YubiKeys are read without a PIN.
+    fn public(&self, id: &str, on: Option<&str>) -> Result<(PublicKey, String)> {
+        let loc = self.location(id, on)?;
+        if let KeyLocation::Piv(p) = &loc {
+            let mut secrets = crate::operator::secrets();
+            return Ok((keys::piv::public_key(p, secrets.as_mut())?, self.created()?));
+        }
+        let (s, created) = self.signer(id, on)?;
+        Ok((s.public_key().clone(), created))
+    }
+}
+
 fn file_created(p: &std::path::Path) -> String {
     std::fs::metadata(p)
         .and_then(|m| m.modified())
@@ -542,8 +612,7 @@ fn read_pub(src: &PubSource, common: &Common) -> Result<PublicKey> {
             .map_err(|e| ArcaError::Input(format!("{}: {e}", f.display())))?;
         return Ok(pk);
     }
-    let (s, _) = common.signer(&src.id, src.on.as_deref())?;
-    Ok(s.public_key().clone())
+    Ok(common.public(&src.id, src.on.as_deref())?.0)
 }
 
 /// Runs the command line; returns the process exit code.
@@ -567,6 +636,8 @@ fn dispatch(cmd: Command) -> Result<()> {
         Command::Timestamp { cmd } => online_cmd::<Timestamp>(cmd, Role::Timestamp),
         Command::Verify(a) => verify_cmd(a),
         Command::Ceremony { cmd } => ceremony_cmd(cmd),
+        Command::Token { cmd } => token_cmd(cmd),
+        Command::Piv { cmd } => piv_cmd(cmd),
     }
 }
 
@@ -591,8 +662,8 @@ fn key_cmd(cmd: KeyCmd) -> Result<()> {
             Ok(())
         }
         KeyCmd::Pub { common, key } => {
-            let (s, created) = common.signer(&key.id, key.on.as_deref())?;
-            let pk = s.public_key();
+            let (pk, created) = common.public(&key.id, key.on.as_deref())?;
+            let pk = &pk;
             println!("[{} \"{}\" \"{}\"]", key.id, created, pk.conex_string());
             println!("{}", pk.key_id());
             Ok(())
@@ -1045,4 +1116,148 @@ fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
     println!("root written: {}", out.root.display());
     println!("trust anchors: {}", out.anchors.join(","));
     Ok(())
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn token_cmd(cmd: TokenCmd) -> Result<()> {
+    match cmd {
+        TokenCmd::List { module, json } => {
+            let tokens = keys::pkcs11::list_tokens(module.as_deref())?;
+            if json {
+                print_json(&tokens);
+            } else if tokens.is_empty() {
+                println!("no token present");
+            } else {
+                for t in &tokens {
+                    println!(
+                        "{} — {} {} serial {}",
+                        t.label, t.manufacturer, t.model, t.serial
+                    );
+                    println!(
+                        "    PIN: {}{}{}; can generate: {}",
+                        if t.user_pin_locked {
+                            "LOCKED"
+                        } else if t.user_pin_final_try {
+                            "FINAL TRY"
+                        } else {
+                            "ok"
+                        },
+                        if t.user_pin_count_low {
+                            ", wrong PIN entered before"
+                        } else {
+                            ""
+                        },
+                        if t.user_pin_initialized {
+                            ""
+                        } else {
+                            ", not set"
+                        },
+                        t.can_generate.join(", ")
+                    );
+                    println!("    {}", t.uri);
+                }
+            }
+            Ok(())
+        }
+        TokenCmd::Keys { on, json } => {
+            let KeyLocation::Pkcs11(u) = KeyLocation::parse(&on)? else {
+                return Err(ArcaError::Input("--on needs a pkcs11: URI".into()));
+            };
+            let mut secrets = crate::operator::secrets();
+            let list = keys::pkcs11::list_keys(&u, secrets.as_mut())?;
+            if json {
+                print_json(&list);
+            } else {
+                for k in &list {
+                    println!(
+                        "{} {}{} {}",
+                        k.label.as_deref().unwrap_or("(no label)"),
+                        k.key_type,
+                        k.bits.map(|b| format!(" {b}")).unwrap_or_default(),
+                        k.key_id.as_deref().unwrap_or("(no conex key id)")
+                    );
+                    for p in &k.problems {
+                        println!("    PROBLEM: {p}");
+                    }
+                    println!("    {}", k.uri);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn piv_cmd(cmd: PivCmd) -> Result<()> {
+    let piv_loc = |on: &str| -> Result<keys::piv::PivLocation> {
+        match KeyLocation::parse(on)? {
+            KeyLocation::Piv(p) => Ok(p),
+            _ => Err(ArcaError::Input("--on needs a piv: location".into())),
+        }
+    };
+    match cmd {
+        PivCmd::List { json } => {
+            let devs = keys::piv::list()?;
+            if json {
+                print_json(&devs);
+            } else if devs.is_empty() {
+                println!("no YubiKey present");
+            } else {
+                for d in &devs {
+                    println!(
+                        "YubiKey serial {} firmware {} in {}; PIN tries left {}",
+                        d.serial,
+                        d.firmware,
+                        d.reader,
+                        d.pin_retries
+                            .map(|n| n.to_string())
+                            .unwrap_or_else(|| "?".into())
+                    );
+                    for s in &d.slots {
+                        println!("    slot {}: {}", s.slot, s.algorithm);
+                    }
+                }
+            }
+            Ok(())
+        }
+        PivCmd::Setup { on } => {
+            let p = piv_loc(&on)?;
+            let mut secrets = crate::operator::secrets();
+            let r = keys::piv::setup(&p, secrets.as_mut())?;
+            println!(
+                "YubiKey {} (firmware {}): new {} management key stored PIN-protected; PIN and PUK changed{}",
+                r.serial,
+                r.firmware,
+                r.management_key_algorithm,
+                if r.had_default_management_key { " (the factory management key is gone)" } else { "" }
+            );
+            Ok(())
+        }
+        PivCmd::Attest { on, out } => {
+            let p = piv_loc(&on)?;
+            let a = keys::piv::attest(&p)?;
+            let mut secrets = crate::operator::secrets();
+            let pk = keys::piv::public_key(&p, secrets.as_mut())?;
+            a.check(&pk)?;
+            if let Some(dir) = out {
+                crate::repository::write_new(
+                    &dir.join(format!("attestation-{}-{:02x}.der", a.serial, a.slot)),
+                    &a.certificate,
+                )?;
+                crate::repository::write_new(
+                    &dir.join(format!("attestation-{}-f9.der", a.serial)),
+                    &a.intermediate,
+                )?;
+            }
+            println!(
+                "slot {:02x} of YubiKey {}: attested key {} matches",
+                a.slot,
+                a.serial,
+                pk.key_id()
+            );
+            Ok(())
+        }
+    }
 }

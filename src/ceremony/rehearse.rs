@@ -6,10 +6,11 @@ use super::script::Ceremony;
 use crate::error::{ArcaError, Result};
 use crate::keys::KeyLocation;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The PIN of rehearsal tokens. Rehearsal tokens hold throw-away keys only.
 pub const REHEARSAL_PIN: &str = "rehearsal-pin";
+/// The SO PIN of rehearsal tokens.
+const REHEARSAL_SO_PIN: &str = "rehearsal-so-pin";
 
 /// Where the SoftHSM module is.
 pub fn softhsm_module() -> PathBuf {
@@ -52,26 +53,7 @@ pub fn prepare(c: &Ceremony, dir: &Path) -> Result<Profile> {
             continue;
         }
         let label = format!("rehearsal-{h}");
-        let st = Command::new("softhsm2-util")
-            .env("SOFTHSM2_CONF", &conf)
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                &label,
-                "--so-pin",
-                "rehearsal-so-pin",
-                "--pin",
-                REHEARSAL_PIN,
-            ])
-            .output()
-            .map_err(|e| ArcaError::Input(format!("softhsm2-util: {e} (install softhsm2)")))?;
-        if !st.status.success() {
-            return Err(ArcaError::Input(format!(
-                "softhsm2-util --init-token {label}: {}",
-                String::from_utf8_lossy(&st.stderr).trim()
-            )));
-        }
+        crate::keys::pkcs11::init_token(&module, &label, REHEARSAL_SO_PIN, REHEARSAL_PIN)?;
         let uri = format!(
             "pkcs11:token={label}?module-path={}&pin-source=file:{}",
             module.display(),
