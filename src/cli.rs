@@ -773,8 +773,7 @@ fn role_cmd(a: RoleArgs, set: bool) -> Result<()> {
                 let t: crate::conex::Targets = repo.read(&rel)?;
                 t.valid_hash()?
             } else {
-                let (s, _) = a.common.signer(&a.src.id, a.src.on.as_deref())?;
-                s.public_key().key_id()
+                a.common.public(&a.src.id, a.src.on.as_deref())?.0.key_id()
             }
         }
     };
@@ -795,9 +794,9 @@ fn role_cmd(a: RoleArgs, set: bool) -> Result<()> {
 fn targets_cmd(cmd: TargetsCmd) -> Result<()> {
     match cmd {
         TargetsCmd::Create { common, key } => {
-            let (s, created) = common.signer(&key.id, key.on.as_deref())?;
+            let (pk, created) = common.public(&key.id, key.on.as_deref())?;
             let mut repo = common.repo()?;
-            let r = repo.targets_create(&key.id, s.public_key().clone(), &created);
+            let r = repo.targets_create(&key.id, pk, &created);
             flush(&mut repo);
             r.map(|_| ())
         }

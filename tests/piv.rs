@@ -795,3 +795,89 @@ fn attestation_with_an_rsa_f9_key() {
         "{err}"
     );
 }
+
+// ------------------------------------------------- a janitor at work
+
+#[path = "support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+/// A janitor with an RSA key on a YubiKey signs their targets file through
+/// the real `arca` binary; the repository verifies with conex's rules.
+#[test]
+fn janitor_signs_targets_file_with_yubikey() {
+    let Some(_lock) = pcsc_lock() else { return };
+    let serial = 5_400_077;
+    let _plugged = Plugged::new(CardConfig::fw54(serial));
+    let tmp = tempfile::tempdir().unwrap();
+    let pin = tmp.path().join("pin");
+    std::fs::write(&pin, "123456\n").unwrap();
+    let on = format!(
+        "piv:serial={serial};slot=9c;pin-source=file:{}",
+        pin.display()
+    );
+    PivSigner::generate(&loc(&on), KeySpec::Rsa(2048), &mut Script::new(&[])).expect("generate");
+
+    let ks = support::vector_key_store(tmp.path());
+    let repo = tmp.path().join("repo");
+    support::copy_tree(&support::vectors().join("repo"), &repo);
+    let run = |args: &[&str]| {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "-r".into(),
+            repo.display().to_string(),
+            "--key-store".into(),
+            ks.display().to_string(),
+        ]);
+        support::ok(&support::arca(&v))
+    };
+    // the root holders delegate to the janitor's YubiKey key (no PIN needed)
+    let p = support::ok(&support::arca([
+        "key",
+        "pub",
+        "--id",
+        "j1",
+        "--on",
+        &format!("piv:serial={serial};slot=9c"),
+    ]));
+    assert!(p.contains("rsa=-----BEGIN PUBLIC KEY-----"), "{p}");
+    run(&[
+        "root",
+        "add-to-role",
+        "--role",
+        "maintainer",
+        "--id",
+        "j1",
+        "--on",
+        &on,
+    ]);
+    run(&["root", "sign", "--id", "rootA"]);
+    run(&["root", "sign", "--id", "rootB"]);
+    // the janitor signs packages with the YubiKey
+    run(&["targets", "create", "--id", "j1", "--on", &on]);
+    run(&["targets", "compute", "--id", "j1"]);
+    let out = run(&["targets", "sign", "--id", "j1", "--on", &on]);
+    assert!(out.contains("targets j1 signed at counter 1"), "{out}");
+    run(&["snapshot", "create"]);
+    run(&["snapshot", "sign"]);
+    run(&["timestamp", "create"]);
+    run(&["timestamp", "sign"]);
+    let anchors = format!("{},{}", support::ANCHOR_A, support::ANCHOR_B);
+    let v = support::arca([
+        "verify",
+        "--dir",
+        repo.to_str().unwrap(),
+        "-t",
+        &anchors,
+        "--quorum",
+        "2",
+        "-v",
+    ]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        support::stderr(&v)
+    );
+    assert!(v.status.success(), "{all}");
+    assert!(all.contains("2 targets file(s)"), "{all}");
+}
