@@ -60,6 +60,17 @@ pub struct RootStatus {
     pub not_signed: Vec<String>,
 }
 
+/// The read-aloud groups on two lines of eight, indented (fits 80 columns).
+pub fn read_aloud_lines(d: &Digest, indent: &str) -> String {
+    let g = read_aloud(d);
+    let groups: Vec<&str> = g.split(' ').collect();
+    groups
+        .chunks(8)
+        .map(|c| format!("{indent}{}", c.join(" ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Groups a hex digest in fours for reading aloud.
 pub fn read_aloud(d: &Digest) -> String {
     d.data
@@ -171,7 +182,14 @@ impl RootStatus {
                 None => "",
             };
             let _ = writeln!(s, "  {} ({}) {}{anchored}", k.id, k.alg, k.key_id);
-            let _ = writeln!(s, "      {}", k.read_aloud);
+            let _ = writeln!(
+                s,
+                "{}",
+                read_aloud_lines(
+                    &Digest::parse(&k.key_id).unwrap_or_else(|_| Digest::sha256(b"")),
+                    "      "
+                )
+            );
             if let Some(p) = &k.problem {
                 let _ = writeln!(s, "      PROBLEM: {p}");
             }

@@ -52,6 +52,7 @@ pub struct Engine<'a> {
     /// Whether this is a rehearsal.
     pub rehearsal: bool,
     n: usize,
+    total: usize,
     delay: Option<std::time::Duration>,
 }
 
@@ -105,9 +106,10 @@ impl<'a> Engine<'a> {
         }
         let cdigest = digest(c.text.as_bytes());
         text.push_str(&format!(
-            "ceremony digest (read aloud): {}\n",
-            crate::status::read_aloud(
-                &Digest::parse(&cdigest).map_err(|_| ArcaError::Input("digest".into()))?
+            "ceremony file digest (witnesses read it aloud):\n{}\n",
+            crate::status::read_aloud_lines(
+                &Digest::parse(&cdigest).map_err(|_| ArcaError::Input("digest".into()))?,
+                "    "
             )
         ));
         op.show("Preflight", &text);
@@ -147,6 +149,9 @@ impl<'a> Engine<'a> {
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .map(std::time::Duration::from_millis);
+        let steps = kinds::plan(c);
+        op.plan(&format!("{} — {} steps", c.title(), steps.len()), &steps);
+        let total = steps.len();
         let mut e = Engine {
             c,
             profile,
@@ -156,6 +161,7 @@ impl<'a> Engine<'a> {
             journal,
             rehearsal,
             n: 0,
+            total,
             delay,
         };
         e.step("begin", |e| {
@@ -193,12 +199,15 @@ impl<'a> Engine<'a> {
                     )));
                 }
             }
-            self.op
-                .step(self.n, 0, &format!("{name} (done before, resumed)"));
+            self.op.step(
+                self.n,
+                self.total,
+                &format!("{name} (done before, resumed)"),
+            );
             return serde_json::from_value(e.detail)
                 .map_err(|err| ArcaError::Input(format!("journal step {name}: {err}")));
         }
-        self.op.step(self.n, 0, name);
+        self.op.step(self.n, self.total, name);
         let (v, outputs) = f(self)?;
         let detail = serde_json::to_value(&v).map_err(|e| ArcaError::Input(e.to_string()))?;
         self.journal.append(&now(), name, detail, outputs)?;
@@ -239,10 +248,29 @@ impl<'a> Engine<'a> {
     pub fn open(&mut self, holder: &str, id: &str) -> Result<Box<dyn Signer>> {
         let loc = self.location(holder, id)?;
         self.op.notice(&format!(
-            "{holder}: connect the device holding {id} ({loc})"
+            "{holder}: connect the device holding {id} ({})",
+            loc.short()
         ));
-        let secrets: &mut dyn SecretSource = self.op;
-        Ok(crate::keys::open(&loc, secrets)?)
+        self.with_pin(|s| crate::keys::open(&loc, s))
+    }
+
+    /// Runs a device operation that asks for a PIN; a wrong PIN is reported
+    /// and asked again (the device's own retry counter bounds it).
+    pub fn with_pin<T>(
+        &mut self,
+        mut f: impl FnMut(&mut dyn SecretSource) -> std::result::Result<T, crate::keys::KeyError>,
+    ) -> Result<T> {
+        let mut attempts = 0;
+        loop {
+            let secrets: &mut dyn SecretSource = self.op;
+            match f(secrets) {
+                Err(crate::keys::KeyError::WrongPin(msg)) if attempts < 9 => {
+                    attempts += 1;
+                    self.op.notice(&format!("{msg} — try again"));
+                }
+                r => return Ok(r?),
+            }
+        }
     }
 
     /// Signs the working root as `id` by `holder`, joining the current round.
@@ -366,8 +394,11 @@ impl<'a> Engine<'a> {
         })?;
         let anchors_line2 = anchors.join(",");
         self.step("done", |e| {
-            e.op.show("Trust anchors (give these to clients)", &anchors_line2);
-            e.op.show_qr("trust anchors", &anchors_line2);
+            let list: Vec<&str> = anchors_line2.split(',').collect();
+            e.op.show("Trust anchors (give these to clients)", &list.join("\n"));
+            for (i, a) in list.iter().enumerate() {
+                e.op.show_qr(&format!("trust anchor {} of {}", i + 1, list.len()), a);
+            }
             Ok((serde_json::json!({}), BTreeMap::new()))
         })?;
         Ok(Outcome {
@@ -388,5 +419,12 @@ pub fn run(
     rehearsal: bool,
 ) -> Result<Outcome> {
     let mut e = Engine::start(c, profile, op, base, resume, rehearsal)?;
-    kinds::run(&mut e)
+    let r = kinds::run(&mut e);
+    if let Err(ArcaError::Key(crate::keys::KeyError::Declined(_))) = &r {
+        // declined before anything was done: leave nothing behind
+        if e.journal.entries.len() <= 1 && !resume {
+            let _ = std::fs::remove_dir_all(&e.out);
+        }
+    }
+    r
 }

@@ -23,7 +23,7 @@ pub fn softhsm_module() -> PathBuf {
 /// profile for them; it is also saved as `dir/profile.toml`, so a sequence
 /// of rehearsals (create-root, then add-role, …) shares the holders' tokens.
 /// `SOFTHSM2_CONF` is set for this process so the tokens are found.
-pub fn prepare(c: &Ceremony, dir: &Path) -> Result<Profile> {
+pub fn prepare(c: &Ceremony, dir: &Path, pin_files: bool) -> Result<Profile> {
     let module = softhsm_module();
     if !module.exists() {
         return Err(ArcaError::Input(format!(
@@ -54,11 +54,15 @@ pub fn prepare(c: &Ceremony, dir: &Path) -> Result<Profile> {
         }
         let label = format!("rehearsal-{h}");
         crate::keys::pkcs11::init_token(&module, &label, REHEARSAL_SO_PIN, REHEARSAL_PIN)?;
-        let uri = format!(
-            "pkcs11:token={label}?module-path={}&pin-source=file:{}",
-            module.display(),
-            pin_file.display()
-        );
+        let uri = if pin_files {
+            format!(
+                "pkcs11:token={label}?module-path={}&pin-source=file:{}",
+                module.display(),
+                pin_file.display()
+            )
+        } else {
+            format!("pkcs11:token={label}?module-path={}", module.display())
+        };
         profile.holders.insert(h, KeyLocation::parse(&uri)?);
     }
     let mut text = String::from("# rehearsal devices: throw-away SoftHSM tokens\n[holders]\n");

@@ -1,7 +1,7 @@
 //! The plain-language summary shown before every root signature.
 
 use crate::conex::{Expr, KeyRef, Role, Root};
-use crate::status::read_aloud;
+use crate::status::read_aloud_lines;
 use std::fmt::Write as _;
 
 fn refs_of(e: Option<&Expr>) -> Vec<(String, String, u64)> {
@@ -19,6 +19,13 @@ fn refs_of(e: Option<&Expr>) -> Vec<(String, String, u64)> {
     .unwrap_or_default()
 }
 
+fn lines(d: &str) -> String {
+    match crate::conex::Digest::parse(d) {
+        Ok(d) => read_aloud_lines(&d, "      "),
+        Err(_) => format!("      {d}"),
+    }
+}
+
 /// What changes from `old` (None: a new root) to `new`, in words, with key
 /// ids grouped to be read aloud.
 pub fn describe_change(old: Option<&Root>, new: &Root) -> String {
@@ -34,14 +41,14 @@ pub fn describe_change(old: Option<&Root>, new: &Root) -> String {
     for (id, k) in &new.keys {
         if old.is_none_or(|o| o.keys.get(id).map(|x| &x.key) != Some(&k.key)) {
             let _ = writeln!(s, "root key ADDED: {id} ({})", k.key.alg);
-            let _ = writeln!(s, "    {}", read_aloud(&k.key_id()));
+            let _ = writeln!(s, "{}", read_aloud_lines(&k.key_id(), "    "));
         }
     }
     if let Some(o) = old {
         for (id, k) in &o.keys {
             if new.keys.get(id).map(|x| &x.key) != Some(&k.key) {
                 let _ = writeln!(s, "root key REMOVED: {id}");
-                let _ = writeln!(s, "    {}", read_aloud(&k.key_id()));
+                let _ = writeln!(s, "{}", read_aloud_lines(&k.key_id(), "    "));
             }
         }
     }
@@ -79,18 +86,19 @@ pub fn describe_change(old: Option<&Root>, new: &Root) -> String {
         for (id, d, e) in &after {
             match before.iter().find(|(i, _, _)| i == id) {
                 None => {
-                    let _ = writeln!(s, "    ADDED {id} epoch {e}: {d}");
+                    let _ = writeln!(s, "    ADDED {id}, epoch {e}, key:");
+                    let _ = writeln!(s, "{}", lines(d));
                 }
                 Some((_, d0, e0)) if d0 != d || e0 != e => {
-                    let _ = writeln!(
-                        s,
-                        "    CHANGED {id}: epoch {e0} -> {e}{}",
-                        if d0 != d {
-                            format!(", key {d0} -> {d}")
-                        } else {
-                            String::new()
-                        }
-                    );
+                    let _ = writeln!(s, "    CHANGED {id}: epoch {e0} -> {e}");
+                    if d0 != d {
+                        let _ = writeln!(
+                            s,
+                            "      key before:\n{}\n      key now:\n{}",
+                            lines(d0),
+                            lines(d)
+                        );
+                    }
                 }
                 _ => {}
             }

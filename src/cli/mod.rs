@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[command(name = "arca", version, about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
-    cmd: Command,
+    cmd: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,6 +58,13 @@ enum Command {
         #[command(subcommand)]
         cmd: PivCmd,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    Man,
     /// Scripted key ceremonies (ceremonies/*.toml).
     Ceremony {
         #[command(subcommand)]
@@ -134,22 +141,23 @@ enum CeremonyCmd {
 }
 
 #[derive(Args, Debug)]
-struct CeremonyRun {
+pub(crate) struct CeremonyRun {
     /// The ceremony file.
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// The device profile (machine-local; maps holders to devices).
     #[arg(long, required_unless_present = "rehearse")]
-    profile: Option<PathBuf>,
+    pub(crate) profile: Option<PathBuf>,
     /// An answers file instead of prompts (CI, scripts).
     #[arg(long)]
-    answers: Option<PathBuf>,
-    /// Run against throw-away SoftHSM tokens with scripted answers.
+    pub(crate) answers: Option<PathBuf>,
+    /// Run against throw-away SoftHSM tokens (on a terminal the people type
+    /// the answers and the rehearsal PIN; otherwise every answer is yes).
     #[arg(long)]
-    rehearse: bool,
+    pub(crate) rehearse: bool,
     /// Folder the ceremony's paths are relative to (default: current; for
     /// rehearsals: a new temporary folder).
     #[arg(long)]
-    base: Option<PathBuf>,
+    pub(crate) base: Option<PathBuf>,
 }
 
 /// Options every repository command takes.
@@ -580,7 +588,7 @@ fn parse_role(s: &str) -> Result<Role> {
     })
 }
 
-fn parse_anchors(v: &[String]) -> Result<BTreeSet<Digest>> {
+pub(crate) fn parse_anchors(v: &[String]) -> Result<BTreeSet<Digest>> {
     v.iter()
         .filter(|a| !a.trim().is_empty())
         .map(|a| {
@@ -615,10 +623,20 @@ fn read_pub(src: &PubSource, common: &Common) -> Result<PublicKey> {
     Ok(common.public(&src.id, src.on.as_deref())?.0)
 }
 
+mod menu;
+
 /// Runs the command line; returns the process exit code.
 pub fn run() -> i32 {
+    use std::io::IsTerminal as _;
     let cli = Cli::parse();
-    match dispatch(cli.cmd) {
+    let Some(cmd) = cli.cmd else {
+        if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+            return menu::run();
+        }
+        eprintln!("arca: no command given and no terminal for the menu; see `arca --help`");
+        return 2;
+    };
+    match dispatch(cmd) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("arca: {e}");
@@ -637,6 +655,17 @@ fn dispatch(cmd: Command) -> Result<()> {
         Command::Verify(a) => verify_cmd(a),
         Command::Ceremony { cmd } => ceremony_cmd(cmd),
         Command::Token { cmd } => token_cmd(cmd),
+        Command::Completions { shell } => {
+            let mut c = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut c, "arca", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let c = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(c)
+                .render(&mut std::io::stdout())
+                .map_err(|e| ArcaError::io("stdout", e))
+        }
         Command::Piv { cmd } => piv_cmd(cmd),
     }
 }
@@ -1074,7 +1103,7 @@ fn ceremony_cmd(cmd: CeremonyCmd) -> Result<()> {
     }
 }
 
-fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
+pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
     use crate::ceremony::{profile::Profile, rehearse, script::Ceremony};
     use crate::operator::{scripted::Scripted, terminal::TerminalOperator, Operator};
     use std::io::IsTerminal as _;
@@ -1088,8 +1117,20 @@ fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
                 .map_err(|e| ArcaError::io("temporary folder", e))?
                 .keep(),
         };
-        let profile = rehearse::prepare(&c, &base.join(".rehearsal-tokens"))?;
-        (profile, base, Box::new(Scripted::yes(Default::default())))
+        let interactive = a.answers.is_none() && std::io::stdin().is_terminal();
+        let profile = rehearse::prepare(&c, &base.join(".rehearsal-tokens"), !interactive)?;
+        let op: Box<dyn Operator> = match (&a.answers, interactive) {
+            (Some(f), _) => Box::new(Scripted::from_file(f).map_err(ArcaError::Input)?),
+            (None, true) => {
+                eprintln!(
+                    "Rehearsal: every holder's device is a throw-away SoftHSM token; their PIN is {:?}.",
+                    rehearse::REHEARSAL_PIN
+                );
+                Box::new(TerminalOperator::new())
+            }
+            (None, false) => Box::new(Scripted::yes(Default::default())),
+        };
+        (profile, base, op)
     } else {
         let profile = Profile::load(
             a.profile
@@ -1098,7 +1139,7 @@ fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
         )?;
         let op: Box<dyn Operator> = match &a.answers {
             Some(f) => Box::new(Scripted::from_file(f).map_err(ArcaError::Input)?),
-            None if std::io::stdin().is_terminal() => Box::new(TerminalOperator),
+            None if std::io::stdin().is_terminal() => Box::new(TerminalOperator::new()),
             None => {
                 return Err(ArcaError::Input(
                     "no terminal to ask the people in the room: give --answers FILE (see docs/ceremonies.md)".into(),
@@ -1259,4 +1300,50 @@ fn piv_cmd(cmd: PivCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Full verification of a folder (the menu's "verify a repository").
+pub(crate) fn verify_dir(dir: PathBuf, anchors: &[String], quorum: Option<usize>) -> Result<()> {
+    let opts = verify::Options {
+        anchors: parse_anchors(anchors)?,
+        quorum,
+        now: now_secs(),
+        ..verify::Options::default()
+    };
+    let src = DirSource(dir);
+    let mut v = Verifier::new(&src, opts);
+    let r = v.verify_full();
+    report(&v.warnings, r, false, false)
+}
+
+/// A janitor signs their targets file (the menu's janitor item).
+pub(crate) fn janitor_sign(
+    repo: PathBuf,
+    id: &str,
+    on: Option<&str>,
+    recompute: bool,
+) -> Result<()> {
+    let common = Common {
+        repository: repo,
+        root: "root".into(),
+        dry_run: false,
+        created: None,
+        key_store: None,
+    };
+    let mut r = common.repo()?;
+    if recompute {
+        let t = r.targets_compute(id, None, true);
+        flush(&mut r);
+        t?;
+    }
+    let (mut s, _) = common.signer(id, on)?;
+    let t = r.targets_sign(id, s.as_mut(), Counter::Increment);
+    flush(&mut r);
+    let t = t?;
+    println!(
+        "targets {id} signed at counter {} ({} entries)",
+        t.header.counter,
+        t.targets.len()
+    );
+    Ok(())
 }

@@ -272,6 +272,22 @@ pub fn probe(loc: &KeyLocation) -> Result<String, KeyError> {
 }
 
 impl KeyLocation {
+    /// A short description for people (`token root-1`, `YubiKey 15835999
+    /// slot 9c`), without module paths.
+    pub fn short(&self) -> String {
+        match self {
+            KeyLocation::Pkcs11(u) => match &u.token {
+                Some(t) => format!("token {t}"),
+                None => "PKCS#11 token".into(),
+            },
+            KeyLocation::Piv(p) => match p.serial {
+                Some(s) => format!("YubiKey {s} slot {:02x}", p.slot),
+                None => format!("YubiKey slot {:02x}", p.slot),
+            },
+            KeyLocation::File(f) => f.to_string(),
+        }
+    }
+
     /// The location of key `id` on this device: a key store directory gets
     /// the conex file name, a token URI without `object=` gets `object=id`.
     pub fn for_key(&self, id: &str) -> Result<KeyLocation, KeyError> {

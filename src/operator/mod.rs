@@ -28,6 +28,21 @@ pub trait Operator: SecretSource {
     fn show_qr(&mut self, caption: &str, data: &str);
     /// Reports progress of step `n` of `total`.
     fn step(&mut self, n: usize, total: usize, what: &str);
+    /// Shows the ceremony's steps before it starts.
+    fn plan(&mut self, title: &str, steps: &[String]) {
+        let body: Vec<String> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{:>2}. {s}", i + 1))
+            .collect();
+        self.show(title, &body.join("\n"));
+    }
+    /// Something slow begins (key generation, long verification).
+    fn busy(&mut self, what: &str) {
+        self.notice(what);
+    }
+    /// The slow thing ended.
+    fn done(&mut self) {}
 }
 
 /// The secret source for this process: hidden prompts on a terminal, or

@@ -4,6 +4,16 @@
 use crate::keys::{KeyError, SecretRequest, SecretSource};
 use zeroize::Zeroizing;
 
+/// The prompt theme: colours only where the terminal takes them (and
+/// `NO_COLOR` is unset).
+pub fn theme() -> Box<dyn dialoguer::theme::Theme> {
+    if console::colors_enabled_stderr() {
+        Box::new(dialoguer::theme::ColorfulTheme::default())
+    } else {
+        Box::new(dialoguer::theme::SimpleTheme)
+    }
+}
+
 /// Asks for secrets on the terminal (never echoed, never logged).
 pub struct TerminalSecrets;
 
@@ -19,7 +29,7 @@ impl SecretSource for TerminalSecrets {
         if req.final_try {
             eprintln!("WARNING: this is the final try; a wrong entry locks it.");
         }
-        let s = dialoguer::Password::new()
+        let s = dialoguer::Password::with_theme(theme().as_ref())
             .with_prompt(&req.what)
             .allow_empty_password(false)
             .interact()
@@ -28,7 +38,7 @@ impl SecretSource for TerminalSecrets {
     }
 
     fn confirm_risky(&mut self, question: &str) -> Result<bool, KeyError> {
-        dialoguer::Confirm::new()
+        dialoguer::Confirm::with_theme(theme().as_ref())
             .with_prompt(question)
             .default(false)
             .interact()
@@ -40,11 +50,24 @@ impl SecretSource for TerminalSecrets {
     }
 }
 
-/// The interactive operator: dialoguer prompts on the terminal.
-pub struct TerminalOperator;
+/// The interactive operator: dialoguer prompts on the terminal, a spinner
+/// for slow steps, QR codes drawn with half blocks.
+#[derive(Default)]
+pub struct TerminalOperator {
+    spinner: Option<indicatif::ProgressBar>,
+    steps: Vec<String>,
+}
+
+impl TerminalOperator {
+    /// A new terminal operator.
+    pub fn new() -> TerminalOperator {
+        TerminalOperator::default()
+    }
+}
 
 impl SecretSource for TerminalOperator {
     fn secret(&mut self, req: &SecretRequest) -> Result<Zeroizing<String>, KeyError> {
+        super::Operator::done(self);
         TerminalSecrets.secret(req)
     }
     fn confirm_risky(&mut self, question: &str) -> Result<bool, KeyError> {
@@ -57,10 +80,15 @@ impl SecretSource for TerminalOperator {
 
 impl super::Operator for TerminalOperator {
     fn confirm(&mut self, question: &str, danger: super::Danger) -> Result<bool, KeyError> {
+        self.done();
         if danger == super::Danger::Destructive {
-            eprintln!("{}", "!".repeat(60));
-            eprintln!("!! This step cannot be undone.");
-            eprintln!("{}", "!".repeat(60));
+            let bar = "!".repeat(60);
+            let line = console::style(format!(
+                "{bar}\n!! This step cannot be undone. The default answer is No.\n{bar}"
+            ))
+            .red()
+            .bold();
+            eprintln!("{line}");
         }
         TerminalSecrets.confirm_risky(question)
     }
@@ -74,10 +102,39 @@ impl super::Operator for TerminalOperator {
         eprintln!("{data}");
     }
     fn step(&mut self, n: usize, total: usize, what: &str) {
-        if total > 0 {
-            eprintln!("[{n}/{total}] {what}");
+        self.done();
+        let next = self
+            .steps
+            .get(n)
+            .map(|s| format!("  (next: {s})"))
+            .unwrap_or_default();
+        let head = if total > 0 {
+            format!("Step {n}/{total}")
         } else {
-            eprintln!("[step {n}] {what}");
+            format!("Step {n}")
+        };
+        let line: String = format!("▶ {head}: {what}{next}").chars().take(79).collect();
+        eprintln!("{}", console::style(line).bold());
+    }
+    fn plan(&mut self, title: &str, steps: &[String]) {
+        self.steps = steps.to_vec();
+        let body: Vec<String> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{:>2}. {s}", i + 1))
+            .collect();
+        self.show(title, &body.join("\n"));
+    }
+    fn busy(&mut self, what: &str) {
+        self.done();
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_message(what.to_string());
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        self.spinner = Some(pb);
+    }
+    fn done(&mut self) {
+        if let Some(pb) = self.spinner.take() {
+            pb.finish_and_clear();
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::conex::resource::Resource;
 use crate::conex::verify::{DirSource, Options, Verifier};
 use crate::conex::{Digest, Key, PublicKey, Root};
 use crate::error::{ArcaError, Result};
-use crate::keys::{KeyError, KeySpec, SecretSource};
+use crate::keys::{KeyError, KeySpec};
 use crate::operator::Danger;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -65,14 +65,14 @@ pub fn root_key(e: &mut Engine, k: &RootKeySpec) -> Result<KeyRecord> {
     e.step(&format!("root-key:{id}"), |e| {
         let loc = e.location(&holder, &id)?;
         let resuming = e.journal.entries.len() > 1;
+        e.op.notice(&format!("{holder}: connect the device for {id} ({})", loc.short()));
         let signer = if existing {
-            e.op.notice(&format!("{holder}: connect the device holding {id} ({loc})"));
-            let secrets: &mut dyn SecretSource = e.op;
-            crate::keys::open(&loc, secrets)?
+            e.with_pin(|s| crate::keys::open(&loc, s))?
         } else {
-            let found = {
-                let secrets: &mut dyn SecretSource = e.op;
-                crate::keys::open(&loc, secrets)
+            let found = match e.with_pin(|s| crate::keys::open(&loc, s)) {
+                Err(ArcaError::Key(k)) => Err(k),
+                Err(other) => return Err(other),
+                Ok(s) => Ok(s),
             };
             match found {
                 Ok(s) => {
@@ -89,11 +89,14 @@ pub fn root_key(e: &mut Engine, k: &RootKeySpec) -> Result<KeyRecord> {
                     s
                 }
                 Err(KeyError::NotFound(_)) => {
-                    if !e.op.confirm(&format!("{holder}: generate root key {id} ({spec}) at {loc}?"), Danger::Destructive)? {
+                    if !e.op.confirm(&format!("{holder}: generate root key {id} ({spec}) on {}?",
+                            loc.short()), Danger::Destructive)? {
                         return Err(ArcaError::Key(KeyError::Declined(format!("{holder} declined to generate {id}"))));
                     }
-                    let secrets: &mut dyn SecretSource = e.op;
-                    crate::keys::generate(&loc, spec, secrets)?
+                    e.op.busy(&format!("generating {spec} key {id} on {}…", loc.short()));
+                    let g = e.with_pin(|s| crate::keys::generate(&loc, spec, s));
+                    e.op.done();
+                    g?
                 }
                 Err(err) => return Err(err.into()),
             }
@@ -209,4 +212,99 @@ pub fn sign_all(e: &mut Engine, holders: &[Holder], skip: Option<&str>) -> Resul
 /// single-key targets file this equals the hash of its valid expression).
 pub fn delegate_digest(pk: &PublicKey) -> Digest {
     pk.key_id()
+}
+
+/// The steps a ceremony will take, in order, with what each does.
+pub fn plan(c: &super::script::Ceremony) -> Vec<String> {
+    let mut v = vec!["begin: preflight done, the journal starts".to_string()];
+    let delegates = |ds: Vec<&DelegateSpec>, v: &mut Vec<String>| {
+        for d in ds {
+            if let Some(h) = &d.holder {
+                v.push(format!(
+                    "delegate-key:{}: read {}'s public key from {}'s device",
+                    d.id.get_ref(),
+                    d.id.get_ref(),
+                    h.get_ref()
+                ));
+            }
+        }
+    };
+    let signers = |hs: &[Holder], skip: Option<&str>, v: &mut Vec<String>| {
+        for h in hs.iter().filter(|h| Some(h.id.get_ref().as_str()) != skip) {
+            v.push(format!(
+                "sign:{}: {} signs with {}",
+                h.id.get_ref(),
+                h.holder.get_ref(),
+                h.id.get_ref()
+            ));
+        }
+    };
+    let tail = |v: &mut Vec<String>| {
+        v.push("verify: the new root verifies with its own anchors and quorum".into());
+        v.push("outputs: root, anchors, opam configuration written".into());
+        v.push("done: trust anchors shown".into());
+    };
+    let head = |v: &mut Vec<String>| {
+        v.push("build: the new root is assembled".into());
+        v.push("approve: the root holders approve the summary".into());
+    };
+    match &c.file {
+        CeremonyFile::CreateRoot(c) => {
+            for k in &c.root.keys {
+                let verb = if k.existing { "takes" } else { "generates" };
+                v.push(format!(
+                    "root-key:{}: {} {verb} {} ({})",
+                    k.id.get_ref(),
+                    k.holder.get_ref(),
+                    k.id.get_ref(),
+                    k.algorithm.get_ref()
+                ));
+            }
+            let mut ds: Vec<&DelegateSpec> = c
+                .maintainers
+                .iter()
+                .flat_map(|m| m.janitors.iter())
+                .collect();
+            ds.extend(c.snapshot.iter().chain(c.timestamp.iter()));
+            delegates(ds, &mut v);
+            head(&mut v);
+            for k in &c.root.keys {
+                v.push(format!(
+                    "sign:{}: {} signs with {}",
+                    k.id.get_ref(),
+                    k.holder.get_ref(),
+                    k.id.get_ref()
+                ));
+            }
+        }
+        CeremonyFile::AddRole(c) => {
+            v.push("load-root: the current root is read and verified".into());
+            delegates(c.add.iter().collect(), &mut v);
+            head(&mut v);
+            signers(&c.holders, None, &mut v);
+        }
+        CeremonyFile::RotateKey(c) => {
+            v.push("load-root: the current root is read and verified".into());
+            if let Some(k) = &c.new_root_key {
+                v.push(format!(
+                    "root-key:{}: {} generates {} ({})",
+                    k.id.get_ref(),
+                    k.holder.get_ref(),
+                    k.id.get_ref(),
+                    k.algorithm.get_ref()
+                ));
+            }
+            delegates(c.replacement.iter().collect(), &mut v);
+            head(&mut v);
+            let skip = (c.target.get_ref() == "root").then_some(c.compromised.get_ref().as_str());
+            signers(&c.holders, skip, &mut v);
+        }
+        CeremonyFile::BumpEpoch(c) => {
+            v.push("load-root: the current root is read and verified".into());
+            head(&mut v);
+            signers(&c.holders, None, &mut v);
+        }
+    }
+    tail(&mut v);
+    v
 }

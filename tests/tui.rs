@@ -1,0 +1,379 @@
+//! The real `arca` binary in a terminal of 80×24 (tmux): the menu, a
+//! create-root rehearsal against SoftHSM typed key by key (with a wrong PIN
+//! first), a declined confirmation that leaves nothing written, and Ctrl-C
+//! in the middle of a ceremony followed by a resume.
+
+mod support;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn tools() -> bool {
+    let ok = Path::new("/usr/lib/softhsm/libsofthsm2.so").exists()
+        && Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux or SoftHSM missing in CI: .ci/run installs them"
+        );
+        eprintln!("tmux or SoftHSM is not installed: terminal tests not run");
+    }
+    ok
+}
+
+/// One terminal: a private tmux server running arca in `dir`.
+struct Term {
+    sock: String,
+    dir: PathBuf,
+}
+
+impl Term {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Term {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let sock = format!("arca-tui-{}-{n}", std::process::id());
+        let mut envs = String::new();
+        for (k, v) in env {
+            envs.push_str(&format!("{k}={v} "));
+        }
+        let cmd = format!(
+            "trap 'true' INT; cd {} && env -u SOFTHSM2_CONF NO_COLOR=1 TERM=xterm {envs}{}; echo ARCA-EXITED $?; sleep 600",
+            dir.display(),
+            env!("CARGO_BIN_EXE_arca")
+        );
+        let st = Command::new("tmux")
+            .args([
+                "-L",
+                &sock,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "80",
+                "-y",
+                "24",
+                &cmd,
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        Command::new("tmux")
+            .args(["-L", &sock, "set-option", "-g", "history-limit", "20000"])
+            .status()
+            .unwrap();
+        Term {
+            sock,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Everything shown so far (scrollback included).
+    fn text(&self) -> String {
+        let o = Command::new("tmux")
+            .args([
+                "-L",
+                &self.sock,
+                "capture-pane",
+                "-p",
+                "-J",
+                "-S",
+                "-",
+                "-t",
+                "t",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The visible screen, line by line as shown (80 columns).
+    fn screen(&self) -> String {
+        let o = Command::new("tmux")
+            .args(["-L", &self.sock, "capture-pane", "-p", "-t", "t"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The last line shown (wrapped lines joined).
+    fn last_line(&self) -> String {
+        self.text()
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn keys(&self, ks: &[&str]) {
+        for k in ks {
+            std::thread::sleep(Duration::from_millis(120));
+            Command::new("tmux")
+                .args(["-L", &self.sock, "send-keys", "-t", "t", k])
+                .status()
+                .unwrap();
+        }
+    }
+
+    fn type_line(&self, s: &str) {
+        std::thread::sleep(Duration::from_millis(120));
+        Command::new("tmux")
+            .args(["-L", &self.sock, "send-keys", "-t", "t", "-l", s])
+            .status()
+            .unwrap();
+        self.keys(&["Enter"]);
+    }
+
+    fn wait(&self, what: &str, cond: impl Fn(&Term) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !cond(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_last(&self, needle: &str) {
+        self.wait(needle, |t| t.last_line().contains(needle));
+    }
+
+    fn menu(&self, downs: usize) {
+        self.wait("the menu", |t| {
+            t.screen().contains("What do you want to do?") && t.screen().contains("> ")
+        });
+        for _ in 0..downs {
+            self.keys(&["j"]);
+        }
+        self.keys(&["Enter"]);
+    }
+
+    fn quit(&self) {
+        self.menu(7);
+        self.wait("arca to exit", |t| t.text().contains("ARCA-EXITED 0"));
+    }
+
+    /// Menu → rehearse → ceremonies/create-root.toml → rehearsal folder.
+    fn rehearse_create_root(&self, base: &str, resume: Option<bool>) {
+        self.menu(2);
+        self.wait("the file list", |t| t.screen().contains("another file"));
+        self.keys(&["j", "j", "Enter"]); // add-role, bump-epoch, create-root, …
+        self.wait_last("Rehearsal folder");
+        self.type_line(base);
+        if let Some(yes) = resume {
+            self.wait_last("Resume this ceremony");
+            self.keys(&[if yes { "y" } else { "n" }]);
+        }
+    }
+
+    /// Answers the current prompt: PINs (`pins` in turn), confirmations with
+    /// `answer`. Returns false when no prompt is waiting.
+    fn answer(&self, pins: &mut Vec<&str>, answer: &str) -> bool {
+        let before = self.text();
+        let last = self.last_line();
+        if last.starts_with("user PIN for token") && last.trim_end().ends_with(':') {
+            let pin = if pins.len() > 1 {
+                pins.remove(0)
+            } else {
+                pins[0]
+            };
+            self.type_line(pin);
+        } else if last.trim_end().ends_with("[y/N]") {
+            self.keys(&[answer]);
+        } else {
+            return false;
+        }
+        // wait for the prompt to be answered
+        self.wait("the answer to be taken", |t| t.text() != before);
+        true
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.sock, "kill-server"])
+            .status();
+    }
+}
+
+fn room() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    support::copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremonies"),
+        &tmp.path().join("ceremonies"),
+    );
+    tmp
+}
+
+/// Answers every prompt until the root is written.
+fn answer_until_done(t: &Term, pins: &mut Vec<&str>) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !t.text().contains("root written:") {
+        assert!(
+            Instant::now() < deadline,
+            "ceremony did not finish; screen:\n{}",
+            t.screen()
+        );
+        if !t.answer(pins, "y") {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn menu_opens_and_quits() {
+    if !tools() {
+        return;
+    }
+    let tmp = room();
+    let t = Term::start(tmp.path(), &[]);
+    t.wait("the menu", |t| t.screen().contains("Tokens and YubiKeys"));
+    assert!(t.screen().contains("Run a ceremony"));
+    for l in t.screen().lines() {
+        assert!(l.chars().count() <= 80);
+    }
+    t.quit();
+}
+
+#[test]
+fn create_root_rehearsal_typed_key_by_key() {
+    if !tools() {
+        return;
+    }
+    let tmp = room();
+    let t = Term::start(tmp.path(), &[]);
+    t.rehearse_create_root("rh", None);
+    let mut pins = vec!["not-the-pin", "rehearsal-pin"];
+    answer_until_done(&t, &mut pins);
+    let all = t.text();
+    assert!(
+        all.contains("did not accept that PIN"),
+        "the wrong PIN was not reported"
+    );
+    assert!(all.contains("What this root changes"));
+    assert!(all.contains("root quorum: 2 of [rootA, rootB, rootC]"));
+    assert!(all.contains("Trust anchors"));
+    // the change summary and every QR code fit an 80×24 screen
+    let summary = all.split("What this root changes").nth(1).unwrap();
+    let summary = summary.split("approve these changes").next().unwrap();
+    for l in summary.lines() {
+        assert!(
+            l.chars().count() <= 80,
+            "summary line wider than 80 columns: {l:?}"
+        );
+    }
+    let mut run = 0;
+    let mut codes = 0;
+    for l in all.lines() {
+        if l.contains('█') || l.contains('▀') || l.contains('▄') {
+            assert!(l.chars().count() <= 80, "QR line wider than 80 columns");
+            run += 1;
+            assert!(run <= 23, "a QR code taller than the screen");
+        } else {
+            if run > 0 {
+                codes += 1;
+            }
+            run = 0;
+        }
+    }
+    assert_eq!(codes, 3, "one QR code per trust anchor");
+    t.quit();
+    let out = t.dir.join("rh/out/create-root");
+    assert!(out.join("root").exists());
+    support::ok(&support::arca([
+        "ceremony",
+        "verify-transcript",
+        out.to_str().unwrap(),
+    ]));
+}
+
+#[test]
+fn declined_confirmation_leaves_nothing_written() {
+    if !tools() {
+        return;
+    }
+    let tmp = room();
+    let t = Term::start(tmp.path(), &[]);
+    t.rehearse_create_root("rh", None);
+    let mut pins = vec!["rehearsal-pin"];
+    // answer the PIN, decline the first confirmation (generating rootA)
+    t.wait("the first prompt", |t| {
+        let l = t.last_line();
+        l.contains("[y/N]") || l.starts_with("user PIN")
+    });
+    while !t.last_line().trim_end().ends_with("[y/N]") {
+        if !t.answer(&mut pins, "n") {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    t.keys(&["n"]);
+    t.wait("the refusal", |t| {
+        t.text().contains("declined to generate rootA")
+    });
+    t.quit();
+    assert!(
+        !t.dir.join("rh/out/create-root").exists(),
+        "a declined ceremony left files behind"
+    );
+}
+
+#[test]
+fn ctrl_c_mid_ceremony_then_resume() {
+    if !tools() {
+        return;
+    }
+    let tmp = room();
+    let t = Term::start(tmp.path(), &[("ARCA_CEREMONY_STEP_DELAY_MS", "500")]);
+    t.rehearse_create_root("rh", None);
+    let journal = t.dir.join("rh/out/create-root/journal.jsonl");
+    let mut pins = vec!["rehearsal-pin"];
+    let deadline = Instant::now() + Duration::from_secs(300);
+    // work until rootA has signed, then interrupt between prompts
+    while !std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .contains("\"sign:rootA\"")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "rootA never signed; screen:\n{}",
+            t.screen()
+        );
+        if !t.answer(&mut pins, "y") {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    t.keys(&["C-c"]);
+    t.wait("arca to stop", |t| t.text().contains("ARCA-EXITED"));
+    assert!(!t.dir.join("rh/out/create-root/root").exists());
+    drop(t);
+    // resume from the menu: what was done is not asked again
+    let t = Term::start(tmp.path(), &[]);
+    t.rehearse_create_root("rh", Some(true));
+    answer_until_done(&t, &mut pins);
+    let all = t.text();
+    assert!(all.contains("done before, resumed"));
+    assert!(
+        !all.contains("generate root key"),
+        "a key was generated again"
+    );
+    t.quit();
+    let out = tmp.path().join("rh/out/create-root");
+    support::ok(&support::arca([
+        "ceremony",
+        "verify-transcript",
+        out.to_str().unwrap(),
+    ]));
+    let root = std::fs::read_to_string(out.join("root")).unwrap();
+    assert_eq!(
+        root.matches("\"ed25519=").count() + root.matches("\"rsapss-sha256=").count(),
+        5,
+        "2 Ed25519 keys and 3 signatures"
+    );
+}
