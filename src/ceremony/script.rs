@@ -43,6 +43,10 @@ pub struct DelegateSpec {
     /// Epoch of the referenced file.
     #[serde(default)]
     pub epoch: u64,
+    /// Or: generate the key in memory during the ceremony; it leaves only
+    /// encrypted (PKCS#8, passphrase) in the bundle's `online-keys/`.
+    #[serde(default)]
+    pub generate: bool,
 }
 
 /// `kind = "create-root"`.
@@ -303,22 +307,21 @@ impl Ceremony {
     fn check_delegate(&self, d: &DelegateSpec) -> Result<(), ScriptError> {
         self.check_id(&d.id)?;
         match (&d.key, &d.holder) {
-            (Some(k), None) => {
+            (None, None) if d.generate => {}
+            (Some(k), None) if !d.generate => {
                 let pk = PublicKey::parse_conex(k.get_ref())
                     .or_else(|e| self.err(&k.span(), e.reason))?;
                 pk.validate()
                     .or_else(|e| self.err(&k.span(), format!("key of {}: {e}", d.id.get_ref())))?;
             }
-            (None, Some(_)) => {}
-            _ => {
-                return self.err(
-                    &d.id.span(),
-                    format!(
-                        "{}: give exactly one of key = \"alg=…\" or holder = \"…\"",
-                        d.id.get_ref()
-                    ),
-                )
-            }
+            (None, Some(_)) if !d.generate => {}
+            _ => return self.err(
+                &d.id.span(),
+                format!(
+                    "{}: give exactly one of key = \"alg=…\", holder = \"…\" or generate = true",
+                    d.id.get_ref()
+                ),
+            ),
         }
         Ok(())
     }
