@@ -315,13 +315,15 @@ impl Ceremony {
                     .or_else(|e| self.err(&k.span(), format!("key of {}: {e}", d.id.get_ref())))?;
             }
             (None, Some(_)) if !d.generate => {}
-            _ => return self.err(
-                &d.id.span(),
-                format!(
+            _ => {
+                return self.err(
+                    &d.id.span(),
+                    format!(
                     "{}: give exactly one of key = \"alg=…\", holder = \"…\" or generate = true",
                     d.id.get_ref()
                 ),
-            ),
+                )
+            }
         }
         Ok(())
     }
