@@ -398,7 +398,6 @@ pub struct Checked {
 }
 
 fn read_dir_tree(
-    base: &Path,
     dir: &Path,
     rel: &str,
     files: &mut BTreeMap<String, Vec<u8>>,
@@ -422,7 +421,7 @@ fn read_dir_tree(
                 "{r}: a symbolic link (bundles hold plain files only)"
             ));
         } else if ft.is_dir() {
-            read_dir_tree(base, &p, &r, files, problems)?;
+            read_dir_tree(&p, &r, files, problems)?;
         } else if !ft.is_file() {
             problems.push(format!("{r}: not a plain file"));
         } else if meta.len() > MAX_FILE {
@@ -529,7 +528,7 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Checked> {
         return Ok(c);
     }
     if meta.is_dir() {
-        read_dir_tree(path, path, "", &mut c.files, &mut c.problems)?;
+        read_dir_tree(path, "", &mut c.files, &mut c.problems)?;
     } else {
         read_tar(path, &mut c.files, &mut c.problems)?;
     }
