@@ -573,3 +573,73 @@ fn online_keygen_prints_public_keys_for_the_ceremony_file() {
     ]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn a_rehearsal_generates_online_keys_with_a_passphrase_shown_once() {
+    if !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists()
+        && std::env::var_os("ARCA_PKCS11_MODULE").is_none()
+    {
+        assert!(std::env::var_os("CI").is_none(), "SoftHSM is missing in CI");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("c.toml");
+    std::fs::write(&c, format!("{CEREMONY}{GENERATED_ONLINE}")).unwrap();
+    let o = arca([
+        "ceremony",
+        "run",
+        c.to_str().unwrap(),
+        "--rehearse",
+        "--base",
+        tmp.path().to_str().unwrap(),
+    ]);
+    ok(&o);
+    let e = stderr(&o);
+    assert!(e.contains("Rehearsal passphrase"), "{e}");
+    let bundle = tmp.path().join("out/bundle");
+    ok(&verify(&bundle, &[]));
+    let mut all = Vec::new();
+    files_under(&bundle.join("online-keys"), &mut all);
+    assert_eq!(all.len(), 2);
+}
+
+#[test]
+fn a_ceremony_interrupted_after_writing_the_bundle_resumes_without_rewriting_it() {
+    let (r, digest) = ceremony(GENERATED_ONLINE);
+    let out = r.base.join("out");
+    let journal = out.join("journal.jsonl");
+    let manifest = std::fs::read(out.join("bundle/MANIFEST")).unwrap();
+    // as if killed after the rename but before the journal line
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.contains("\"step\":\"bundle\""))
+        .collect();
+    std::fs::write(&journal, format!("{}\n", kept.join("\n"))).unwrap();
+    let resume = |r: &Room| {
+        arca([
+            "ceremony",
+            "resume",
+            r.base.join("c.toml").to_str().unwrap(),
+            "--profile",
+            r.base.join("profile.toml").to_str().unwrap(),
+            "--answers",
+            r.base.join("answers.toml").to_str().unwrap(),
+            "--base",
+            r.base.to_str().unwrap(),
+        ])
+    };
+    let o = resume(&r);
+    ok(&o);
+    assert!(stderr(&o).contains(&digest), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(out.join("bundle/MANIFEST")).unwrap(),
+        manifest
+    );
+    // a different bundle in its place is never written over
+    std::fs::write(&journal, format!("{}\n", kept.join("\n"))).unwrap();
+    std::fs::write(out.join("bundle/anchors.txt"), "sha256=00\n").unwrap();
+    let o = resume(&r);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("never writes over"), "{}", stderr(&o));
+}

@@ -496,6 +496,18 @@ impl<'a> Engine<'a> {
                 "declined to generate {id}"
             ))));
         }
+        if self.online_pass.is_none() && self.rehearsal {
+            // a rehearsal's keys are thrown away: make a passphrase, show it once
+            let mut raw = zeroize::Zeroizing::new([0u8; 18]);
+            getrandom::fill(raw.as_mut())
+                .map_err(|e| ArcaError::Input(format!("no randomness: {e}")))?;
+            let p = zeroize::Zeroizing::new(hex::encode(raw.as_ref()));
+            self.op.show(
+                "Rehearsal passphrase for the online keys (shown once)",
+                p.as_str(),
+            );
+            self.online_pass = Some(p);
+        }
         if self.online_pass.is_none() {
             let ask = |op: &mut dyn Operator, what: &str| {
                 op.secret(&crate::keys::SecretRequest {
