@@ -643,3 +643,37 @@ fn a_ceremony_interrupted_after_writing_the_bundle_resumes_without_rewriting_it(
     assert!(!o.status.success());
     assert!(stderr(&o).contains("never writes over"), "{}", stderr(&o));
 }
+
+#[test]
+fn anchors_and_quorum_given_on_the_online_side_override_the_bundle() {
+    let (r, _) = ceremony(GIVEN_ONLINE);
+    let bundle = r.base.join("out/bundle");
+    let own = std::fs::read_to_string(bundle.join("anchors.txt")).unwrap();
+    ok(&verify(&bundle, &["-t", own.trim(), "--quorum", "2"]));
+    // anchors the clients already have (here: another root's) refuse it
+    let o = verify(&bundle, &["-t", &format!("{ANCHOR_A},{ANCHOR_B}")]);
+    refused(&o, "root: does not verify against the trust anchors");
+    // a quorum above the signatures present refuses it
+    refused(&verify(&bundle, &["--quorum", "3"]), "with quorum 3");
+}
+
+#[test]
+fn janitor_keys_are_never_generated_by_a_ceremony() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("c.toml");
+    std::fs::write(
+        &c,
+        CEREMONY.replace(
+            "{ id = \"m1\", key = \"ed25519=XE99Nq6FqHtIKtYiTLPb/yoZkft9WH4pyXETYbGV0ks=\" }",
+            "{ id = \"m1\", generate = true }",
+        ),
+    )
+    .unwrap();
+    let o = arca(["ceremony", "check", c.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("generate = true is for snapshot and timestamp keys only"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -452,12 +452,7 @@ impl<'a> Engine<'a> {
     pub fn generated_ids(&self) -> Vec<String> {
         use script::CeremonyFile as F;
         let specs: Vec<&script::DelegateSpec> = match &self.c.file {
-            F::CreateRoot(c) => c
-                .snapshot
-                .iter()
-                .chain(c.timestamp.iter())
-                .chain(c.maintainers.iter().flat_map(|m| m.janitors.iter()))
-                .collect(),
+            F::CreateRoot(c) => c.snapshot.iter().chain(c.timestamp.iter()).collect(),
             F::AddRole(c) => c.add.iter().collect(),
             F::RotateKey(c) => c.replacement.iter().collect(),
             F::BumpEpoch(_) => Vec::new(),
@@ -538,8 +533,10 @@ impl<'a> Engine<'a> {
         let (der, pk) = crate::bundle::ed25519_in_memory()?;
         let pem = crate::bundle::encrypt_pkcs8(&der, pass)?;
         drop(der);
-        crate::repository::write_new(&enc, pem.as_bytes())?;
+        // the public key first: a crash between the two writes leaves no
+        // encrypted key without its public key, and generating again is safe
         write_atomic(&pubf, format!("{}\n", pk.conex_string()).as_bytes())?;
+        crate::repository::write_new(&enc, pem.as_bytes())?;
         self.op.show(
             &format!("online key {id} (generated, kept encrypted)"),
             &format!(

@@ -328,6 +328,19 @@ impl Ceremony {
         Ok(())
     }
 
+    fn no_generate(&self, d: &DelegateSpec) -> Result<(), ScriptError> {
+        if d.generate {
+            return self.err(
+                &d.id.span(),
+                format!(
+                    "{}: generate = true is for snapshot and timestamp keys only (janitors hold their own keys)",
+                    d.id.get_ref()
+                ),
+            );
+        }
+        Ok(())
+    }
+
     fn check_root_key(&self, k: &RootKeySpec) -> Result<(), ScriptError> {
         self.check_id(&k.id)?;
         if KeySpec::parse(k.algorithm.get_ref()).is_none() {
@@ -408,6 +421,7 @@ impl Ceremony {
                 if let Some(m) = &c.maintainers {
                     for j in &m.janitors {
                         self.check_delegate(j)?;
+                        self.no_generate(j)?;
                     }
                     let q = *m.quorum.get_ref();
                     if q < 1 || q > m.janitors.len() as i64 {
@@ -441,6 +455,9 @@ impl Ceremony {
                 }
                 for d in &c.add {
                     self.check_delegate(d)?;
+                    if c.role.get_ref() == "maintainer" || c.role.get_ref() == "janitor" {
+                        self.no_generate(d)?;
+                    }
                 }
             }
             CeremonyFile::RotateKey(c) => {
@@ -456,7 +473,12 @@ impl Ceremony {
                         }
                     },
                     "snapshot" | "timestamp" | "janitor" => match &c.replacement {
-                        Some(d) => self.check_delegate(d)?,
+                        Some(d) => {
+                            self.check_delegate(d)?;
+                            if c.target.get_ref() == "janitor" {
+                                self.no_generate(d)?;
+                            }
+                        }
                         None => {
                             return self.err(&c.target.span(), "this target needs [replacement]")
                         }
