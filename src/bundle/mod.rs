@@ -786,6 +786,7 @@ pub fn open(
     let mut keys = Vec::new();
     let key_dir = out.join("key-store");
     let mut pass: Option<Zeroizing<String>> = None;
+    let mut decrypted: Vec<(std::path::PathBuf, Zeroizing<String>)> = Vec::new();
     for (name, bytes) in &checked.files {
         let Some(file) = name.strip_prefix("online-keys/") else {
             continue;
@@ -810,6 +811,10 @@ pub fn open(
             )));
         }
         let path = key_dir.join(format!("{id}.{}.private", pk.key_id()));
+        decrypted.push((path, clear));
+    }
+    // every key decrypted and checked before the first is written
+    for (path, clear) in decrypted {
         crate::keys::file::write_private(&key_dir, &path, clear.as_bytes())?;
         keys.push(path);
     }

@@ -524,6 +524,8 @@ pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
             json.push('\n');
             eprintln!("── sign request for {id}, counter {} ──", r.header.counter);
             eprintln!("{summary}");
+            eprintln!("signed content digest (the holder's machine shows the same):");
+            eprintln!("{}", qr::terminal(d.as_bytes()));
             emit(out.as_deref(), json.as_bytes())
         }
         SignRequestCmd::Sign {
@@ -612,6 +614,10 @@ pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
             let tbs = root.to_be_signed(&id, &t, alg);
             let (alg, raw) = keys::sign_checked(signer.as_mut(), tbs.as_bytes())?;
             let sig = Signature::new(&id, &t, alg, &raw);
+            eprintln!(
+                "signed as {id}: counter {}, signed content {d}",
+                root.header.counter
+            );
             let f = SignatureFile {
                 format: SIG_FORMAT.into(),
                 id: id.clone(),
