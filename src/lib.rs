@@ -1,6 +1,7 @@
 //! arca — the offline root of a conex-signed opam repository.
 #![warn(missing_docs)]
 
+pub mod bundle;
 pub mod conex;
 pub mod error;
 pub mod keys;

@@ -54,6 +54,7 @@ pub struct Engine<'a> {
     n: usize,
     total: usize,
     delay: Option<std::time::Duration>,
+    online_pass: Option<zeroize::Zeroizing<String>>,
 }
 
 /// What a ceremony produced.
@@ -63,6 +64,10 @@ pub struct Outcome {
     pub root: PathBuf,
     /// Trust anchors of the new root.
     pub anchors: Vec<String>,
+    /// The air-gap bundle folder.
+    pub bundle: PathBuf,
+    /// The bundle's digest (`sha256=` of its MANIFEST).
+    pub bundle_digest: String,
 }
 
 fn now_secs() -> i64 {
@@ -163,6 +168,7 @@ impl<'a> Engine<'a> {
             n: 0,
             total,
             delay,
+            online_pass: None,
         };
         e.step("begin", |e| {
             Ok((
@@ -238,6 +244,12 @@ impl<'a> Engine<'a> {
 
     /// The location of a holder's device, for key `id`.
     pub fn location(&self, holder: &str, id: &str) -> Result<KeyLocation> {
+        if holder.is_empty() && self.generates(id) {
+            return Ok(KeyLocation::File(crate::keys::file::FileLocation::Path(
+                self.out
+                    .join(format!("work/online-keys/{id}.encrypted.pem")),
+            )));
+        }
         let loc = self.profile.holders.get(holder).ok_or_else(|| {
             ArcaError::Input(format!("no device for holder {holder} in the profile"))
         })?;
@@ -246,6 +258,9 @@ impl<'a> Engine<'a> {
 
     /// Opens a holder's key (PIN through the operator).
     pub fn open(&mut self, holder: &str, id: &str) -> Result<Box<dyn Signer>> {
+        if holder.is_empty() && self.generates(id) {
+            return self.generate_online(id);
+        }
         let loc = self.location(holder, id)?;
         self.op.notice(&format!(
             "{holder}: connect the device holding {id} ({})",
@@ -381,30 +396,212 @@ impl<'a> Engine<'a> {
             outs.insert(k, d);
             let (k, d) = e.write_final("anchors.txt", format!("{anchors_line}\n").as_bytes())?;
             outs.insert(k, d);
-            let opam = format!(
-                "# opam configuration for this root (quorum {quorum})\n\
-                 repository-validation-command: [\"arca\" \"verify\" \"--quorum=%{{quorum}}%\" \"--trust-anchors=%{{anchors}}%\" \"--repository=%{{repo}}%\" {{incremental}} \"--patch=%{{patch}}%\" {{incremental}} \"--incremental\" {{incremental}} \"--dir=%{{dir}}%\" {{!incremental}}]\n\
-                 # opam repository add NAME URL {quorum} {anchors_line}\n"
-            );
+            let opam = crate::bundle::opam_text(quorum, &anchors_line);
             let (k, d) = e.write_final("opam.txt", opam.as_bytes())?;
             outs.insert(k, d);
             let (k, d) = e.write_final("ceremony.toml", e.c.text.as_bytes())?;
             outs.insert(k, d);
             Ok((serde_json::json!({"anchors": anchors_line}), outs))
         })?;
+        let bundle_digest: String = self.step("bundle", |e| {
+            let digest = e.write_bundle(&root_text)?;
+            let m = e.out.join("bundle/MANIFEST");
+            let mbytes = std::fs::read(&m).map_err(|err| ArcaError::io(&m, err))?;
+            Ok((
+                digest,
+                BTreeMap::from([("bundle/MANIFEST".to_string(), self::digest(&mbytes))]),
+            ))
+        })?;
         let anchors_line2 = anchors.join(",");
+        let bd = bundle_digest.clone();
         self.step("done", |e| {
             let list: Vec<&str> = anchors_line2.split(',').collect();
-            e.op.show("Trust anchors (give these to clients)", &list.join("\n"));
+            e.op.show("Trust anchors (give these to clients)", &list.join("
+"));
             for (i, a) in list.iter().enumerate() {
                 e.op.show_qr(&format!("trust anchor {} of {}", i + 1, list.len()), a);
             }
-            Ok((serde_json::json!({}), BTreeMap::new()))
+            e.op.show(
+                "Bundle for the online signer (compare this digest on the online side)",
+                &format!(
+                    "{}
+{bd}
+{}",
+                    e.out.join("bundle").display(),
+                    crate::bundle::grouped(&bd)
+                ),
+            );
+            e.op.show_qr("bundle digest", &bd);
+            Ok((serde_json::json!({"bundle_digest": bd}), BTreeMap::new()))
         })?;
         Ok(Outcome {
             root: self.out.join("root"),
             anchors,
+            bundle: self.out.join("bundle"),
+            bundle_digest,
         })
+    }
+
+    /// Writes `<output>/bundle/`: the signed root and what derives from it,
+    /// the journal so far, PIV attestations found in `<output>/attestations/`
+    /// and the encrypted online keys this ceremony generated. Returns the
+    /// bundle digest.
+    fn write_bundle(&self, root_text: &str) -> Result<String> {
+        let jp = self.journal.path().to_path_buf();
+        let journal = std::fs::read(&jp).map_err(|e| ArcaError::io(&jp, e))?;
+        let mut b = crate::bundle::Contents::for_root(root_text, &journal)?;
+        for (dir, prefix) in [("attestations", "attestations/")] {
+            let d = self.out.join(dir);
+            if let Ok(rd) = std::fs::read_dir(&d) {
+                let mut names: Vec<_> = rd
+                    .filter_map(|x| x.ok())
+                    .filter(|x| x.file_type().map(|t| t.is_file()).unwrap_or(false))
+                    .map(|x| x.path())
+                    .collect();
+                names.sort();
+                for p in names {
+                    let bytes = std::fs::read(&p).map_err(|e| ArcaError::io(&p, e))?;
+                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+                    b.add(&format!("{prefix}{}", name.unwrap_or_default()), &bytes)?;
+                }
+            }
+        }
+        for id in self.generated_ids() {
+            let dir = self.out.join("work/online-keys");
+            let enc = dir.join(format!("{id}.encrypted.pem"));
+            let pubf = dir.join(format!("{id}.pub"));
+            if !enc.exists() {
+                continue;
+            }
+            let pem = std::fs::read_to_string(&enc).map_err(|e| ArcaError::io(&enc, e))?;
+            let pk = std::fs::read_to_string(&pubf).map_err(|e| ArcaError::io(&pubf, e))?;
+            let pk = crate::conex::PublicKey::parse_conex(pk.trim())
+                .map_err(|e| e.in_file(pubf.display()))?;
+            b.add_online_key(&id, &pk.key_id(), &pem)?;
+        }
+        b.write_dir(&self.out.join("bundle"))
+    }
+
+    /// Ids of delegated keys the ceremony file asks to generate in memory.
+    pub fn generated_ids(&self) -> Vec<String> {
+        use script::CeremonyFile as F;
+        let specs: Vec<&script::DelegateSpec> = match &self.c.file {
+            F::CreateRoot(c) => c.snapshot.iter().chain(c.timestamp.iter()).collect(),
+            F::AddRole(c) => c.add.iter().collect(),
+            F::RotateKey(c) => c.replacement.iter().collect(),
+            F::BumpEpoch(_) => Vec::new(),
+        };
+        specs
+            .into_iter()
+            .filter(|d| d.generate)
+            .map(|d| d.id.get_ref().clone())
+            .collect()
+    }
+
+    fn generates(&self, id: &str) -> bool {
+        self.generated_ids().iter().any(|g| g == id)
+    }
+
+    /// Generates an online key in memory and keeps it only encrypted with a
+    /// passphrase typed twice (asked once per ceremony). The clear key never
+    /// touches the disk; a resumed ceremony reuses the encrypted file.
+    fn generate_online(&mut self, id: &str) -> Result<Box<dyn Signer>> {
+        let dir = self.out.join("work/online-keys");
+        let enc = dir.join(format!("{id}.encrypted.pem"));
+        let pubf = dir.join(format!("{id}.pub"));
+        if enc.exists() && pubf.exists() {
+            let t = std::fs::read_to_string(&pubf).map_err(|e| ArcaError::io(&pubf, e))?;
+            let pk = crate::conex::PublicKey::parse_conex(t.trim())
+                .map_err(|e| e.in_file(pubf.display()))?;
+            return Ok(Box::new(EncryptedOnly { id: id.into(), pk }));
+        }
+        if !self.op.confirm(
+            &format!(
+                "generate the online key {id} here; it leaves this machine only encrypted with a passphrase?"
+            ),
+            Danger::Destructive,
+        )? {
+            return Err(ArcaError::Key(crate::keys::KeyError::Declined(format!(
+                "declined to generate {id}"
+            ))));
+        }
+        if self.online_pass.is_none() && self.rehearsal {
+            // a rehearsal's keys are thrown away: make a passphrase, show it once
+            let mut raw = zeroize::Zeroizing::new([0u8; 18]);
+            getrandom::fill(raw.as_mut())
+                .map_err(|e| ArcaError::Input(format!("no randomness: {e}")))?;
+            let p = zeroize::Zeroizing::new(hex::encode(raw.as_ref()));
+            self.op.show(
+                "Rehearsal passphrase for the online keys (shown once)",
+                p.as_str(),
+            );
+            self.online_pass = Some(p);
+        }
+        if self.online_pass.is_none() {
+            let ask = |op: &mut dyn Operator, what: &str| {
+                op.secret(&crate::keys::SecretRequest {
+                    what: what.into(),
+                    retries_left: None,
+                    final_try: false,
+                })
+            };
+            let a = ask(&mut *self.op, "passphrase for the online keys")?;
+            let b = ask(&mut *self.op, "passphrase for the online keys (again)")?;
+            if *a != *b {
+                return Err(ArcaError::Input(
+                    "the two passphrases for the online keys differ; nothing was generated".into(),
+                ));
+            }
+            if a.chars().count() < 12 {
+                return Err(ArcaError::Refused(
+                    "the passphrase for the online keys needs at least 12 characters".into(),
+                ));
+            }
+            self.online_pass = Some(a);
+        }
+        let pass = self
+            .online_pass
+            .as_ref()
+            .map(|p| p.as_bytes())
+            .unwrap_or_default();
+        let (der, pk) = crate::bundle::ed25519_in_memory()?;
+        let pem = crate::bundle::encrypt_pkcs8(&der, pass)?;
+        drop(der);
+        // the public key first: a crash between the two writes leaves no
+        // encrypted key without its public key, and generating again is safe
+        write_atomic(&pubf, format!("{}\n", pk.conex_string()).as_bytes())?;
+        crate::repository::write_new(&enc, pem.as_bytes())?;
+        self.op.show(
+            &format!("online key {id} (generated, kept encrypted)"),
+            &format!(
+                "{}\n{}",
+                pk.key_id(),
+                crate::status::read_aloud(&pk.key_id())
+            ),
+        );
+        Ok(Box::new(EncryptedOnly { id: id.into(), pk }))
+    }
+}
+
+/// An online key generated during a ceremony: only its public key is at
+/// hand; the private key exists only encrypted and signs on the online side.
+struct EncryptedOnly {
+    id: String,
+    pk: crate::conex::PublicKey,
+}
+
+impl Signer for EncryptedOnly {
+    fn public_key(&self) -> &crate::conex::PublicKey {
+        &self.pk
+    }
+    fn sign_raw(&mut self, _msg: &[u8]) -> std::result::Result<Vec<u8>, crate::keys::KeyError> {
+        Err(crate::keys::KeyError::Unsupported(format!(
+            "{} exists here only encrypted; it signs on the online machine",
+            self.id
+        )))
+    }
+    fn describe(&self) -> String {
+        format!("{} (encrypted, for the online signer)", self.id)
     }
 }
 

@@ -43,6 +43,10 @@ pub struct DelegateSpec {
     /// Epoch of the referenced file.
     #[serde(default)]
     pub epoch: u64,
+    /// Or: generate the key in memory during the ceremony; it leaves only
+    /// encrypted (PKCS#8, passphrase) in the bundle's `online-keys/`.
+    #[serde(default)]
+    pub generate: bool,
 }
 
 /// `kind = "create-root"`.
@@ -303,22 +307,36 @@ impl Ceremony {
     fn check_delegate(&self, d: &DelegateSpec) -> Result<(), ScriptError> {
         self.check_id(&d.id)?;
         match (&d.key, &d.holder) {
-            (Some(k), None) => {
+            (None, None) if d.generate => {}
+            (Some(k), None) if !d.generate => {
                 let pk = PublicKey::parse_conex(k.get_ref())
                     .or_else(|e| self.err(&k.span(), e.reason))?;
                 pk.validate()
                     .or_else(|e| self.err(&k.span(), format!("key of {}: {e}", d.id.get_ref())))?;
             }
-            (None, Some(_)) => {}
+            (None, Some(_)) if !d.generate => {}
             _ => {
                 return self.err(
                     &d.id.span(),
                     format!(
-                        "{}: give exactly one of key = \"alg=…\" or holder = \"…\"",
-                        d.id.get_ref()
-                    ),
+                    "{}: give exactly one of key = \"alg=…\", holder = \"…\" or generate = true",
+                    d.id.get_ref()
+                ),
                 )
             }
+        }
+        Ok(())
+    }
+
+    fn no_generate(&self, d: &DelegateSpec) -> Result<(), ScriptError> {
+        if d.generate {
+            return self.err(
+                &d.id.span(),
+                format!(
+                    "{}: generate = true is for snapshot and timestamp keys only (janitors hold their own keys)",
+                    d.id.get_ref()
+                ),
+            );
         }
         Ok(())
     }
@@ -403,6 +421,7 @@ impl Ceremony {
                 if let Some(m) = &c.maintainers {
                     for j in &m.janitors {
                         self.check_delegate(j)?;
+                        self.no_generate(j)?;
                     }
                     let q = *m.quorum.get_ref();
                     if q < 1 || q > m.janitors.len() as i64 {
@@ -436,6 +455,9 @@ impl Ceremony {
                 }
                 for d in &c.add {
                     self.check_delegate(d)?;
+                    if c.role.get_ref() == "maintainer" || c.role.get_ref() == "janitor" {
+                        self.no_generate(d)?;
+                    }
                 }
             }
             CeremonyFile::RotateKey(c) => {
@@ -451,7 +473,12 @@ impl Ceremony {
                         }
                     },
                     "snapshot" | "timestamp" | "janitor" => match &c.replacement {
-                        Some(d) => self.check_delegate(d)?,
+                        Some(d) => {
+                            self.check_delegate(d)?;
+                            if c.target.get_ref() == "janitor" {
+                                self.no_generate(d)?;
+                            }
+                        }
                         None => {
                             return self.err(&c.target.span(), "this target needs [replacement]")
                         }

@@ -7,6 +7,8 @@ use crate::conex::{Digest, KeyAlg, PublicKey, Role, Snapshot, Timestamp};
 use crate::error::{ArcaError, Result};
 use crate::keys::{self, file::FileLocation, KeyLocation, KeySpec, Signer};
 use crate::repository::{Counter, Repo};
+mod bundle;
+
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -69,6 +71,26 @@ enum Command {
     Ceremony {
         #[command(subcommand)]
         cmd: CeremonyCmd,
+    },
+    /// Air-gap bundles: verify, open on the online side, pack as tar.
+    Bundle {
+        #[command(subcommand)]
+        cmd: bundle::BundleCmd,
+    },
+    /// QR codes: render files as numbered frames, read them back.
+    Qr {
+        #[command(subcommand)]
+        cmd: bundle::QrCmd,
+    },
+    /// Detached root signatures by absent holders: export, sign, import.
+    SignRequest {
+        #[command(subcommand)]
+        cmd: bundle::SignRequestCmd,
+    },
+    /// The online side: generate the snapshot/timestamp keys.
+    Online {
+        #[command(subcommand)]
+        cmd: bundle::OnlineCmd,
     },
 }
 
@@ -667,6 +689,10 @@ fn dispatch(cmd: Command) -> Result<()> {
                 .map_err(|e| ArcaError::io("stdout", e))
         }
         Command::Piv { cmd } => piv_cmd(cmd),
+        Command::Bundle { cmd } => bundle::bundle_cmd(cmd),
+        Command::Qr { cmd } => bundle::qr_cmd(cmd),
+        Command::SignRequest { cmd } => bundle::sign_request_cmd(cmd),
+        Command::Online { cmd } => bundle::online_cmd(cmd),
     }
 }
 

@@ -1,0 +1,764 @@
+//! `arca bundle`, `arca qr`, `arca sign-request` and `arca online`: carrying
+//! things across the air gap.
+
+use crate::bundle::{self as b, qr};
+use crate::conex::resource::{format_time, parse_time, Resource};
+use crate::conex::{Digest, Root, Signature};
+use crate::error::{ArcaError, Result};
+use crate::keys::{self, file::FileLocation, KeyLocation, KeySpec, SecretRequest};
+use crate::operator::{Danger, Operator};
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+#[derive(Subcommand, Debug)]
+pub(super) enum BundleCmd {
+    /// Check a bundle folder or tar file: digests, sizes, missing/extra
+    /// files, links and paths, the root's signatures, the journal's chain.
+    Verify {
+        /// The bundle folder or tar file.
+        path: PathBuf,
+        /// The digest shown on the offline side (sha256=…, spaces allowed).
+        #[arg(long = "expect-digest")]
+        expect_digest: Option<String>,
+        /// Trust anchors instead of the bundle's anchors.txt (repeatable, comma-separated).
+        #[arg(short = 't', long = "trust-anchors", alias = "anchors")]
+        anchors: Vec<String>,
+        /// Root signatures needed instead of the root's own quorum.
+        #[arg(long)]
+        quorum: Option<usize>,
+    },
+    /// Verify, then write what the online signer needs (root, settings,
+    /// online keys decrypted into OUT/key-store in conex's layout).
+    Open {
+        /// The bundle folder or tar file.
+        path: PathBuf,
+        /// Where to write (must not exist yet, or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// The digest shown on the offline side.
+        #[arg(long = "expect-digest")]
+        expect_digest: Option<String>,
+        /// Read the online keys' passphrase from this file (else: prompt).
+        #[arg(long = "passphrase-file")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Verify a bundle folder and write it as one tar file (same MANIFEST,
+    /// same digest).
+    Pack {
+        /// The bundle folder.
+        path: PathBuf,
+        /// The tar file to write (never over an existing file).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum QrCmd {
+    /// Render a file (or text) as QR codes: numbered frames for anything
+    /// long, one plain code with --single.
+    Write {
+        /// The file to render.
+        file: Option<PathBuf>,
+        /// Render this text instead of a file.
+        #[arg(long, conflicts_with = "file")]
+        text: Option<String>,
+        /// Folder for the PNG files (frame-01-of-03.png …); without it the
+        /// codes are drawn on the terminal (stderr).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Payload bytes per frame.
+        #[arg(long, default_value_t = qr::DEFAULT_CHUNK)]
+        chunk: usize,
+        /// One plain code (anchors, a key, a digest), no frame header.
+        #[arg(long)]
+        single: bool,
+    },
+    /// Read QR codes from images (frames in any order), check the digest,
+    /// and print or write the bytes.
+    Read {
+        /// PNG files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Write the bytes here (never over an existing file); default stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum SignRequestCmd {
+    /// Write what one absent root holder must sign: the pending root, a
+    /// summary, and the digest of its signed content.
+    Export {
+        /// The holder's root key id.
+        #[arg(long)]
+        id: String,
+        /// The repository.
+        #[arg(short = 'r', long = "repository", default_value = ".")]
+        repository: PathBuf,
+        /// Name of the root file.
+        #[arg(long = "root", default_value = "root")]
+        root: String,
+        /// The last signed root, to summarise what changes.
+        #[arg(long)]
+        last: Option<PathBuf>,
+        /// Write the request here (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// On the holder's machine: show the request, confirm, sign with the
+    /// holder's key and write a signature file.
+    Sign {
+        /// The sign request.
+        file: PathBuf,
+        /// The holder's root key id (must be the request's).
+        #[arg(long)]
+        id: String,
+        /// Where the private key lives: pkcs11:…, piv:…, or file:PATH.
+        #[arg(long = "on")]
+        on: Option<String>,
+        /// Directory of private key files (default: ~/.conex).
+        #[arg(long = "key-store")]
+        key_store: Option<PathBuf>,
+        /// Write the signature here (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// An answers file instead of prompts (scripts, tests).
+        #[arg(long)]
+        answers: Option<PathBuf>,
+        /// Signature time (RFC 3339); default: SOURCE_DATE_EPOCH, else now.
+        #[arg(long)]
+        created: Option<String>,
+    },
+    /// Add a signature to the pending root, only if it covers exactly its
+    /// current signed content.
+    Import {
+        /// The signature file.
+        file: PathBuf,
+        /// The repository.
+        #[arg(short = 'r', long = "repository", default_value = ".")]
+        repository: PathBuf,
+        /// Name of the root file.
+        #[arg(long = "root", default_value = "root")]
+        root: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum OnlineCmd {
+    /// On the online machine: generate the snapshot/timestamp keys and print
+    /// their public keys (text and QR) for the ceremony file.
+    Keygen {
+        /// Key ids (repeatable: --id snap --id ts).
+        #[arg(long = "id", required = true)]
+        ids: Vec<String>,
+        /// Directory of private key files (default: ~/.conex).
+        #[arg(long = "key-store")]
+        key_store: Option<PathBuf>,
+        /// ed25519 (default), rsa (4096), rsa3072, rsa2048.
+        #[arg(long = "key-algorithm", default_value = "ed25519")]
+        alg: String,
+        /// Also write each public key as a QR code PNG (<id>.png) here.
+        #[arg(long = "qr-out")]
+        qr_out: Option<PathBuf>,
+    },
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn created(given: Option<&str>) -> Result<String> {
+    if let Some(c) = given {
+        parse_time(c)
+            .ok_or_else(|| ArcaError::Input(format!("--created {c:?}: not an RFC 3339 time")))?;
+        return Ok(c.to_string());
+    }
+    if let Ok(s) = std::env::var("SOURCE_DATE_EPOCH") {
+        let secs: i64 = s.trim().parse().map_err(|_| {
+            ArcaError::Input(format!("SOURCE_DATE_EPOCH {s:?}: not a number of seconds"))
+        })?;
+        return Ok(format_time(secs));
+    }
+    Ok(format_time(now_secs()))
+}
+
+fn anchors_of(v: &[String]) -> Result<Option<std::collections::BTreeSet<Digest>>> {
+    let mut out = std::collections::BTreeSet::new();
+    for a in v.iter().flat_map(|a| a.split(',')).map(str::trim) {
+        if a.is_empty() {
+            continue;
+        }
+        if !a.starts_with("sha256=") {
+            return Err(ArcaError::Input(format!(
+                "trust anchor {a:?}: expected sha256=<64 hex digits>"
+            )));
+        }
+        out.insert(Digest::parse_key_hash(a)?);
+    }
+    Ok(if out.is_empty() { None } else { Some(out) })
+}
+
+fn checked(path: &Path, opts: &b::VerifyOptions) -> Result<b::Checked> {
+    let c = b::verify(path, opts)?;
+    if !c.problems.is_empty() {
+        for p in &c.problems {
+            eprintln!("{}: {p}", path.display());
+        }
+        return Err(ArcaError::Verify(format!(
+            "{}: {} problem(s); do not use this bundle",
+            path.display(),
+            c.problems.len()
+        )));
+    }
+    Ok(c)
+}
+
+pub(super) fn bundle_cmd(cmd: BundleCmd) -> Result<()> {
+    match cmd {
+        BundleCmd::Verify {
+            path,
+            expect_digest,
+            anchors,
+            quorum,
+        } => {
+            let opts = b::VerifyOptions {
+                expect_digest,
+                anchors: anchors_of(&anchors)?,
+                quorum,
+            };
+            let c = checked(&path, &opts)?;
+            let counter = c.root.as_ref().map(|r| r.header.counter).unwrap_or(0);
+            println!(
+                "{}: bundle verified; root counter {counter} signed by {}",
+                path.display(),
+                c.signers.join(", ")
+            );
+            println!("digest {}", c.digest);
+            println!("       {}", b::grouped(&c.digest));
+            if opts.expect_digest.is_none() {
+                println!("compare this digest with the one shown at the end of the ceremony");
+            }
+            Ok(())
+        }
+        BundleCmd::Open {
+            path,
+            out,
+            expect_digest,
+            passphrase_file,
+        } => {
+            let opts = b::VerifyOptions {
+                expect_digest,
+                ..Default::default()
+            };
+            let c = checked(&path, &opts)?;
+            if out.exists()
+                && std::fs::read_dir(&out)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(true)
+            {
+                return Err(ArcaError::Refused(format!(
+                    "{}: exists and is not empty; choose a new folder",
+                    out.display()
+                )));
+            }
+            std::fs::create_dir_all(&out).map_err(|e| ArcaError::io(&out, e))?;
+            let mut ask = || -> Result<Zeroizing<String>> {
+                match &passphrase_file {
+                    Some(f) => {
+                        let s = Zeroizing::new(
+                            std::fs::read_to_string(f).map_err(|e| ArcaError::io(f, e))?,
+                        );
+                        Ok(Zeroizing::new(s.trim_end_matches(['\n', '\r']).to_string()))
+                    }
+                    None => Ok(crate::operator::secrets().secret(&SecretRequest {
+                        what: "passphrase for the online keys".into(),
+                        retries_left: None,
+                        final_try: false,
+                    })?),
+                }
+            };
+            let o = b::open(&c, &out, &mut ask)?;
+            println!("{}: bundle verified, digest {}", path.display(), c.digest);
+            for k in &o.keys {
+                println!("key written: {}", k.display());
+            }
+            println!("settings written: {}", out.join("online.toml").display());
+            Ok(())
+        }
+        BundleCmd::Pack { path, out } => {
+            let c = checked(&path, &b::VerifyOptions::default())?;
+            let mut contents = b::Contents::default();
+            for (name, bytes) in &c.files {
+                if name != "MANIFEST" {
+                    contents.add(name, bytes)?;
+                }
+            }
+            if contents.digest() != c.digest {
+                return Err(ArcaError::Refused(
+                    "the MANIFEST is not in arca's canonical form; not packed".into(),
+                ));
+            }
+            let d = contents.write_tar(&out)?;
+            println!("{}: written, digest {d}", out.display());
+            Ok(())
+        }
+    }
+}
+
+pub(super) fn qr_cmd(cmd: QrCmd) -> Result<()> {
+    match cmd {
+        QrCmd::Write {
+            file,
+            text,
+            out,
+            chunk,
+            single,
+        } => {
+            let data = match (&file, &text) {
+                (Some(f), _) => std::fs::read(f).map_err(|e| ArcaError::io(f, e))?,
+                (None, Some(t)) => t.as_bytes().to_vec(),
+                (None, None) => return Err(ArcaError::Input("give a FILE or --text".into())),
+            };
+            let codes = if single {
+                vec![data.clone()]
+            } else {
+                qr::frames(&data, chunk)
+            };
+            let n = codes.len();
+            for (i, c) in codes.iter().enumerate() {
+                match &out {
+                    Some(dir) => {
+                        std::fs::create_dir_all(dir).map_err(|e| ArcaError::io(dir, e))?;
+                        let name = if single {
+                            "code.png".to_string()
+                        } else {
+                            format!("frame-{:02}-of-{n:02}.png", i + 1)
+                        };
+                        let p = dir.join(name);
+                        qr::save_png(c, &p)?;
+                        println!("{}", p.display());
+                    }
+                    None => {
+                        eprintln!("frame {}/{n}:", i + 1);
+                        eprintln!("{}", qr::terminal(c));
+                    }
+                }
+            }
+            println!(
+                "{} byte(s) in {n} code(s); sha256={}",
+                data.len(),
+                b::manifest::sha256_hex(&data)
+            );
+            Ok(())
+        }
+        QrCmd::Read { images, out } => {
+            let mut a = qr::Assembler::default();
+            for p in &images {
+                for code in qr::read_image(p)? {
+                    a.add(&code)
+                        .map_err(|e| ArcaError::Input(format!("{}: {e}", p.display())))?;
+                }
+            }
+            let data = a.finish().map_err(ArcaError::Input)?;
+            match out {
+                Some(f) => {
+                    crate::repository::write_new(&f, &data)?;
+                    eprintln!(
+                        "{}: {} byte(s), sha256={}",
+                        f.display(),
+                        data.len(),
+                        b::manifest::sha256_hex(&data)
+                    );
+                }
+                None => {
+                    use std::io::Write as _;
+                    std::io::stdout()
+                        .write_all(&data)
+                        .map_err(|e| ArcaError::io("stdout", e))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A sign request: what one absent root holder signs.
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct SignRequest {
+    format: String,
+    /// The holder's root key id.
+    id: String,
+    /// Counter of the pending root.
+    counter: u64,
+    /// `sha256=` of the canonical signed content of the pending root.
+    signed_digest: String,
+    /// For people: what changes, keys, who signed already.
+    summary: String,
+    /// The pending root file.
+    root: String,
+}
+
+/// A detached root signature.
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct SignatureFile {
+    format: String,
+    id: String,
+    counter: u64,
+    signed_digest: String,
+    created: String,
+    alg: String,
+    value: String,
+}
+
+const REQ_FORMAT: &str = "arca-sign-request/1";
+const SIG_FORMAT: &str = "arca-signature/1";
+
+fn signed_digest(root: &Root) -> String {
+    Digest::sha256(root.canonical_signed().as_bytes()).to_string()
+}
+
+fn read_root(p: &Path) -> Result<Root> {
+    let text = std::fs::read_to_string(p).map_err(|e| ArcaError::io(p, e))?;
+    let mut w = Vec::new();
+    let r = Root::parse(&text, &mut w).map_err(|e| e.in_file(p.display()))?;
+    if let Some(x) = w.first() {
+        return Err(ArcaError::Refused(format!("{}: {x}", p.display())));
+    }
+    Ok(r)
+}
+
+fn emit(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    match out {
+        Some(f) => {
+            crate::repository::write_new(f, bytes)?;
+            eprintln!("written: {}", f.display());
+            Ok(())
+        }
+        None => {
+            use std::io::Write as _;
+            std::io::stdout()
+                .write_all(bytes)
+                .map_err(|e| ArcaError::io("stdout", e))
+        }
+    }
+}
+
+fn keys_text(root: &Root) -> String {
+    let mut s = String::new();
+    for (id, k) in &root.keys {
+        s.push_str(&format!(
+            "key {id} ({}): {}\n    {}\n",
+            k.key.alg,
+            k.key_id(),
+            crate::status::read_aloud(&k.key_id())
+        ));
+    }
+    let signed: Vec<&str> = root.signatures.keys().map(String::as_str).collect();
+    s.push_str(&format!(
+        "signatures present: {}\n",
+        if signed.is_empty() {
+            "none".to_string()
+        } else {
+            signed.join(", ")
+        }
+    ));
+    s
+}
+
+fn operator(answers: Option<&Path>) -> Result<Box<dyn Operator>> {
+    use crate::operator::{scripted::Scripted, terminal::TerminalOperator};
+    use std::io::IsTerminal as _;
+    match answers {
+        Some(f) => Ok(Box::new(Scripted::from_file(f).map_err(ArcaError::Input)?)),
+        None if std::io::stdin().is_terminal() => Ok(Box::new(TerminalOperator)),
+        None => Err(ArcaError::Input(
+            "no terminal to confirm the signature: give --answers FILE".into(),
+        )),
+    }
+}
+
+pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
+    match cmd {
+        SignRequestCmd::Export {
+            id,
+            repository,
+            root,
+            last,
+            out,
+        } => {
+            let rp = repository.join(&root);
+            let r = read_root(&rp)?;
+            if !r.keys.contains_key(&id) {
+                return Err(ArcaError::Input(format!(
+                    "{id} is not a key of {}",
+                    rp.display()
+                )));
+            }
+            let old = last.as_deref().map(read_root).transpose()?;
+            let d = signed_digest(&r);
+            let summary = format!(
+                "{}{}signed content: {d}\n    {}\n",
+                crate::ceremony::summary::describe_change(old.as_ref(), &r),
+                keys_text(&r),
+                b::grouped(&d)
+            );
+            let req = SignRequest {
+                format: REQ_FORMAT.into(),
+                id: id.clone(),
+                counter: r.header.counter,
+                signed_digest: d.clone(),
+                summary: summary.clone(),
+                root: r.to_file_string(),
+            };
+            let mut json =
+                serde_json::to_string_pretty(&req).map_err(|e| ArcaError::Input(e.to_string()))?;
+            json.push('\n');
+            eprintln!("── sign request for {id}, counter {} ──", r.header.counter);
+            eprintln!("{summary}");
+            eprintln!("signed content digest (the holder's machine shows the same):");
+            eprintln!("{}", qr::terminal(d.as_bytes()));
+            emit(out.as_deref(), json.as_bytes())
+        }
+        SignRequestCmd::Sign {
+            file,
+            id,
+            on,
+            key_store,
+            out,
+            answers,
+            created: when,
+        } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| ArcaError::io(&file, e))?;
+            let req: SignRequest = serde_json::from_str(&text).map_err(|e| {
+                ArcaError::Input(format!("{}: not a sign request: {e}", file.display()))
+            })?;
+            if req.format != REQ_FORMAT {
+                return Err(ArcaError::Input(format!(
+                    "{}: format {:?}, expected {REQ_FORMAT}",
+                    file.display(),
+                    req.format
+                )));
+            }
+            if req.id != id {
+                return Err(ArcaError::Refused(format!(
+                    "{}: the request is for {}, not {id}",
+                    file.display(),
+                    req.id
+                )));
+            }
+            let mut w = Vec::new();
+            let root = Root::parse(&req.root, &mut w)
+                .map_err(|e| e.in_file(format!("{} (root)", file.display())))?;
+            let d = signed_digest(&root);
+            if d != req.signed_digest || root.header.counter != req.counter {
+                return Err(ArcaError::Refused(format!(
+                    "{}: the root inside does not match the request's digest/counter (digest {d}, counter {}); do not sign",
+                    file.display(),
+                    root.header.counter
+                )));
+            }
+            let key = root.keys.get(&id).ok_or_else(|| {
+                ArcaError::Refused(format!("{id} is not a key of the requested root"))
+            })?;
+            let mut op = operator(answers.as_deref())?;
+            op.show(
+                &format!("Root to sign as {id}, counter {}", root.header.counter),
+                &format!(
+                    "{}{}signed content: {d}\n    {}\n",
+                    crate::ceremony::summary::describe_change(None, &root),
+                    keys_text(&root),
+                    b::grouped(&d)
+                ),
+            );
+            op.show("Summary from the exporting side", &req.summary);
+            if !op.confirm(
+                &format!("sign this root as {id} at counter {}?", root.header.counter),
+                Danger::Destructive,
+            )? {
+                return Err(ArcaError::Key(keys::KeyError::Declined(format!(
+                    "{id} declined to sign; nothing was signed"
+                ))));
+            }
+            let loc = match on {
+                Some(on) => KeyLocation::parse(&on)?.for_key(&id)?,
+                None => KeyLocation::File(FileLocation::Id {
+                    dir: match key_store {
+                        Some(d) => d,
+                        None => keys::file::default_dir()?,
+                    },
+                    id: id.clone(),
+                }),
+            };
+            let mut signer = {
+                let s: &mut dyn keys::SecretSource = op.as_mut();
+                keys::open(&loc, s)?
+            };
+            if *signer.public_key() != key.key {
+                return Err(ArcaError::Refused(format!(
+                    "the key at {loc} ({}) is not {id} of this root ({})",
+                    signer.public_key().key_id(),
+                    key.key_id()
+                )));
+            }
+            let t = created(when.as_deref())?;
+            let alg = signer.public_key().sig_alg();
+            let tbs = root.to_be_signed(&id, &t, alg);
+            let (alg, raw) = keys::sign_checked(signer.as_mut(), tbs.as_bytes())?;
+            let sig = Signature::new(&id, &t, alg, &raw);
+            eprintln!(
+                "signed as {id}: counter {}, signed content {d}",
+                root.header.counter
+            );
+            let f = SignatureFile {
+                format: SIG_FORMAT.into(),
+                id: id.clone(),
+                counter: root.header.counter,
+                signed_digest: d,
+                created: t,
+                alg: alg.as_str().into(),
+                value: sig.value,
+            };
+            let mut json =
+                serde_json::to_string_pretty(&f).map_err(|e| ArcaError::Input(e.to_string()))?;
+            json.push('\n');
+            emit(out.as_deref(), json.as_bytes())
+        }
+        SignRequestCmd::Import {
+            file,
+            repository,
+            root,
+        } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| ArcaError::io(&file, e))?;
+            let s: SignatureFile = serde_json::from_str(&text).map_err(|e| {
+                ArcaError::Input(format!("{}: not a signature file: {e}", file.display()))
+            })?;
+            if s.format != SIG_FORMAT {
+                return Err(ArcaError::Input(format!(
+                    "{}: format {:?}, expected {SIG_FORMAT}",
+                    file.display(),
+                    s.format
+                )));
+            }
+            let rp = repository.join(&root);
+            let mut r = read_root(&rp)?;
+            let fname = file.display();
+            if s.counter != r.header.counter {
+                return Err(ArcaError::Refused(format!(
+                    "{fname}: the signature of {} is over counter {}, the pending root is at counter {}; not added",
+                    s.id, s.counter, r.header.counter
+                )));
+            }
+            let d = signed_digest(&r);
+            if s.signed_digest != d {
+                return Err(ArcaError::Refused(format!(
+                    "{fname}: the signature of {} covers signed content {}, the pending root's is {d}; not added",
+                    s.id, s.signed_digest
+                )));
+            }
+            let key = r.keys.get(&s.id).ok_or_else(|| {
+                ArcaError::Refused(format!(
+                    "{fname}: {} is not a key of the pending root; not added",
+                    s.id
+                ))
+            })?;
+            let alg = crate::conex::SigAlg::parse(&s.alg).ok_or_else(|| {
+                ArcaError::Input(format!("{fname}: signature algorithm {:?}", s.alg))
+            })?;
+            if alg != key.key.sig_alg() {
+                return Err(ArcaError::Refused(format!(
+                    "{fname}: a {} signature for a {} key; not added",
+                    s.alg, key.key.alg
+                )));
+            }
+            let tbs = r.to_be_signed(&s.id, &s.created, alg);
+            key.key
+                .verify_b64(alg, tbs.as_bytes(), &s.value)
+                .map_err(|e| {
+                    ArcaError::Refused(format!(
+                        "{fname}: the signature of {} does not verify over the pending root: {e}; not added",
+                        s.id
+                    ))
+                })?;
+            let sig = Signature {
+                id: s.id.clone(),
+                created: s.created.clone(),
+                alg,
+                value: s.value.clone(),
+            };
+            if r.signatures.get(&s.id) == Some(&sig) {
+                println!(
+                    "{}: {} has signed already (same signature)",
+                    rp.display(),
+                    s.id
+                );
+                return Ok(());
+            }
+            r.signatures.insert(s.id.clone(), sig);
+            crate::repository::write_atomic(&rp, r.to_file_string().as_bytes())?;
+            let who: Vec<&str> = r.signatures.keys().map(String::as_str).collect();
+            println!(
+                "{}: signature of {} added (counter {}); signatures now: {}",
+                rp.display(),
+                s.id,
+                r.header.counter,
+                who.join(", ")
+            );
+            Ok(())
+        }
+    }
+}
+
+pub(super) fn online_cmd(cmd: OnlineCmd) -> Result<()> {
+    match cmd {
+        OnlineCmd::Keygen {
+            ids,
+            key_store,
+            alg,
+            qr_out,
+        } => {
+            let spec = KeySpec::parse(&alg).ok_or_else(|| {
+                ArcaError::Input(format!(
+                    "--key-algorithm {alg:?}: ed25519, rsa, rsa3072 or rsa2048"
+                ))
+            })?;
+            let dir = match key_store {
+                Some(d) => d,
+                None => keys::file::default_dir()?,
+            };
+            for id in &ids {
+                crate::repository::check_ident(id)?;
+            }
+            for id in &ids {
+                let loc = KeyLocation::File(FileLocation::Id {
+                    dir: dir.clone(),
+                    id: id.clone(),
+                });
+                let s = keys::generate(&loc, spec, &mut keys::NoSecrets)?;
+                let pk = s.public_key().clone();
+                let conex = pk.conex_string();
+                println!("[ {id} \"{}\" \"{conex}\" ]", created(None)?);
+                println!("# key id {}", pk.key_id());
+                println!("#        {}", crate::status::read_aloud(&pk.key_id()));
+                println!("# for the ceremony file: key = \"{conex}\"");
+                eprintln!("{id} (scan on the offline side):");
+                eprintln!("{}", qr::terminal(conex.as_bytes()));
+                if let Some(q) = &qr_out {
+                    std::fs::create_dir_all(q).map_err(|e| ArcaError::io(q, e))?;
+                    let p = q.join(format!("{id}.png"));
+                    qr::save_png(conex.as_bytes(), &p)?;
+                    eprintln!("QR code written: {}", p.display());
+                }
+            }
+            Ok(())
+        }
+    }
+}
