@@ -283,7 +283,10 @@ fn create_root_rehearsal_typed_key_by_key() {
             run = 0;
         }
     }
-    assert_eq!(codes, 4, "one QR code per trust anchor and one for the bundle digest");
+    assert_eq!(
+        codes, 4,
+        "one QR code per trust anchor and one for the bundle digest"
+    );
     t.quit();
     let out = t.dir.join("rh/out/create-root");
     assert!(out.join("root").exists());

@@ -416,8 +416,13 @@ impl<'a> Engine<'a> {
         let bd = bundle_digest.clone();
         self.step("done", |e| {
             let list: Vec<&str> = anchors_line2.split(',').collect();
-            e.op.show("Trust anchors (give these to clients)", &list.join("
-"));
+            e.op.show(
+                "Trust anchors (give these to clients)",
+                &list.join(
+                    "
+",
+                ),
+            );
             for (i, a) in list.iter().enumerate() {
                 e.op.show_qr(&format!("trust anchor {} of {}", i + 1, list.len()), a);
             }

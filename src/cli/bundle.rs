@@ -479,7 +479,7 @@ fn operator(answers: Option<&Path>) -> Result<Box<dyn Operator>> {
     use std::io::IsTerminal as _;
     match answers {
         Some(f) => Ok(Box::new(Scripted::from_file(f).map_err(ArcaError::Input)?)),
-        None if std::io::stdin().is_terminal() => Ok(Box::new(TerminalOperator)),
+        None if std::io::stdin().is_terminal() => Ok(Box::new(TerminalOperator::new())),
         None => Err(ArcaError::Input(
             "no terminal to confirm the signature: give --answers FILE".into(),
         )),
