@@ -80,9 +80,10 @@ pub fn run() -> i32 {
                 let profile = ask("Device profile of this machine", "profile.toml")?;
                 ceremony_run(
                     CeremonyRun {
-                        file,
+                        file: Some(file),
                         profile: Some(PathBuf::from(profile)),
                         answers: None,
+                        yes: false,
                         rehearse: false,
                         base: None,
                     },
@@ -104,9 +105,10 @@ pub fn run() -> i32 {
                     && ceremony_output_has_journal(&file, &base);
                 ceremony_run(
                     CeremonyRun {
-                        file,
+                        file: Some(file),
                         profile: None,
                         answers: None,
+                        yes: false,
                         rehearse: true,
                         base: Some(PathBuf::from(base)),
                     },

@@ -164,8 +164,10 @@ enum CeremonyCmd {
 
 #[derive(Args, Debug)]
 pub(crate) struct CeremonyRun {
-    /// The ceremony file.
-    pub(crate) file: PathBuf,
+    /// The ceremony file (with --rehearse it may be left out: the built-in
+    /// create-root example is rehearsed).
+    #[arg(required_unless_present = "rehearse")]
+    pub(crate) file: Option<PathBuf>,
     /// The device profile (machine-local; maps holders to devices).
     #[arg(long, required_unless_present = "rehearse")]
     pub(crate) profile: Option<PathBuf>,
@@ -176,6 +178,10 @@ pub(crate) struct CeremonyRun {
     /// the answers and the rehearsal PIN; otherwise every answer is yes).
     #[arg(long)]
     pub(crate) rehearse: bool,
+    /// Answer yes to every question (rehearsals only; real ceremonies need
+    /// people or an --answers file).
+    #[arg(long, requires = "rehearse")]
+    pub(crate) yes: bool,
     /// Folder the ceremony's paths are relative to (default: current; for
     /// rehearsals: a new temporary folder).
     #[arg(long)]
@@ -1133,7 +1139,13 @@ pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
     use crate::ceremony::{profile::Profile, rehearse, script::Ceremony};
     use crate::operator::{scripted::Scripted, terminal::TerminalOperator, Operator};
     use std::io::IsTerminal as _;
-    let c = Ceremony::load(&a.file)?;
+    let c = match &a.file {
+        Some(f) => Ceremony::load(f)?,
+        None => Ceremony::parse(
+            std::path::Path::new("create-root.toml (built in)"),
+            include_str!("../../ceremonies/create-root.toml").to_string(),
+        )?,
+    };
     let (profile, base, mut op): (Profile, PathBuf, Box<dyn Operator>) = if a.rehearse {
         let base = match &a.base {
             Some(b) => b.clone(),
@@ -1143,7 +1155,7 @@ pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
                 .map_err(|e| ArcaError::io("temporary folder", e))?
                 .keep(),
         };
-        let interactive = a.answers.is_none() && std::io::stdin().is_terminal();
+        let interactive = a.answers.is_none() && !a.yes && std::io::stdin().is_terminal();
         let profile = rehearse::prepare(&c, &base.join(".rehearsal-tokens"), !interactive)?;
         let op: Box<dyn Operator> = match (&a.answers, interactive) {
             (Some(f), _) => Box::new(Scripted::from_file(f).map_err(ArcaError::Input)?),
