@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod conex;
 pub mod error;
+pub mod journal;
 pub mod keys;
 pub mod repository;
 

@@ -729,7 +729,7 @@ fn check_content(c: &mut Checked, opts: &VerifyOptions) {
             Ok(dir) => {
                 let p = dir.path().join("journal.jsonl");
                 if std::fs::write(&p, j).is_ok() {
-                    match crate::ceremony::journal::read_chain(&p) {
+                    match crate::journal::read_chain(&p) {
                         Ok(entries) => {
                             if let Some((rtext, _)) = &root {
                                 let d = crate::conex::Digest::sha256(rtext.as_bytes()).to_string();

@@ -2,7 +2,7 @@
 //! tested order of steps in code. Every step is journaled; a killed ceremony
 //! resumes where it stopped and ends as if never interrupted.
 
-pub mod journal;
+pub use crate::journal;
 pub mod kinds;
 pub mod preflight;
 pub mod profile;

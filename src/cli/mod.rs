@@ -1121,7 +1121,7 @@ fn ceremony_cmd(cmd: CeremonyCmd) -> Result<()> {
             } else {
                 path
             };
-            let entries = crate::ceremony::journal::read_chain(&j)?;
+            let entries = crate::journal::read_chain(&j)?;
             let last = entries.last().map(|e| e.step.clone()).unwrap_or_default();
             println!(
                 "{}: {} step(s), chain intact, last step {last}",
