@@ -17,36 +17,11 @@ use std::path::{Path, PathBuf};
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, synced, then renamed over the target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| ArcaError::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".arca-")
-        .tempfile_in(dir)
-        .map_err(|e| ArcaError::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| ArcaError::io(path, e))?;
-    public_mode(tmp.as_file(), path)?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| ArcaError::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| ArcaError::io(path, e.error))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    write_file(path, bytes, true)
 }
 
-/// Repository files are public: mode 0644.
-fn public_mode(f: &std::fs::File, path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    f.set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(|e| ArcaError::io(path, e))
-}
-
-/// Writes `bytes` to a new file; refuses if `path` exists.
+/// Writes `bytes` to a new file; refuses if `path` exists (checked again at
+/// the rename, so a file appearing meanwhile is not replaced either).
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.exists() {
         return Err(ArcaError::Refused(format!(
@@ -54,22 +29,43 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
             path.display()
         )));
     }
-    let dir = path
-        .parent()
+    write_file(path, bytes, false)
+}
+
+/// The directory a path lives in (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    path.parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+/// Temporary file beside `path`, 0644, synced, then renamed into place.
+fn write_file(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = parent_dir(path);
     std::fs::create_dir_all(dir).map_err(|e| ArcaError::io(dir, e))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".arca-")
         .tempfile_in(dir)
         .map_err(|e| ArcaError::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| ArcaError::io(path, e))?;
-    public_mode(tmp.as_file(), path)?;
+    // repository files and ceremony outputs are public
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| ArcaError::io(path, e))?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| ArcaError::io(path, e))?;
-    tmp.persist_noclobber(path)
-        .map_err(|e| ArcaError::io(path, e.error))?;
+    if replace {
+        tmp.persist(path)
+            .map_err(|e| ArcaError::io(path, e.error))?;
+    } else {
+        tmp.persist_noclobber(path)
+            .map_err(|e| ArcaError::io(path, e.error))?;
+    }
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
 }
 
@@ -424,11 +420,18 @@ impl Repo {
         Ok(root)
     }
 
-    fn targets_rel(&mut self, id: &str) -> Result<Vec<String>> {
+    /// The path of janitor `id`'s targets file (`<keydir>/<id>`).
+    pub fn targets_rel(&mut self, id: &str) -> Result<Vec<String>> {
         let root = self.root()?;
         let mut rel = root.keydir.clone();
         rel.push(id.to_string());
         Ok(rel)
+    }
+
+    /// Reads janitor `id`'s targets file.
+    pub fn targets(&mut self, id: &str) -> Result<Targets> {
+        let rel = self.targets_rel(id)?;
+        self.read(&rel)
     }
 
     /// `targets create`: a janitor's targets file with its key; an existing

@@ -73,12 +73,7 @@ pub fn read_aloud_lines(d: &Digest, indent: &str) -> String {
 
 /// Groups a hex digest in fours for reading aloud.
 pub fn read_aloud(d: &Digest) -> String {
-    d.data
-        .as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::bundle::grouped(&d.data)
 }
 
 fn key_views(

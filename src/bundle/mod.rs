@@ -231,10 +231,7 @@ impl Contents {
                 dir.display()
             )));
         }
-        let parent = dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let parent = crate::repository::parent_dir(dir);
         std::fs::create_dir_all(parent).map_err(|e| ArcaError::io(parent, e))?;
         let tmp = tempfile::Builder::new()
             .prefix(".bundle-")

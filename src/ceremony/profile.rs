@@ -29,20 +29,15 @@ pub struct Profile {
 impl Profile {
     /// Reads and checks a profile file.
     pub fn load(path: &Path) -> Result<Profile, ScriptError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ScriptError {
-            file: file.clone(),
-            line: None,
-            msg: e.to_string(),
-        })?;
-        Profile::parse(&file, &text)
+        Profile::parse(
+            &path.display().to_string(),
+            &super::script::read_text(path)?,
+        )
     }
 
     /// Parses profile text.
     pub fn parse(file: &str, text: &str) -> Result<Profile, ScriptError> {
-        let line = |s: std::ops::Range<usize>| {
-            Some(text[..s.start.min(text.len())].matches('\n').count() + 1)
-        };
+        let line = |s: std::ops::Range<usize>| super::script::line_of(text, &s);
         let p: ProfileFile = toml::from_str(text).map_err(|e| ScriptError {
             file: file.into(),
             line: e.span().and_then(line),

@@ -215,7 +215,17 @@ pub struct ScriptError {
     pub msg: String,
 }
 
-fn line_of(text: &str, span: &std::ops::Range<usize>) -> Option<usize> {
+/// Reads a ceremony or profile file, as a [`ScriptError`] when it cannot.
+pub fn read_text(path: &Path) -> Result<String, ScriptError> {
+    std::fs::read_to_string(path).map_err(|e| ScriptError {
+        file: path.display().to_string(),
+        line: None,
+        msg: e.to_string(),
+    })
+}
+
+/// The line of a byte span in `text` (None for the empty span of defaults).
+pub fn line_of(text: &str, span: &std::ops::Range<usize>) -> Option<usize> {
     if span.start == 0 && span.end == 0 {
         return None;
     }
@@ -225,13 +235,7 @@ fn line_of(text: &str, span: &std::ops::Range<usize>) -> Option<usize> {
 impl Ceremony {
     /// Reads and validates a ceremony file.
     pub fn load(path: &Path) -> Result<Ceremony, ScriptError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ScriptError {
-            file: file.clone(),
-            line: None,
-            msg: e.to_string(),
-        })?;
-        Ceremony::parse(path, text)
+        Ceremony::parse(path, read_text(path)?)
     }
 
     /// Parses and validates ceremony text.

@@ -807,11 +807,7 @@ fn root_cmd(cmd: RootCmd) -> Result<()> {
             let r = repo.root();
             flush(&mut repo);
             let st = crate::status::root_status(&r?, &anchors);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
-            } else {
-                print!("{}", st.render());
-            }
+            output(json, &st, |s| s.render());
             Ok(())
         }
     }
@@ -823,9 +819,7 @@ fn role_cmd(a: RoleArgs, set: bool) -> Result<()> {
     let digest = match &a.src.key_hash {
         Some(h) => Digest::parse_key_hash(h)?,
         None => {
-            let root = repo.root()?;
-            let mut rel = root.keydir.clone();
-            rel.push(a.src.id.clone());
+            let rel = repo.targets_rel(&a.src.id)?;
             let targets_file = a
                 .common
                 .repository
@@ -879,15 +873,7 @@ fn targets_cmd(cmd: TargetsCmd) -> Result<()> {
         } => {
             let (mut s, _) = common.signer(&key.id, key.on.as_deref())?;
             let mut repo = common.repo()?;
-            let r = repo.targets_sign(
-                &key.id,
-                s.as_mut(),
-                if no_incr {
-                    Counter::Keep
-                } else {
-                    Counter::Increment
-                },
-            );
+            let r = repo.targets_sign(&key.id, s.as_mut(), file_counter(no_incr));
             flush(&mut repo);
             let t = r?;
             println!("targets {} signed at counter {}", key.id, t.header.counter);
@@ -895,27 +881,17 @@ fn targets_cmd(cmd: TargetsCmd) -> Result<()> {
         }
         TargetsCmd::Hash { common, id } => {
             let mut repo = common.repo()?;
-            let root = repo.root()?;
-            let mut rel = root.keydir.clone();
-            rel.push(id);
-            let t: crate::conex::Targets = repo.read(&rel)?;
+            let t = repo.targets(&id);
             flush(&mut repo);
-            println!("{}", t.valid_hash()?);
+            println!("{}", t?.valid_hash()?);
             Ok(())
         }
         TargetsCmd::Status { common, id, json } => {
             let mut repo = common.repo()?;
-            let root = repo.root()?;
-            let mut rel = root.keydir.clone();
-            rel.push(id);
-            let t: crate::conex::Targets = repo.read(&rel)?;
+            let t = repo.targets(&id);
             flush(&mut repo);
-            let st = crate::status::file_status(&t);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
-            } else {
-                print!("{}", st.render());
-            }
+            let st = crate::status::file_status(&t?);
+            output(json, &st, |s| s.render());
             Ok(())
         }
     }
@@ -958,15 +934,7 @@ fn online_cmd<R: Resource + OnlineCreate>(cmd: OnlineCmd, role: Role) -> Result<
             let mut repo = common.repo()?;
             let id = role_id(&mut repo, role, id)?;
             let (mut s, _) = common.signer(&id, on.as_deref())?;
-            let r = repo.online_sign::<R>(
-                &id,
-                s.as_mut(),
-                if no_incr {
-                    Counter::Keep
-                } else {
-                    Counter::Increment
-                },
-            );
+            let r = repo.online_sign::<R>(&id, s.as_mut(), file_counter(no_incr));
             flush(&mut repo);
             let f = r?;
             println!("{} {id} signed at counter {}", R::TYP, f.header().counter);
@@ -978,11 +946,7 @@ fn online_cmd<R: Resource + OnlineCreate>(cmd: OnlineCmd, role: Role) -> Result<
             let f: R = repo.read(&[id])?;
             flush(&mut repo);
             let st = crate::status::file_status(&f);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
-            } else {
-                print!("{}", st.render());
-            }
+            output(json, &st, |s| s.render());
             Ok(())
         }
     }
@@ -1194,6 +1158,24 @@ pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
     println!("root written: {}", out.root.display());
     println!("trust anchors: {}", out.anchors.join(","));
     Ok(())
+}
+
+/// Prints a read-only result as JSON or as text for people.
+fn output<T: serde::Serialize>(json: bool, v: &T, text: impl Fn(&T) -> String) {
+    if json {
+        print_json(v);
+    } else {
+        print!("{}", text(v));
+    }
+}
+
+/// `--no-incr` for targets, snapshot and timestamp files.
+fn file_counter(no_incr: bool) -> Counter {
+    if no_incr {
+        Counter::Keep
+    } else {
+        Counter::Increment
+    }
 }
 
 fn print_json<T: serde::Serialize>(v: &T) {

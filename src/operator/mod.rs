@@ -30,12 +30,7 @@ pub trait Operator: SecretSource {
     fn step(&mut self, n: usize, total: usize, what: &str);
     /// Shows the ceremony's steps before it starts.
     fn plan(&mut self, title: &str, steps: &[String]) {
-        let body: Vec<String> = steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| format!("{:>2}. {s}", i + 1))
-            .collect();
-        self.show(title, &body.join("\n"));
+        self.show(title, &plan_text(steps));
     }
     /// Something slow begins (key generation, long verification).
     fn busy(&mut self, what: &str) {
@@ -43,6 +38,16 @@ pub trait Operator: SecretSource {
     }
     /// The slow thing ended.
     fn done(&mut self) {}
+}
+
+/// A numbered step list.
+pub fn plan_text(steps: &[String]) -> String {
+    let body: Vec<String> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{:>2}. {s}", i + 1))
+        .collect();
+    body.join("\n")
 }
 
 /// The secret source for this process: hidden prompts on a terminal, or

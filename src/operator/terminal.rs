@@ -118,12 +118,7 @@ impl super::Operator for TerminalOperator {
     }
     fn plan(&mut self, title: &str, steps: &[String]) {
         self.steps = steps.to_vec();
-        let body: Vec<String> = steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| format!("{:>2}. {s}", i + 1))
-            .collect();
-        self.show(title, &body.join("\n"));
+        self.show(title, &super::plan_text(steps));
     }
     fn busy(&mut self, what: &str) {
         self.done();
