@@ -881,3 +881,59 @@ fn janitor_signs_targets_file_with_yubikey() {
     assert!(v.status.success(), "{all}");
     assert!(all.contains("2 targets file(s)"), "{all}");
 }
+
+/// A root holder's key generated on a YubiKey during a ceremony: the slot's
+/// attestation is checked against the key and kept in the bundle.
+#[test]
+fn ceremony_keeps_the_yubikey_attestation() {
+    let Some(_lock) = pcsc_lock() else { return };
+    let serial = 5_700_088;
+    let _plugged = Plugged::new(CardConfig::fw57(serial));
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    std::fs::write(base.join("pin"), "123456\n").unwrap();
+    std::fs::create_dir_all(base.join("alice")).unwrap();
+    std::fs::write(
+        base.join("profile.toml"),
+        format!(
+            "[holders]\nalice = \"file:{}/alice/\"\nbob = \"piv:serial={serial};slot=9c;pin-source=file:{}/pin\"\n",
+            base.display(),
+            base.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(base.join("answers.toml"), "confirm = \"yes\"\n").unwrap();
+    std::fs::write(
+        base.join("c.toml"),
+        "kind = \"create-root\"\ntitle = \"root with a YubiKey holder\"\noutput = \"out\"\n[root]\nquorum = 2\nkeys = [\n  { id = \"rootA\", holder = \"alice\", algorithm = \"ed25519\" },\n  { id = \"rootB\", holder = \"bob\", algorithm = \"rsa2048\" },\n]\n",
+    )
+    .unwrap();
+    let b = base.to_str().unwrap();
+    let o = support::arca([
+        "ceremony",
+        "run",
+        &format!("{b}/c.toml"),
+        "--profile",
+        &format!("{b}/profile.toml"),
+        "--answers",
+        &format!("{b}/answers.toml"),
+        "--base",
+        b,
+    ]);
+    support::ok(&o);
+    let att: Vec<String> = std::fs::read_dir(base.join("out/bundle/attestations"))
+        .expect("attestations in the bundle")
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(att.len(), 2, "{att:?}");
+    assert!(
+        att.iter().any(|n| n == &format!("rootB-{serial}-9c.der")),
+        "{att:?}"
+    );
+    let v = support::arca([
+        "bundle",
+        "verify",
+        base.join("out/bundle").to_str().unwrap(),
+    ]);
+    support::ok(&v);
+}

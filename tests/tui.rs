@@ -155,7 +155,7 @@ impl Term {
     }
 
     fn quit(&self) {
-        self.menu(7);
+        self.menu(8);
         self.wait("arca to exit", |t| t.text().contains("ARCA-EXITED 0"));
     }
 

@@ -7,11 +7,12 @@ use crate::operator::terminal::theme;
 use dialoguer::{Input, Select};
 use std::path::{Path, PathBuf};
 
-const ITEMS: [&str; 8] = [
+const ITEMS: [&str; 9] = [
     "Run a ceremony",
     "Resume a stopped ceremony",
     "Rehearse a ceremony (throw-away SoftHSM tokens)",
     "Janitor: sign my targets file",
+    "Sign a pending request (an absent root holder)",
     "Inspect a root",
     "Verify a repository",
     "Tokens and YubiKeys",
@@ -116,7 +117,8 @@ pub fn run() -> i32 {
                 )
             })(),
             3 => janitor(),
-            4 => {
+            4 => sign_request(),
+            5 => {
                 (|| {
                     let p = ask("Root file", "root")?;
                     let text = std::fs::read_to_string(&p).map_err(|e| ArcaError::io(&p, e))?;
@@ -129,7 +131,7 @@ pub fn run() -> i32 {
                     Ok(())
                 })()
             }
-            5 => (|| {
+            6 => (|| {
                 let dir = ask("Repository folder", ".")?;
                 let anchors = ask("Trust anchors (sha256=…, comma-separated)", "")?;
                 let quorum = ask("Quorum of root signatures", "1")?;
@@ -144,7 +146,7 @@ pub fn run() -> i32 {
                 pb.finish_and_clear();
                 r
             })(),
-            6 => (|| {
+            7 => (|| {
                 match crate::keys::pkcs11::list_tokens(None) {
                     Ok(ts) if ts.is_empty() => println!("PKCS#11: no token present"),
                     Ok(ts) => {
@@ -199,4 +201,20 @@ fn janitor() -> Result<()> {
         .interact()
         .map_err(|e| ArcaError::Input(e.to_string()))?;
     super::janitor_sign(PathBuf::from(repo), &id, on.as_deref(), recompute)
+}
+
+fn sign_request() -> Result<()> {
+    let file = ask("The sign request file", "")?;
+    let id = ask("Your root key id", "")?;
+    let on = ask("Your key (pkcs11:…, piv:…, or empty for ~/.conex)", "")?;
+    let out = ask("Write the signature to", &format!("{id}.signature"))?;
+    super::bundle::sign_request_cmd(super::bundle::SignRequestCmd::Sign {
+        file: PathBuf::from(file),
+        id,
+        on: (!on.trim().is_empty()).then_some(on),
+        key_store: None,
+        out: Some(PathBuf::from(out)),
+        answers: None,
+        created: None,
+    })
 }

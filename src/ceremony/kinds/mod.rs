@@ -107,8 +107,20 @@ pub fn root_key(e: &mut Engine, k: &RootKeySpec) -> Result<KeyRecord> {
         }
         pk.validate().map_err(|err| ArcaError::Refused(format!("{id}: {err}")))?;
         e.op.show(&format!("root key {id} of {holder}"), &format!("{}\n{}", pk.key_id(), crate::status::read_aloud(&pk.key_id())));
+        drop(signer);
+        let mut outputs = BTreeMap::new();
+        if let crate::keys::KeyLocation::Piv(p) = &loc {
+            // the YubiKey's attestation: this key was generated on that device
+            let a = crate::keys::piv::attest(p)?;
+            a.check(&pk)?;
+            let (k, d) = e.write(&format!("attestations/{id}-{}-{:02x}.der", a.serial, a.slot), &a.certificate)?;
+            outputs.insert(k, d);
+            let (k, d) = e.write(&format!("attestations/{id}-{}-f9.der", a.serial), &a.intermediate)?;
+            outputs.insert(k, d);
+            e.op.notice(&format!("{id}: attestation of YubiKey {} slot {:02x} checked and kept", a.serial, a.slot));
+        }
         let rec = KeyRecord { id: id.clone(), holder: holder.clone(), location: loc.to_string(), public: pk.conex_string(), created: super::now() };
-        Ok((rec, BTreeMap::new()))
+        Ok((rec, outputs))
     })
 }
 
