@@ -799,7 +799,6 @@ fn attestation_with_an_rsa_f9_key() {
 // ------------------------------------------------- a janitor at work
 
 #[path = "support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 /// A janitor with an RSA key on a YubiKey signs their targets file through

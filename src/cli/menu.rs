@@ -62,6 +62,7 @@ fn report(r: Result<()>) {
 }
 
 /// The main menu; returns when the person quits.
+#[allow(clippy::redundant_closure_call)]
 pub fn run() -> i32 {
     eprintln!("arca — offline root of a conex-signed repository");
     loop {

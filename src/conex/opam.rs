@@ -880,6 +880,7 @@ fn format_values(f: &mut Fmt, vs: &[Value]) {
 // ---------------------------------------------------------------- OCaml Format
 
 /// Box kinds of OCaml's Format module.
+#[allow(clippy::upper_case_acronyms)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum BoxType {
     #[allow(dead_code)]

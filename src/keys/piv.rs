@@ -1390,6 +1390,26 @@ pub fn list() -> Result<Vec<PivDeviceInfo>, KeyError> {
     Ok(out)
 }
 
+/// Checks a YubiKey for the location is present, without a PIN; describes
+/// it for preflight lists.
+pub fn probe(loc: &PivLocation) -> Result<String, KeyError> {
+    let devices = list()?;
+    let d = match loc.serial {
+        Some(s) => devices.iter().find(|d| d.serial == s),
+        None => devices.first(),
+    };
+    match d {
+        Some(d) => Ok(format!(
+            "YubiKey serial {} firmware {}, PIN tries left {:?}",
+            d.serial, d.firmware, d.pin_retries
+        )),
+        None => Err(KeyError::NotFound(match loc.serial {
+            Some(s) => format!("insert the YubiKey with serial {s}"),
+            None => "no YubiKey is present".into(),
+        })),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1515,25 +1535,5 @@ mod tests {
                 &sig_full
             )
             .is_err());
-    }
-}
-
-/// Checks a YubiKey for the location is present, without a PIN; describes
-/// it for preflight lists.
-pub fn probe(loc: &PivLocation) -> Result<String, KeyError> {
-    let devices = list()?;
-    let d = match loc.serial {
-        Some(s) => devices.iter().find(|d| d.serial == s),
-        None => devices.first(),
-    };
-    match d {
-        Some(d) => Ok(format!(
-            "YubiKey serial {} firmware {}, PIN tries left {:?}",
-            d.serial, d.firmware, d.pin_retries
-        )),
-        None => Err(KeyError::NotFound(match loc.serial {
-            Some(s) => format!("insert the YubiKey with serial {s}"),
-            None => "no YubiKey is present".into(),
-        })),
     }
 }

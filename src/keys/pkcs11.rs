@@ -1901,6 +1901,118 @@ pub fn list_keys(
     Ok(out)
 }
 
+/// Checks the token of `uri` is present, without logging in; describes it
+/// with its PIN state for preflight lists.
+pub fn probe(uri: &Pkcs11Uri) -> Result<String, KeyError> {
+    let module = uri.module()?;
+    let tokens = list_tokens(Some(&module))?;
+    let found = tokens.iter().find(|t| {
+        uri.token.as_ref().is_none_or(|l| *l == t.label)
+            && uri.serial.as_ref().is_none_or(|s| *s == t.serial)
+    });
+    let Some(t) = found else {
+        let present: Vec<&str> = tokens.iter().map(|t| t.label.as_str()).collect();
+        return Err(KeyError::NotFound(format!(
+            "token {} is not present (present: {})",
+            uri.token
+                .as_deref()
+                .or(uri.serial.as_deref())
+                .unwrap_or("?"),
+            if present.is_empty() {
+                "none".to_string()
+            } else {
+                present.join(", ")
+            }
+        )));
+    };
+    if t.user_pin_locked {
+        return Err(KeyError::PinLocked(format!(
+            "the user PIN of token {} is locked",
+            t.label
+        )));
+    }
+    let pin = if t.user_pin_final_try {
+        "PIN: FINAL TRY left"
+    } else if t.user_pin_count_low {
+        "PIN: a wrong PIN was entered before"
+    } else {
+        "PIN: ok"
+    };
+    Ok(format!(
+        "token {} ({} {}, serial {}); {pin}; can generate {}",
+        t.label,
+        t.manufacturer,
+        t.model,
+        t.serial,
+        if t.can_generate.is_empty() {
+            "nothing".to_string()
+        } else {
+            t.can_generate.join(", ")
+        }
+    ))
+}
+
+/// Initialises a free token of `module` with `label`, its SO PIN and user
+/// PIN, through PKCS#11 itself (C_InitToken, C_InitPIN): no PIN ever
+/// appears on a command line. Used for rehearsal tokens.
+pub fn init_token(
+    module: &Path,
+    label: &str,
+    so_pin: &str,
+    user_pin: &str,
+) -> Result<(), KeyError> {
+    let ctx = context(module)?;
+    let slots = ctx
+        .get_slots_with_token()
+        .map_err(|e| dev("listing PKCS#11 slots", e))?;
+    for slot in &slots {
+        let ti = ctx
+            .get_token_info(*slot)
+            .map_err(|e| dev("reading a token", e))?;
+        if ti.token_initialized() && trimmed(ti.label()) == label {
+            return Err(KeyError::Exists(format!(
+                "a token labelled {label} exists already"
+            )));
+        }
+    }
+    let free = slots
+        .into_iter()
+        .find(|s| {
+            ctx.get_token_info(*s)
+                .map(|t| !t.token_initialized())
+                .unwrap_or(false)
+        })
+        .ok_or_else(|| {
+            KeyError::NotFound(format!("no free slot to initialise token {label} in"))
+        })?;
+    let so = AuthPin::new(so_pin.to_string().into());
+    ctx.init_token(free, &so, label)
+        .map_err(|e| dev(format!("initialising token {label}"), e))?;
+    let slot = ctx
+        .get_slots_with_token()
+        .map_err(|e| dev("listing PKCS#11 slots", e))?
+        .into_iter()
+        .find(|s| {
+            ctx.get_token_info(*s)
+                .map(|t| t.token_initialized() && trimmed(t.label()) == label)
+                .unwrap_or(false)
+        })
+        .ok_or_else(|| {
+            KeyError::NotFound(format!("token {label} vanished after initialisation"))
+        })?;
+    let session = ctx
+        .open_rw_session(slot)
+        .map_err(|e| dev(format!("opening token {label}"), e))?;
+    session
+        .login(UserType::So, Some(&so))
+        .map_err(|e| dev(format!("SO login on {label}"), e))?;
+    session
+        .init_pin(&AuthPin::new(user_pin.to_string().into()))
+        .map_err(|e| dev(format!("setting the user PIN of {label}"), e))?;
+    let _ = session.logout();
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2021,116 +2133,4 @@ mod tests {
         assert_eq!(ed25519_point(&der[..33]), None);
         assert!(is_ed25519_params(ED25519_OID) && is_ed25519_params(ED25519_NAME));
     }
-}
-
-/// Checks the token of `uri` is present, without logging in; describes it
-/// with its PIN state for preflight lists.
-pub fn probe(uri: &Pkcs11Uri) -> Result<String, KeyError> {
-    let module = uri.module()?;
-    let tokens = list_tokens(Some(&module))?;
-    let found = tokens.iter().find(|t| {
-        uri.token.as_ref().is_none_or(|l| *l == t.label)
-            && uri.serial.as_ref().is_none_or(|s| *s == t.serial)
-    });
-    let Some(t) = found else {
-        let present: Vec<&str> = tokens.iter().map(|t| t.label.as_str()).collect();
-        return Err(KeyError::NotFound(format!(
-            "token {} is not present (present: {})",
-            uri.token
-                .as_deref()
-                .or(uri.serial.as_deref())
-                .unwrap_or("?"),
-            if present.is_empty() {
-                "none".to_string()
-            } else {
-                present.join(", ")
-            }
-        )));
-    };
-    if t.user_pin_locked {
-        return Err(KeyError::PinLocked(format!(
-            "the user PIN of token {} is locked",
-            t.label
-        )));
-    }
-    let pin = if t.user_pin_final_try {
-        "PIN: FINAL TRY left"
-    } else if t.user_pin_count_low {
-        "PIN: a wrong PIN was entered before"
-    } else {
-        "PIN: ok"
-    };
-    Ok(format!(
-        "token {} ({} {}, serial {}); {pin}; can generate {}",
-        t.label,
-        t.manufacturer,
-        t.model,
-        t.serial,
-        if t.can_generate.is_empty() {
-            "nothing".to_string()
-        } else {
-            t.can_generate.join(", ")
-        }
-    ))
-}
-
-/// Initialises a free token of `module` with `label`, its SO PIN and user
-/// PIN, through PKCS#11 itself (C_InitToken, C_InitPIN): no PIN ever
-/// appears on a command line. Used for rehearsal tokens.
-pub fn init_token(
-    module: &Path,
-    label: &str,
-    so_pin: &str,
-    user_pin: &str,
-) -> Result<(), KeyError> {
-    let ctx = context(module)?;
-    let slots = ctx
-        .get_slots_with_token()
-        .map_err(|e| dev("listing PKCS#11 slots", e))?;
-    for slot in &slots {
-        let ti = ctx
-            .get_token_info(*slot)
-            .map_err(|e| dev("reading a token", e))?;
-        if ti.token_initialized() && trimmed(ti.label()) == label {
-            return Err(KeyError::Exists(format!(
-                "a token labelled {label} exists already"
-            )));
-        }
-    }
-    let free = slots
-        .into_iter()
-        .find(|s| {
-            ctx.get_token_info(*s)
-                .map(|t| !t.token_initialized())
-                .unwrap_or(false)
-        })
-        .ok_or_else(|| {
-            KeyError::NotFound(format!("no free slot to initialise token {label} in"))
-        })?;
-    let so = AuthPin::new(so_pin.to_string().into());
-    ctx.init_token(free, &so, label)
-        .map_err(|e| dev(format!("initialising token {label}"), e))?;
-    let slot = ctx
-        .get_slots_with_token()
-        .map_err(|e| dev("listing PKCS#11 slots", e))?
-        .into_iter()
-        .find(|s| {
-            ctx.get_token_info(*s)
-                .map(|t| t.token_initialized() && trimmed(t.label()) == label)
-                .unwrap_or(false)
-        })
-        .ok_or_else(|| {
-            KeyError::NotFound(format!("token {label} vanished after initialisation"))
-        })?;
-    let session = ctx
-        .open_rw_session(slot)
-        .map_err(|e| dev(format!("opening token {label}"), e))?;
-    session
-        .login(UserType::So, Some(&so))
-        .map_err(|e| dev(format!("SO login on {label}"), e))?;
-    session
-        .init_pin(&AuthPin::new(user_pin.to_string().into()))
-        .map_err(|e| dev(format!("setting the user PIN of {label}"), e))?;
-    let _ = session.logout();
-    Ok(())
 }
