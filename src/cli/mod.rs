@@ -150,6 +150,9 @@ enum CeremonyCmd {
         /// The device profile.
         #[arg(long)]
         profile: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a ceremony.
     Run(CeremonyRun),
@@ -159,6 +162,9 @@ enum CeremonyCmd {
     VerifyTranscript {
         /// The journal (journal.jsonl) or the ceremony output folder.
         path: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -237,6 +243,9 @@ enum KeyCmd {
         common: Common,
         #[command(flatten)]
         key: KeySel,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -722,11 +731,20 @@ fn key_cmd(cmd: KeyCmd) -> Result<()> {
             );
             Ok(())
         }
-        KeyCmd::Pub { common, key } => {
+        KeyCmd::Pub { common, key, json } => {
             let (pk, created) = common.public(&key.id, key.on.as_deref())?;
-            let pk = &pk;
-            println!("[{} \"{}\" \"{}\"]", key.id, created, pk.conex_string());
-            println!("{}", pk.key_id());
+            let v = serde_json::json!({
+                "id": key.id, "created": created, "key": pk.conex_string(), "key_id": pk.key_id().to_string(),
+            });
+            output(json, &v, |_| {
+                format!(
+                    "[{} \"{}\" \"{}\"]\n{}\n",
+                    key.id,
+                    created,
+                    pk.conex_string(),
+                    pk.key_id()
+                )
+            });
             Ok(())
         }
     }
@@ -1064,22 +1082,32 @@ pub fn report(
 fn ceremony_cmd(cmd: CeremonyCmd) -> Result<()> {
     use crate::ceremony::{profile::Profile, script::Ceremony};
     match cmd {
-        CeremonyCmd::Check { file, profile } => {
+        CeremonyCmd::Check {
+            file,
+            profile,
+            json,
+        } => {
             let c = Ceremony::load(&file)?;
             if let Some(p) = profile {
                 let prof = Profile::load(&p)?;
                 prof.check_holders(&p.display().to_string(), &c.holders())?;
             }
-            println!(
-                "{}: {} ceremony \"{}\" is valid; digest {}",
-                file.display(),
-                c.kind(),
-                c.title(),
-                crate::ceremony::digest(c.text.as_bytes())
-            );
+            let d = crate::ceremony::digest(c.text.as_bytes());
+            let v = serde_json::json!({
+                "file": file.display().to_string(), "kind": c.kind(), "title": c.title(), "digest": d,
+                "steps": crate::ceremony::kinds::plan(&c),
+            });
+            output(json, &v, |_| {
+                format!(
+                    "{}: {} ceremony \"{}\" is valid; digest {d}\n",
+                    file.display(),
+                    c.kind(),
+                    c.title()
+                )
+            });
             Ok(())
         }
-        CeremonyCmd::VerifyTranscript { path } => {
+        CeremonyCmd::VerifyTranscript { path, json } => {
             let j = if path.is_dir() {
                 path.join("journal.jsonl")
             } else {
@@ -1087,11 +1115,17 @@ fn ceremony_cmd(cmd: CeremonyCmd) -> Result<()> {
             };
             let entries = crate::journal::read_chain(&j)?;
             let last = entries.last().map(|e| e.step.clone()).unwrap_or_default();
-            println!(
-                "{}: {} step(s), chain intact, last step {last}",
-                j.display(),
-                entries.len()
-            );
+            let head = entries.last().map(|e| e.hash.clone()).unwrap_or_default();
+            let v = serde_json::json!({
+                "journal": j.display().to_string(), "steps": entries.len(), "last_step": last, "last_hash": head,
+            });
+            output(json, &v, |_| {
+                format!(
+                    "{}: {} step(s), chain intact, last step {last} ({head})\n",
+                    j.display(),
+                    entries.len()
+                )
+            });
             Ok(())
         }
         CeremonyCmd::Run(a) => ceremony_run(a, false),
