@@ -1,21 +1,39 @@
 //! Full verification of a repository with conex's verdicts (conex 1.0
 //! `Conex.verify_root`, `verify_timestamp`, `verify_snapshot`, `verify`).
+//!
+//! The work that grows with the repository runs in parallel on all cores:
+//! targets files are read, parsed and their signatures checked concurrently,
+//! and the data directory is walked and hashed concurrently (file contents
+//! are streamed, so memory does not depend on file sizes). Results are
+//! consumed in the same order as a sequential run, so verdicts and warnings
+//! are exactly those of the sequential algorithm. Each distinct signature
+//! is verified once ([`SigCache`]).
 
-use super::expr::{id_equal, Expr};
-use super::key::Digest;
+use super::expr::{id_equal, Expr, KeyRef};
+use super::key::{Digest, KeyDataError};
 use super::resource::{
     parse_time, path_to_string, Path, Resource, Root, Snapshot, Target, Targets, Timestamp,
 };
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::io;
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
 
 /// Read access to a repository tree (a directory, or a patched copy).
-pub trait Source {
+/// Implementations are shared between threads.
+pub trait Source: Sync {
     /// Reads the file at `path` (components relative to the repository).
+    /// Used for the small signed files.
     fn read(&self, path: &[String]) -> io::Result<Vec<u8>>;
     /// Lists a directory: (name, is_dir), in the order the file system
     /// returns them.
     fn list(&self, path: &[String]) -> io::Result<Vec<(String, bool)>>;
+    /// Opens the file at `path` for streaming (used to hash package files
+    /// without holding them in memory). The default reads the whole file.
+    fn open(&self, path: &[String]) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(io::Cursor::new(self.read(path)?)))
+    }
 }
 
 /// A repository in a directory.
@@ -50,6 +68,95 @@ impl Source for DirSource {
             out.push((name, is_dir));
         }
         Ok(out)
+    }
+    fn open(&self, path: &[String]) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(std::fs::File::open(self.full(path))?))
+    }
+}
+
+/// SHA-256 (conex form) and size of a file, streamed from `src` in
+/// fixed-size chunks.
+pub fn hash_file(src: &dyn Source, path: &[String]) -> io::Result<(Digest, u64)> {
+    let mut r = src.open(path)?;
+    hash_reader(&mut r)
+}
+
+/// SHA-256 (conex form) and size of everything `r` yields.
+pub fn hash_reader(r: &mut dyn Read) -> io::Result<(Digest, u64)> {
+    let mut h = Sha256::new();
+    let mut buf = [0u8; 32 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((
+        Digest {
+            alg: "sha256".into(),
+            data: hex::encode(h.finalize()),
+        },
+        size,
+    ))
+}
+
+/// Outcomes of signature verifications: each distinct (key, algorithm,
+/// signed bytes, signature) is verified once. Shared between verifiers
+/// (e.g. across the two trees of an incremental verification).
+#[derive(Default)]
+pub struct SigCache {
+    map: Mutex<HashMap<[u8; 32], Result<(), KeyDataError>>>,
+}
+
+impl SigCache {
+    /// An empty cache.
+    pub fn new() -> SigCache {
+        SigCache::default()
+    }
+
+    /// Number of distinct signatures verified so far.
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether nothing was verified yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Verifies `sig_b64` over `msg` with `key`, or returns the cached
+    /// outcome of the same verification.
+    pub fn verify(
+        &self,
+        key: &super::PublicKey,
+        alg: super::SigAlg,
+        msg: &[u8],
+        sig_b64: &str,
+    ) -> Result<(), KeyDataError> {
+        let mut h = Sha256::new();
+        for part in [
+            key.conex_string().as_bytes(),
+            alg.as_str().as_bytes(),
+            Sha256::digest(msg).as_slice(),
+            sig_b64.as_bytes(),
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        let k: [u8; 32] = h.finalize().into();
+        if let Some(r) = self.map.lock().ok().and_then(|m| m.get(&k).cloned()) {
+            return r;
+        }
+        let r = key.verify_b64(alg, msg, sig_b64);
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(k, r.clone());
+        }
+        r
     }
 }
 
@@ -103,6 +210,8 @@ pub struct Summary {
     pub files: usize,
 }
 
+type Loaded = (Result<Targets, String>, Vec<String>);
+
 /// The verifier: accumulates conex's warnings while it works.
 pub struct Verifier<'a> {
     src: &'a dyn Source,
@@ -110,17 +219,18 @@ pub struct Verifier<'a> {
     /// Warnings, in order (conex's `[WARNING]` lines).
     pub warnings: Vec<String>,
     cache: HashMap<String, Result<Targets, String>>,
+    /// Targets files loaded ahead (in parallel), with their warnings, not
+    /// yet consumed in sequential order.
+    pending: HashMap<String, Loaded>,
+    sigs: Arc<SigCache>,
 }
 
-fn read_resource<R: Resource>(
-    src: &dyn Source,
-    path: &[String],
+/// Parses a resource from its bytes and checks its name.
+pub fn parse_resource<R: Resource>(
+    bytes: Vec<u8>,
     name: &str,
     warnings: &mut Vec<String>,
 ) -> Result<R, String> {
-    let bytes = src
-        .read(path)
-        .map_err(|_| format!("{name} (type {}) was not found in repository", R::TYP))?;
     let text = String::from_utf8(bytes).map_err(|_| {
         format!(
             "parse error while parsing {name} (type {}): not UTF-8",
@@ -139,6 +249,20 @@ fn read_resource<R: Resource>(
     Ok(r)
 }
 
+/// Reads a resource at `path`, parses it and checks its name (conex's
+/// `read_root`/`read_targets`/… messages).
+pub fn read_resource<R: Resource>(
+    src: &dyn Source,
+    path: &[String],
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<R, String> {
+    let bytes = src
+        .read(path)
+        .map_err(|_| format!("{name} (type {}) was not found in repository", R::TYP))?;
+    parse_resource(bytes, name, warnings)
+}
+
 /// Verifies every signature of a resource with the key of the same id in
 /// the resource; returns valid signers as key id → signer id (one entry per
 /// key id: a key listed under two ids counts once).
@@ -146,23 +270,44 @@ pub fn valid_signatures<R: Resource>(
     r: &R,
     warnings: &mut Vec<String>,
 ) -> BTreeMap<Digest, String> {
+    valid_signatures_cached(r, warnings, &SigCache::new())
+}
+
+/// [`valid_signatures`] with a shared cache; several signatures of one
+/// file are verified in parallel.
+pub fn valid_signatures_cached<R: Resource>(
+    r: &R,
+    warnings: &mut Vec<String>,
+    cache: &SigCache,
+) -> BTreeMap<Digest, String> {
     let signed = r.signed_wire();
+    let sigs: Vec<_> = r
+        .signatures()
+        .iter()
+        .map(|(id, sig)| (id, sig, r.keys().get(id)))
+        .collect();
+    let checked: Vec<Option<Result<(), KeyDataError>>> = sigs
+        .par_iter()
+        .map(|(id, sig, key)| {
+            let key = (*key)?;
+            let tbs = super::resource::to_be_signed(&signed, id, &sig.created, sig.alg);
+            Some(cache.verify(&key.key, sig.alg, tbs.as_bytes(), &sig.value))
+        })
+        .collect();
     let mut out = BTreeMap::new();
-    for (id, sig) in r.signatures() {
-        let Some(key) = r.keys().get(id) else {
-            warnings.push(format!(
+    for ((id, _, _), res) in sigs.into_iter().zip(checked) {
+        match res {
+            None => warnings.push(format!(
                 "{} {}: no key {id} for its signature",
                 R::TYP,
                 r.header().name
-            ));
-            continue;
-        };
-        let tbs = super::resource::to_be_signed(&signed, id, &sig.created, sig.alg);
-        match key.key.verify_b64(sig.alg, tbs.as_bytes(), &sig.value) {
-            Ok(()) => {
-                out.insert(key.key_id(), id.clone());
+            )),
+            Some(Ok(())) => {
+                if let Some(key) = r.keys().get(id) {
+                    out.insert(key.key_id(), id.clone());
+                }
             }
-            Err(e) => warnings.push(format!(
+            Some(Err(e)) => warnings.push(format!(
                 "{} {}: signature of {id}: {e}",
                 R::TYP,
                 r.header().name
@@ -173,10 +318,56 @@ pub fn valid_signatures<R: Resource>(
 }
 
 fn target_of_file(src: &dyn Source, path: Path) -> Result<Target, String> {
+    let (digest, size) =
+        hash_file(src, &path).map_err(|e| format!("cannot read {}: {e}", path_to_string(&path)))?;
+    Ok(Target {
+        filename: path,
+        digest: vec![digest],
+        size,
+    })
+}
+
+/// Reads, parses and checks one targets file (conex's `verify_targets`
+/// without its cache). Pure: warnings go to `warnings`.
+fn load_targets(
+    src: &dyn Source,
+    opts: &Options,
+    root: &Root,
+    snap: Option<&Snapshot>,
+    id: &str,
+    sigs: &SigCache,
+    warnings: &mut Vec<String>,
+) -> Result<Targets, String> {
+    let mut path = root.keydir.clone();
+    path.push(id.to_string());
     let bytes = src
         .read(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path_to_string(&path)))?;
-    Ok(Target::of_bytes(path, &bytes))
+        .map_err(|_| format!("{id} (type targets) was not found in repository"))?;
+    // the snapshot vouches for these exact bytes
+    let tgt = snap.map(|_| Target::of_bytes(path.clone(), &bytes));
+    let t: Targets = parse_resource(bytes, id, warnings)?;
+    if opts.opam {
+        if let Some(bad) = t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)) {
+            return Err(format!(
+                "{id} contains an invalid path {}",
+                path_to_string(&bad.filename)
+            ));
+        }
+    }
+    if let (Some(snap), Some(tgt)) = (snap, tgt) {
+        if !snap.targets.iter().any(|x| x.same(&tgt)) {
+            return Err(format!(
+                "couldn't validate target {id}: no match in snapshot targets"
+            ));
+        }
+    }
+    let valid = valid_signatures_cached(&t, warnings, sigs);
+    let ids: BTreeSet<String> = valid.into_values().collect();
+    if t.valid.eval(&HashMap::new(), &ids) {
+        Ok(t)
+    } else {
+        Err(format!("couldn't validate expression in targets {id}"))
+    }
 }
 
 type Supporters = Vec<(String, Digest, u64)>;
@@ -184,6 +375,94 @@ type TargetTree = BTreeMap<Path, Vec<(Digest, u64, BTreeSet<String>)>>;
 
 fn subpath(parent: &[String], p: &[String]) -> bool {
     p.len() > parent.len() && p.starts_with(parent)
+}
+
+/// An expression prepared for evaluating many times against small sets of
+/// supporters: remote references indexed by digest. Same result as
+/// [`Expr::eval`].
+enum FastExpr {
+    Quorum(i64, Vec<String>, HashMap<Digest, Vec<(String, u64)>>),
+    And(Box<FastExpr>, Box<FastExpr>),
+    Or(Box<FastExpr>, Box<FastExpr>),
+}
+
+impl FastExpr {
+    fn new(e: &Expr) -> FastExpr {
+        match e {
+            Expr::Quorum(n, refs) => {
+                let mut locals = Vec::new();
+                let mut remotes: HashMap<Digest, Vec<(String, u64)>> = HashMap::new();
+                for r in refs {
+                    match r {
+                        KeyRef::Local(id) => locals.push(id.clone()),
+                        KeyRef::Remote { id, digest, epoch } => remotes
+                            .entry(digest.clone())
+                            .or_default()
+                            .push((id.clone(), *epoch)),
+                    }
+                }
+                FastExpr::Quorum(*n, locals, remotes)
+            }
+            Expr::And(a, b) => {
+                FastExpr::And(Box::new(FastExpr::new(a)), Box::new(FastExpr::new(b)))
+            }
+            Expr::Or(a, b) => FastExpr::Or(Box::new(FastExpr::new(a)), Box::new(FastExpr::new(b))),
+        }
+    }
+
+    fn eval(&self, dm: &HashMap<Digest, (String, u64)>, sigs: &BTreeSet<String>) -> bool {
+        match self {
+            FastExpr::Quorum(n, locals, remotes) => {
+                let mut good = locals.iter().filter(|id| sigs.contains(*id)).count() as i64;
+                for (d, (id2, e2)) in dm {
+                    if let Some(v) = remotes.get(d) {
+                        good += v
+                            .iter()
+                            .filter(|(id, e)| id_equal(id, id2) && e == e2)
+                            .count() as i64;
+                    }
+                }
+                good >= *n
+            }
+            FastExpr::And(a, b) => a.eval(dm, sigs) && b.eval(dm, sigs),
+            FastExpr::Or(a, b) => a.eval(dm, sigs) || b.eval(dm, sigs),
+        }
+    }
+}
+
+/// One entry of the data directory walk, in sequential walk order.
+enum Walked {
+    File(Path, Result<(Digest, u64), String>),
+    Failed(String),
+}
+
+/// Walks `prefix` depth-first in directory order, hashing files; the
+/// subdirectories and files are processed in parallel but the result keeps
+/// the sequential order.
+fn walk_and_hash(src: &dyn Source, prefix: &[String]) -> Vec<Walked> {
+    let items = match src.list(prefix) {
+        Ok(items) => items,
+        Err(e) => {
+            return vec![Walked::Failed(format!(
+                "cannot list {}: {e}",
+                display_path(prefix)
+            ))]
+        }
+    };
+    items
+        .into_par_iter()
+        .flat_map_iter(|(name, is_dir)| {
+            let mut p = prefix.to_vec();
+            p.push(name);
+            if is_dir {
+                walk_and_hash(src, &p)
+            } else {
+                let r = hash_file(src, &p)
+                    .map_err(|e| format!("cannot read {}: {e}", path_to_string(&p)));
+                vec![Walked::File(p, r)]
+            }
+        })
+        .collect()
 }
 
 impl<'a> Verifier<'a> {
@@ -194,7 +473,20 @@ impl<'a> Verifier<'a> {
             opts,
             warnings: Vec::new(),
             cache: HashMap::new(),
+            pending: HashMap::new(),
+            sigs: Arc::new(SigCache::new()),
         }
+    }
+
+    /// Uses (and fills) a shared signature cache.
+    pub fn with_sig_cache(mut self, sigs: Arc<SigCache>) -> Verifier<'a> {
+        self.sigs = sigs;
+        self
+    }
+
+    /// The signature cache of this verifier.
+    pub fn sig_cache(&self) -> &Arc<SigCache> {
+        &self.sigs
     }
 
     /// Reads the root and checks its signatures against the anchors, its
@@ -202,7 +494,7 @@ impl<'a> Verifier<'a> {
     pub fn verify_root(&mut self) -> Result<(Root, Vec<String>), String> {
         let name = self.opts.root_name.clone();
         let root: Root = read_resource(self.src, &[name.clone()], &name, &mut self.warnings)?;
-        let sigs = valid_signatures(&root, &mut self.warnings);
+        let sigs = valid_signatures_cached(&root, &mut self.warnings, &self.sigs);
         let mut ids = BTreeSet::new();
         for (kid, id) in sigs {
             if self.opts.anchors.contains(&kid) {
@@ -234,7 +526,7 @@ impl<'a> Verifier<'a> {
     ) -> Result<R, String> {
         let (id, dgst, epoch) = role;
         let r: R = read_resource(self.src, &[id.clone()], &id, &mut self.warnings)?;
-        let sigs = valid_signatures(&r, &mut self.warnings);
+        let sigs = valid_signatures_cached(&r, &mut self.warnings, &self.sigs);
         match sigs.get(&dgst) {
             None => Err(format!("couldn't validate {what} signature")),
             Some(id2) if !id_equal(&id, id2) => {
@@ -317,43 +609,37 @@ impl<'a> Verifier<'a> {
         if let Some(r) = self.cache.get(id) {
             return r.clone();
         }
-        let r = self.verify_targets_uncached(root, snap, id);
+        let (r, warnings) = match self.pending.remove(id) {
+            Some(loaded) => loaded,
+            None => {
+                let mut w = Vec::new();
+                let r = load_targets(self.src, &self.opts, root, snap, id, &self.sigs, &mut w);
+                (r, w)
+            }
+        };
+        self.warnings.extend(warnings);
         self.cache.insert(id.to_string(), r.clone());
         r
     }
 
-    fn verify_targets_uncached(
-        &mut self,
-        root: &Root,
-        snap: Option<&Snapshot>,
-        id: &str,
-    ) -> Result<Targets, String> {
-        let mut path = root.keydir.clone();
-        path.push(id.to_string());
-        let t: Targets = read_resource(self.src, &path, id, &mut self.warnings)?;
-        if self.opts.opam {
-            if let Some(bad) = t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)) {
-                return Err(format!(
-                    "{id} contains an invalid path {}",
-                    path_to_string(&bad.filename)
-                ));
-            }
-        }
-        if let Some(snap) = snap {
-            let tgt = target_of_file(self.src, path)?;
-            if !snap.targets.iter().any(|x| x.same(&tgt)) {
-                return Err(format!(
-                    "couldn't validate target {id}: no match in snapshot targets"
-                ));
-            }
-        }
-        let sigs = valid_signatures(&t, &mut self.warnings);
-        let ids: BTreeSet<String> = sigs.into_values().collect();
-        if t.valid.eval(&HashMap::new(), &ids) {
-            Ok(t)
-        } else {
-            Err(format!("couldn't validate expression in targets {id}"))
-        }
+    /// Loads the not yet loaded targets files among `ids` in parallel;
+    /// [`Self::verify_targets`] then consumes them in sequential order.
+    fn prefetch_targets(&mut self, root: &Root, snap: Option<&Snapshot>, ids: &[&String]) {
+        let todo: Vec<&String> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.cache.contains_key(*id) && !self.pending.contains_key(*id))
+            .collect();
+        let (src, opts, sigs) = (self.src, &self.opts, &*self.sigs);
+        let loaded: Vec<(String, Loaded)> = todo
+            .par_iter()
+            .map(|id| {
+                let mut w = Vec::new();
+                let r = load_targets(src, opts, root, snap, id, sigs, &mut w);
+                ((*id).clone(), (r, w))
+            })
+            .collect();
+        self.pending.extend(loaded);
     }
 
     /// Loads and checks the targets files an expression refers to.
@@ -370,7 +656,10 @@ impl<'a> Verifier<'a> {
         let mut dm = HashMap::new();
         let mut id_d = BTreeMap::new();
         let mut out = Vec::new();
-        for (id, (dgst, epoch)) in expr.remotes() {
+        let remotes = expr.remotes();
+        let ids: Vec<&String> = remotes.keys().collect();
+        self.prefetch_targets(root, snap, &ids);
+        for (id, (dgst, epoch)) in remotes {
             let t = match self.verify_targets(root, snap, &id) {
                 Ok(t) => t,
                 Err(msg) => {
@@ -477,6 +766,7 @@ impl<'a> Verifier<'a> {
                 }
             }
         }
+        let fast = FastExpr::new(expr);
         for (path, by_dgst) in ttree {
             for (dgst, by_len) in by_dgst {
                 for (len, sups) in by_len {
@@ -486,7 +776,7 @@ impl<'a> Verifier<'a> {
                         dm.insert(kd, (id.clone(), e));
                         s.insert(id);
                     }
-                    if expr.eval(&dm, &BTreeSet::new()) {
+                    if fast.eval(&dm, &BTreeSet::new()) {
                         tree.entry(path.clone())
                             .or_default()
                             .push((dgst.clone(), len, s));
@@ -571,18 +861,12 @@ impl<'a> Verifier<'a> {
         prefix: &[String],
         out: &mut BTreeMap<Path, (Digest, u64)>,
     ) -> Result<(), String> {
-        let items = self
-            .src
-            .list(prefix)
-            .map_err(|e| format!("cannot list {}: {e}", display_path(prefix)))?;
-        for (name, is_dir) in items {
-            let mut p = prefix.to_vec();
-            p.push(name);
-            if is_dir {
-                self.disk_tree(&p, out)?;
-            } else {
-                let t = target_of_file(self.src, p)?;
-                out.insert(t.filename, (t.digest[0].clone(), t.size));
+        for w in walk_and_hash(self.src, prefix) {
+            match w {
+                Walked::Failed(m) | Walked::File(_, Err(m)) => return Err(m),
+                Walked::File(p, Ok(x)) => {
+                    out.insert(p, x);
+                }
             }
         }
         Ok(())
