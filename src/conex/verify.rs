@@ -11,6 +11,7 @@
 
 use super::expr::{id_equal, Expr, KeyRef};
 use super::key::{Digest, KeyDataError};
+use super::wire::{Wire, WireMap};
 use super::resource::{
     parse_time, path_to_string, Path, Resource, Root, Snapshot, Target, Targets, Timestamp,
 };
@@ -63,8 +64,14 @@ impl Source for DirSource {
                     format!("file name {n:?} is not UTF-8"),
                 )
             })?;
-            // follow symlinks as conex does (stat, not lstat)
-            let is_dir = std::fs::metadata(e.path())?.is_dir();
+            // follow symlinks as conex does (stat, not lstat); the entry's
+            // own type comes from the directory listing
+            let ft = e.file_type()?;
+            let is_dir = if ft.is_symlink() {
+                std::fs::metadata(e.path())?.is_dir()
+            } else {
+                ft.is_dir()
+            };
             out.push((name, is_dir));
         }
         Ok(out)
@@ -280,22 +287,24 @@ pub fn valid_signatures_cached<R: Resource>(
     warnings: &mut Vec<String>,
     cache: &SigCache,
 ) -> BTreeMap<Digest, String> {
-    let signed = r.signed_wire();
+    let signed = Wire::Map(r.signed_wire()).canonical();
     let sigs: Vec<_> = r
         .signatures()
         .iter()
-        .map(|(id, sig)| (id, sig, r.keys().get(id)))
+        .map(|(id, sig)| {
+            let tbs = wrap_signed(r, &signed, id, &sig.created, sig.alg);
+            (id, sig, r.keys().get(id), tbs)
+        })
         .collect();
     let checked: Vec<Option<Result<(), KeyDataError>>> = sigs
         .par_iter()
-        .map(|(id, sig, key)| {
+        .map(|(_, sig, key, tbs)| {
             let key = (*key)?;
-            let tbs = super::resource::to_be_signed(&signed, id, &sig.created, sig.alg);
             Some(cache.verify(&key.key, sig.alg, tbs.as_bytes(), &sig.value))
         })
         .collect();
     let mut out = BTreeMap::new();
-    for ((id, _, _), res) in sigs.into_iter().zip(checked) {
+    for ((id, _, _, _), res) in sigs.into_iter().zip(checked) {
         match res {
             None => warnings.push(format!(
                 "{} {}: no key {id} for its signature",
@@ -315,6 +324,30 @@ pub fn valid_signatures_cached<R: Resource>(
         }
     }
     out
+}
+
+/// The bytes a signature covers (`to_be_signed`), from the canonical string
+/// of the signed map computed once per file.
+fn wrap_signed<R: Resource>(
+    r: &R,
+    signed_canonical: &str,
+    id: &str,
+    created: &str,
+    alg: super::SigAlg,
+) -> String {
+    // the wrapper's keys sort as created < data < identifier < sigtype
+    let empty = super::resource::to_be_signed(&WireMap::new(), id, created, alg);
+    let head = format!("{{created:{};data:", Wire::Data(created.into()).canonical());
+    match empty.strip_prefix(head.as_str()).and_then(|t| t.strip_prefix("{}")) {
+        Some(tail) => {
+            let mut s = String::with_capacity(head.len() + signed_canonical.len() + tail.len());
+            s.push_str(&head);
+            s.push_str(signed_canonical);
+            s.push_str(tail);
+            s
+        }
+        None => r.to_be_signed(id, created, alg),
+    }
 }
 
 fn target_of_file(src: &dyn Source, path: Path) -> Result<Target, String> {
@@ -370,7 +403,6 @@ fn load_targets(
     }
 }
 
-type Supporters = Vec<(String, Digest, u64)>;
 type TargetTree = BTreeMap<Path, Vec<(Digest, u64, BTreeSet<String>)>>;
 
 fn subpath(parent: &[String], p: &[String]) -> bool {
@@ -378,10 +410,11 @@ fn subpath(parent: &[String], p: &[String]) -> bool {
 }
 
 /// An expression prepared for evaluating many times against small sets of
-/// supporters: remote references indexed by digest. Same result as
-/// [`Expr::eval`].
+/// supporters (remote references indexed by digest): the same result as
+/// [`Expr::eval`] with no local signatures, without scanning every
+/// reference of a large quorum for each file.
 enum FastExpr {
-    Quorum(i64, Vec<String>, HashMap<Digest, Vec<(String, u64)>>),
+    Quorum(i64, HashMap<Digest, Vec<(String, u64)>>),
     And(Box<FastExpr>, Box<FastExpr>),
     Or(Box<FastExpr>, Box<FastExpr>),
 }
@@ -390,18 +423,17 @@ impl FastExpr {
     fn new(e: &Expr) -> FastExpr {
         match e {
             Expr::Quorum(n, refs) => {
-                let mut locals = Vec::new();
                 let mut remotes: HashMap<Digest, Vec<(String, u64)>> = HashMap::new();
                 for r in refs {
                     match r {
-                        KeyRef::Local(id) => locals.push(id.clone()),
+                        KeyRef::Local(_) => {}
                         KeyRef::Remote { id, digest, epoch } => remotes
                             .entry(digest.clone())
                             .or_default()
                             .push((id.clone(), *epoch)),
                     }
                 }
-                FastExpr::Quorum(*n, locals, remotes)
+                FastExpr::Quorum(*n, remotes)
             }
             Expr::And(a, b) => {
                 FastExpr::And(Box::new(FastExpr::new(a)), Box::new(FastExpr::new(b)))
@@ -410,12 +442,18 @@ impl FastExpr {
         }
     }
 
-    fn eval(&self, dm: &HashMap<Digest, (String, u64)>, sigs: &BTreeSet<String>) -> bool {
+    /// Same as `eval` with `dm` built from `sups` in order (a later
+    /// supporter with the same key digest replaces an earlier one) and no
+    /// local signatures.
+    fn eval_supporters(&self, sups: &[(&String, &Digest, u64)]) -> bool {
         match self {
-            FastExpr::Quorum(n, locals, remotes) => {
-                let mut good = locals.iter().filter(|id| sigs.contains(*id)).count() as i64;
-                for (d, (id2, e2)) in dm {
-                    if let Some(v) = remotes.get(d) {
+            FastExpr::Quorum(n, remotes) => {
+                let mut good = 0i64;
+                for (i, (id2, d, e2)) in sups.iter().enumerate() {
+                    if sups[i + 1..].iter().any(|(_, d2, _)| d2 == d) {
+                        continue;
+                    }
+                    if let Some(v) = remotes.get(*d) {
                         good += v
                             .iter()
                             .filter(|(id, e)| id_equal(id, id2) && e == e2)
@@ -424,8 +462,8 @@ impl FastExpr {
                 }
                 good >= *n
             }
-            FastExpr::And(a, b) => a.eval(dm, sigs) && b.eval(dm, sigs),
-            FastExpr::Or(a, b) => a.eval(dm, sigs) || b.eval(dm, sigs),
+            FastExpr::And(a, b) => a.eval_supporters(sups) && b.eval_supporters(sups),
+            FastExpr::Or(a, b) => a.eval_supporters(sups) || b.eval_supporters(sups),
         }
     }
 }
@@ -734,9 +772,9 @@ impl<'a> Verifier<'a> {
         expr: &Expr,
         targets: &[Targets],
     ) {
-        // path -> digest -> size -> supporters
-        let mut ttree: BTreeMap<Path, BTreeMap<Digest, BTreeMap<u64, Supporters>>> =
-            BTreeMap::new();
+        // path -> digest -> size -> supporters (id, key digest, epoch)
+        type Sups<'t> = Vec<(&'t String, &'t Digest, u64)>;
+        let mut ttree: BTreeMap<&Path, BTreeMap<&Digest, BTreeMap<u64, Sups>>> = BTreeMap::new();
         for t in targets {
             let Some((kd, epoch)) = id_d.get(&t.header.name) else {
                 self.warnings.push(format!(
@@ -755,14 +793,14 @@ impl<'a> Verifier<'a> {
                     ));
                     continue;
                 }
-                let by_dgst = ttree.entry(chk.filename.clone()).or_default();
+                let by_dgst = ttree.entry(&chk.filename).or_default();
                 for d in &chk.digest {
                     by_dgst
-                        .entry(d.clone())
+                        .entry(d)
                         .or_default()
                         .entry(chk.size)
                         .or_default()
-                        .push((t.header.name.clone(), kd.clone(), *epoch));
+                        .push((&t.header.name, kd, *epoch));
                 }
             }
         }
@@ -770,20 +808,17 @@ impl<'a> Verifier<'a> {
         for (path, by_dgst) in ttree {
             for (dgst, by_len) in by_dgst {
                 for (len, sups) in by_len {
-                    let mut dm = HashMap::new();
-                    let mut s = BTreeSet::new();
-                    for (id, kd, e) in sups {
-                        dm.insert(kd, (id.clone(), e));
-                        s.insert(id);
-                    }
-                    if fast.eval(&dm, &BTreeSet::new()) {
-                        tree.entry(path.clone())
-                            .or_default()
-                            .push((dgst.clone(), len, s));
+                    if fast.eval_supporters(&sups) {
+                        let s: BTreeSet<String> = sups.iter().map(|(id, _, _)| (*id).clone()).collect();
+                        let entry = match tree.get_mut(path) {
+                            Some(e) => e,
+                            None => tree.entry(path.clone()).or_default(),
+                        };
+                        entry.push((dgst.clone(), len, s));
                     } else {
                         self.warnings.push(format!(
                             "expression {expr} is not satisfied for {} ({dgst}, {len} bytes)",
-                            path_to_string(&path)
+                            path_to_string(path)
                         ));
                     }
                 }
