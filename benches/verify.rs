@@ -56,7 +56,9 @@ fn child(args: &[String]) -> ! {
     let ok = match args {
         [mode, dir, anchors] if mode == "full" => {
             let src = DirSource(dir.into());
-            Verifier::new(&src, opts_from(anchors)).verify_full().is_ok()
+            Verifier::new(&src, opts_from(anchors))
+                .verify_full()
+                .is_ok()
         }
         [mode, dir, patch, anchors] if mode == "incremental" => {
             let p = std::fs::read(patch).unwrap_or_default();
@@ -201,7 +203,11 @@ fn main() {
     let dir: PathBuf = tmp.path().join("repo");
     println!(
         "arca verify benchmark ({}; {} thread(s))",
-        if quick { "quick" } else { "opam-repository size" },
+        if quick {
+            "quick"
+        } else {
+            "opam-repository size"
+        },
         rayon::current_num_threads()
     );
     let t = Instant::now();

@@ -11,10 +11,10 @@
 
 use super::expr::{id_equal, Expr, KeyRef};
 use super::key::{Digest, KeyDataError};
-use super::wire::{Wire, WireMap};
 use super::resource::{
     parse_time, path_to_string, Path, Resource, Root, Snapshot, Target, Targets, Timestamp,
 };
+use super::wire::{Wire, WireMap};
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -338,7 +338,10 @@ fn wrap_signed<R: Resource>(
     // the wrapper's keys sort as created < data < identifier < sigtype
     let empty = super::resource::to_be_signed(&WireMap::new(), id, created, alg);
     let head = format!("{{created:{};data:", Wire::Data(created.into()).canonical());
-    match empty.strip_prefix(head.as_str()).and_then(|t| t.strip_prefix("{}")) {
+    match empty
+        .strip_prefix(head.as_str())
+        .and_then(|t| t.strip_prefix("{}"))
+    {
         Some(tail) => {
             let mut s = String::with_capacity(head.len() + signed_canonical.len() + tail.len());
             s.push_str(&head);
@@ -809,7 +812,8 @@ impl<'a> Verifier<'a> {
             for (dgst, by_len) in by_dgst {
                 for (len, sups) in by_len {
                     if fast.eval_supporters(&sups) {
-                        let s: BTreeSet<String> = sups.iter().map(|(id, _, _)| (*id).clone()).collect();
+                        let s: BTreeSet<String> =
+                            sups.iter().map(|(id, _, _)| (*id).clone()).collect();
                         let entry = match tree.get_mut(path) {
                             Some(e) => e,
                             None => tree.entry(path.clone()).or_default(),
