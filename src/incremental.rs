@@ -202,7 +202,7 @@ fn strip_path(raw: &str, line: usize) -> std::result::Result<Option<CPath>, Patc
         return Err(unsafe_path("NUL byte in path"));
     }
     let parts: Vec<&str> = raw.split('/').collect();
-    if parts.iter().any(|p| *p == "..") {
+    if parts.contains(&"..") {
         return Err(unsafe_path("'..' components are refused"));
     }
     if parts.iter().any(|p| p.is_empty() || *p == ".") {
@@ -213,7 +213,7 @@ fn strip_path(raw: &str, line: usize) -> std::result::Result<Option<CPath>, Patc
             "expected a prefix directory (a/… or b/…) to strip (-p1)",
         ));
     }
-    if parts[1..].iter().any(|p| *p == ".git") {
+    if parts[1..].contains(&".git") {
         return Err(unsafe_path("paths inside .git are refused"));
     }
     Ok(Some(parts[1..].iter().map(|s| s.to_string()).collect()))
@@ -237,12 +237,7 @@ fn diff_git_names(
 ) -> std::result::Result<Option<(String, String)>, PatchError> {
     let rest = rest.trim_end_matches('\r');
     if rest.starts_with('"') {
-        // "a/…" "b/…" or "a/…" b/…
-        let end = rest[1..]
-            .find(|c| c == '"')
-            .map(|i| i + 2)
-            .ok_or_else(|| syntax(line, "unterminated quoted path"))?;
-        // skip escaped quotes
+        // "a/…" "b/…" or "a/…" b/…; skip escaped quotes
         let mut i = 1;
         let b = rest.as_bytes();
         let mut close = None;
@@ -257,14 +252,14 @@ fn diff_git_names(
             }
             i += 1;
         }
-        let close = close.unwrap_or(end - 1);
+        let close = close.ok_or_else(|| syntax(line, "unterminated quoted path"))?;
         let a = unquote(&rest[..=close], line)?;
         let b2 = rest[close + 1..].trim_start();
         let b2 = unquote(b2, line)?;
         return Ok(Some((a, b2)));
     }
     let n = rest.len();
-    if n >= 5 && (n - 1) % 2 == 0 {
+    if n >= 5 && (n - 1).is_multiple_of(2) {
         let half = (n - 1) / 2;
         if rest.is_char_boundary(half) && rest.is_char_boundary(half + 1) {
             let (a, b) = (&rest[..half], &rest[half + 1..]);
@@ -838,8 +833,8 @@ fn verify_diffs(
     warnings: &mut Vec<String>,
 ) -> std::result::Result<(), String> {
     let rn = &opts.root_name;
-    let old_root: Root = read_resource(old, &[rn.clone()], rn, warnings)?;
-    let new_root: Root = read_resource(new, &[rn.clone()], rn, warnings)?;
+    let old_root: Root = read_resource(old, std::slice::from_ref(rn), rn, warnings)?;
+    let new_root: Root = read_resource(new, std::slice::from_ref(rn), rn, warnings)?;
     if old_root.keydir != new_root.keydir {
         return Err("old and new key directories are different".into());
     }

@@ -407,6 +407,17 @@ fn load_targets(
 }
 
 type TargetTree = BTreeMap<Path, Vec<(Digest, u64, BTreeSet<String>)>>;
+/// Verified targets files of one delegation level: key digest → (id,
+/// epoch), id → (key digest, epoch), the files.
+type Collected = (
+    HashMap<Digest, (String, u64)>,
+    BTreeMap<String, (Digest, u64)>,
+    Vec<Targets>,
+);
+/// A delegation entry: (expression, terminating, id, key digest, epoch).
+type DelegationEntry = (Expr, bool, String, Digest, u64);
+/// Supporters of one delegation expression: (terminating, id, key digest, epoch).
+type DelegationSups = Vec<(bool, String, Digest, u64)>;
 
 fn subpath(parent: &[String], p: &[String]) -> bool {
     p.len() > parent.len() && p.starts_with(parent)
@@ -534,7 +545,12 @@ impl<'a> Verifier<'a> {
     /// `valid` expression and the requested quorum.
     pub fn verify_root(&mut self) -> Result<(Root, Vec<String>), String> {
         let name = self.opts.root_name.clone();
-        let root: Root = read_resource(self.src, &[name.clone()], &name, &mut self.warnings)?;
+        let root: Root = read_resource(
+            self.src,
+            std::slice::from_ref(&name),
+            &name,
+            &mut self.warnings,
+        )?;
         let sigs = valid_signatures_cached(&root, &mut self.warnings, &self.sigs);
         let mut ids = BTreeSet::new();
         for (kid, id) in sigs {
@@ -566,7 +582,7 @@ impl<'a> Verifier<'a> {
         what: &str,
     ) -> Result<R, String> {
         let (id, dgst, epoch) = role;
-        let r: R = read_resource(self.src, &[id.clone()], &id, &mut self.warnings)?;
+        let r: R = read_resource(self.src, std::slice::from_ref(&id), &id, &mut self.warnings)?;
         let sigs = valid_signatures_cached(&r, &mut self.warnings, &self.sigs);
         match sigs.get(&dgst) {
             None => Err(format!("couldn't validate {what} signature")),
@@ -684,16 +700,7 @@ impl<'a> Verifier<'a> {
     }
 
     /// Loads and checks the targets files an expression refers to.
-    fn collect_targets(
-        &mut self,
-        root: &Root,
-        snap: Option<&Snapshot>,
-        expr: &Expr,
-    ) -> (
-        HashMap<Digest, (String, u64)>,
-        BTreeMap<String, (Digest, u64)>,
-        Vec<Targets>,
-    ) {
+    fn collect_targets(&mut self, root: &Root, snap: Option<&Snapshot>, expr: &Expr) -> Collected {
         let mut dm = HashMap::new();
         let mut id_d = BTreeMap::new();
         let mut out = Vec::new();
@@ -775,9 +782,10 @@ impl<'a> Verifier<'a> {
         expr: &Expr,
         targets: &[Targets],
     ) {
-        // path -> digest -> size -> supporters (id, key digest, epoch)
-        type Sups<'t> = Vec<(&'t String, &'t Digest, u64)>;
-        let mut ttree: BTreeMap<&Path, BTreeMap<&Digest, BTreeMap<u64, Sups>>> = BTreeMap::new();
+        // (path, digest, size, supporter id, key digest, epoch), grouped
+        // below by a stable sort: supporters keep their order
+        type Entry<'t> = (&'t Path, &'t Digest, u64, &'t String, &'t Digest, u64);
+        let mut entries: Vec<Entry> = Vec::new();
         for t in targets {
             let Some((kd, epoch)) = id_d.get(&t.header.name) else {
                 self.warnings.push(format!(
@@ -796,36 +804,30 @@ impl<'a> Verifier<'a> {
                     ));
                     continue;
                 }
-                let by_dgst = ttree.entry(&chk.filename).or_default();
                 for d in &chk.digest {
-                    by_dgst
-                        .entry(d)
-                        .or_default()
-                        .entry(chk.size)
-                        .or_default()
-                        .push((&t.header.name, kd, *epoch));
+                    entries.push((&chk.filename, d, chk.size, &t.header.name, kd, *epoch));
                 }
             }
         }
+        entries.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
         let fast = FastExpr::new(expr);
-        for (path, by_dgst) in ttree {
-            for (dgst, by_len) in by_dgst {
-                for (len, sups) in by_len {
-                    if fast.eval_supporters(&sups) {
-                        let s: BTreeSet<String> =
-                            sups.iter().map(|(id, _, _)| (*id).clone()).collect();
-                        let entry = match tree.get_mut(path) {
-                            Some(e) => e,
-                            None => tree.entry(path.clone()).or_default(),
-                        };
-                        entry.push((dgst.clone(), len, s));
-                    } else {
-                        self.warnings.push(format!(
-                            "expression {expr} is not satisfied for {} ({dgst}, {len} bytes)",
-                            path_to_string(path)
-                        ));
-                    }
-                }
+        let mut sups: Vec<(&String, &Digest, u64)> = Vec::new();
+        for group in entries.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
+            let (path, dgst, len) = (group[0].0, group[0].1, group[0].2);
+            sups.clear();
+            sups.extend(group.iter().map(|e| (e.3, e.4, e.5)));
+            if fast.eval_supporters(&sups) {
+                let s: BTreeSet<String> = sups.iter().map(|(id, _, _)| (*id).clone()).collect();
+                let entry = match tree.get_mut(path) {
+                    Some(e) => e,
+                    None => tree.entry(path.clone()).or_default(),
+                };
+                entry.push((dgst.clone(), len, s));
+            } else {
+                self.warnings.push(format!(
+                    "expression {expr} is not satisfied for {} ({dgst}, {len} bytes)",
+                    path_to_string(path)
+                ));
             }
         }
     }
@@ -838,7 +840,7 @@ impl<'a> Verifier<'a> {
         targets: &[Targets],
     ) -> Vec<(Path, Expr, bool)> {
         // path -> [(expression, terminating, id, keydigest, epoch)]
-        let mut dtree: BTreeMap<Path, Vec<(Expr, bool, String, Digest, u64)>> = BTreeMap::new();
+        let mut dtree: BTreeMap<Path, Vec<DelegationEntry>> = BTreeMap::new();
         for t in targets {
             let Some((kd, epoch)) = id_d.get(&t.header.name) else {
                 continue;
@@ -866,7 +868,7 @@ impl<'a> Verifier<'a> {
         }
         let mut out = Vec::new();
         for (path, entries) in dtree {
-            let mut by_expr: Vec<(Expr, Vec<(bool, String, Digest, u64)>)> = Vec::new();
+            let mut by_expr: Vec<(Expr, DelegationSups)> = Vec::new();
             for (e, term, id, kd, ep) in entries {
                 match by_expr.iter_mut().find(|(x, _)| *x == e) {
                     Some((_, v)) => v.push((term, id, kd, ep)),
@@ -898,25 +900,29 @@ impl<'a> Verifier<'a> {
     fn disk_tree(
         &self,
         prefix: &[String],
-        out: &mut BTreeMap<Path, (Digest, u64)>,
+        out: &mut Vec<(Path, (Digest, u64))>,
     ) -> Result<(), String> {
         for w in walk_and_hash(self.src, prefix) {
             match w {
                 Walked::Failed(m) | Walked::File(_, Err(m)) => return Err(m),
-                Walked::File(p, Ok(x)) => {
-                    out.insert(p, x);
-                }
+                Walked::File(p, Ok(x)) => out.push((p, x)),
             }
         }
         Ok(())
     }
 
     fn compare_with_disk(&mut self, root: &Root, tree: &TargetTree) -> Result<usize, String> {
-        let mut on_disk = BTreeMap::new();
+        let mut on_disk: Vec<(Path, (Digest, u64))> = Vec::new();
         self.disk_tree(&root.datadir, &mut on_disk)?;
+        on_disk.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut problems: Vec<(String, Option<String>)> = Vec::new(); // message, package if only-on-disk
+        // both sorted by path: merge instead of looking up
+        let mut signed = tree.iter().peekable();
         for (path, (dgst, len)) in &on_disk {
-            match tree.get(path) {
+            while signed.peek().is_some_and(|(k, _)| *k < path) {
+                signed.next();
+            }
+            match signed.peek().filter(|(k, _)| *k == path).map(|(_, v)| v) {
                 None => {
                     let t = Target {
                         filename: path.clone(),
@@ -945,8 +951,12 @@ impl<'a> Verifier<'a> {
                 }
             }
         }
+        let mut disk = on_disk.iter().map(|(p, _)| p).peekable();
         for path in tree.keys() {
-            if !on_disk.contains_key(path) {
+            while disk.peek().is_some_and(|k| *k < path) {
+                disk.next();
+            }
+            if disk.peek() != Some(&path) {
                 problems.push((
                     format!("path {} only exists in targets", path_to_string(path)),
                     None,
