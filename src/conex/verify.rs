@@ -217,7 +217,7 @@ pub struct Summary {
     pub files: usize,
 }
 
-type Loaded = (Result<Targets, String>, Vec<String>);
+type Loaded = (Result<Arc<Targets>, String>, Vec<String>);
 
 /// The verifier: accumulates conex's warnings while it works.
 pub struct Verifier<'a> {
@@ -225,7 +225,7 @@ pub struct Verifier<'a> {
     opts: Options,
     /// Warnings, in order (conex's `[WARNING]` lines).
     pub warnings: Vec<String>,
-    cache: HashMap<String, Result<Targets, String>>,
+    cache: HashMap<String, Result<Arc<Targets>, String>>,
     /// Targets files loaded ahead (in parallel), with their warnings, not
     /// yet consumed in sequential order.
     pending: HashMap<String, Loaded>,
@@ -412,7 +412,7 @@ type TargetTree = BTreeMap<Path, Vec<(Digest, u64, BTreeSet<String>)>>;
 type Collected = (
     HashMap<Digest, (String, u64)>,
     BTreeMap<String, (Digest, u64)>,
-    Vec<Targets>,
+    Vec<Arc<Targets>>,
 );
 /// A delegation entry: (expression, terminating, id, key digest, epoch).
 type DelegationEntry = (Expr, bool, String, Digest, u64);
@@ -662,7 +662,7 @@ impl<'a> Verifier<'a> {
         root: &Root,
         snap: Option<&Snapshot>,
         id: &str,
-    ) -> Result<Targets, String> {
+    ) -> Result<Arc<Targets>, String> {
         if let Some(r) = self.cache.get(id) {
             return r.clone();
         }
@@ -671,7 +671,7 @@ impl<'a> Verifier<'a> {
             None => {
                 let mut w = Vec::new();
                 let r = load_targets(self.src, &self.opts, root, snap, id, &self.sigs, &mut w);
-                (r, w)
+                (r.map(Arc::new), w)
             }
         };
         self.warnings.extend(warnings);
@@ -693,7 +693,7 @@ impl<'a> Verifier<'a> {
             .map(|id| {
                 let mut w = Vec::new();
                 let r = load_targets(src, opts, root, snap, id, sigs, &mut w);
-                ((*id).clone(), (r, w))
+                ((*id).clone(), (r.map(Arc::new), w))
             })
             .collect();
         self.pending.extend(loaded);
@@ -780,7 +780,7 @@ impl<'a> Verifier<'a> {
         id_d: &BTreeMap<String, (Digest, u64)>,
         parent: &[String],
         expr: &Expr,
-        targets: &[Targets],
+        targets: &[Arc<Targets>],
     ) {
         // (path, digest, size, supporter id, key digest, epoch), grouped
         // below by a stable sort: supporters keep their order
@@ -837,7 +837,7 @@ impl<'a> Verifier<'a> {
         id_d: &BTreeMap<String, (Digest, u64)>,
         parent: &[String],
         expr: &Expr,
-        targets: &[Targets],
+        targets: &[Arc<Targets>],
     ) -> Vec<(Path, Expr, bool)> {
         // path -> [(expression, terminating, id, keydigest, epoch)]
         let mut dtree: BTreeMap<Path, Vec<DelegationEntry>> = BTreeMap::new();
@@ -916,7 +916,7 @@ impl<'a> Verifier<'a> {
         self.disk_tree(&root.datadir, &mut on_disk)?;
         on_disk.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut problems: Vec<(String, Option<String>)> = Vec::new(); // message, package if only-on-disk
-        // both sorted by path: merge instead of looking up
+                                                                      // both sorted by path: merge instead of looking up
         let mut signed = tree.iter().peekable();
         for (path, (dgst, len)) in &on_disk {
             while signed.peek().is_some_and(|(k, _)| *k < path) {
