@@ -771,11 +771,15 @@ impl Source for PatchedSource<'_> {
             Err(e) if added.is_empty() => return Err(e),
             Err(_) => Vec::new(),
         };
-        out.retain(|(name, _)| {
-            let mut p = path.to_vec();
-            p.push(name.clone());
-            !matches!(self.changes.get(&p), Some(None))
-        });
+        let deleted: Vec<&String> = self
+            .changes
+            .iter()
+            .filter(|(k, v)| v.is_none() && k.len() == path.len() + 1 && k.starts_with(path))
+            .map(|(k, _)| &k[path.len()])
+            .collect();
+        if !deleted.is_empty() {
+            out.retain(|(name, _)| !deleted.contains(&name));
+        }
         for (name, is_dir) in added {
             if !out.iter().any(|(n, _)| *n == name) {
                 out.push((name, is_dir));
