@@ -504,9 +504,15 @@ impl Patch {
                     lines: body,
                 });
             }
+            files.push(FilePatch {
+                path,
+                op,
+                line: start + 1,
+                hunks,
+            });
             // anything else before the next file is an error
             if i < lines.len() && !lines[i].starts_with(b"diff --git ") {
-                // git format-patch signature trailer
+                // git format-patch's signature trailer ends the patch
                 if lines[i] == b"-- \n" {
                     break;
                 }
@@ -515,12 +521,6 @@ impl Patch {
                     format!("unexpected line {:?}", String::from_utf8_lossy(lines[i])),
                 ));
             }
-            files.push(FilePatch {
-                path,
-                op,
-                line: start + 1,
-                hunks,
-            });
         }
         Ok(Patch { files })
     }
@@ -1081,6 +1081,77 @@ diff --git a/f b/f
         assert!(e.contains("exists already"), "{e}");
         let e = m("diff --git a/l b/l\nnew file mode 120000\n--- /dev/null\n+++ b/l\n@@ -0,0 +1 @@\n+/etc\n");
         assert!(e.contains("symbolic links"), "{e}");
+    }
+
+    #[test]
+    fn format_patch_mail_around_the_diff() {
+        let patch = "From 1 Mon Sep 17 00:00:00 2001\nSubject: [PATCH] x\n\n---\n f | 2 +-\n\ndiff --git a/f b/f\nindex 1..2 100644\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n-- \n2.39.5\n\n";
+        let c = apply(&[("f", "a\n")], patch).unwrap();
+        assert_eq!(c[&p("f")].as_deref(), Some(&b"b\n"[..]));
+    }
+
+    #[test]
+    fn insertion_after_a_line_and_crlf_content() {
+        let patch = "diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1,0 +2 @@\n+x\r\n";
+        let c = apply(&[("f", "a\r\nb\r\n")], patch).unwrap();
+        assert_eq!(c[&p("f")].as_deref(), Some(&b"a\r\nx\r\nb\r\n"[..]));
+    }
+
+    #[test]
+    fn mangled_patches_give_errors_not_panics() {
+        let base = include_str!("../tests/vectors/variants/incremental-update.patch");
+        let old: Vec<(&str, &str)> = vec![
+            ("keys/m1", include_str!("../tests/vectors/repo/keys/m1")),
+            ("snap", include_str!("../tests/vectors/repo/snap")),
+            ("ts", include_str!("../tests/vectors/repo/ts")),
+        ];
+        let mut applied = 0;
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2000 {
+            let mut b = base.as_bytes().to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % b.len().max(1);
+                match next() % 4 {
+                    0 => b.truncate(at),
+                    1 => {
+                        if at < b.len() {
+                            b[at] = (next() % 256) as u8;
+                        }
+                    }
+                    2 => {
+                        if at < b.len() {
+                            b.remove(at);
+                        }
+                    }
+                    _ => {
+                        let junk = b"@- +\\\n/.";
+                        b.insert(at.min(b.len()), junk[(next() as usize) % junk.len()])
+                    }
+                }
+            }
+            let m = Mem(old
+                .iter()
+                .map(|(k, v)| (p(k), v.as_bytes().to_vec()))
+                .collect());
+            if let Ok(patch) = Patch::parse(&b) {
+                if PatchedSource::apply(&m, None, &patch).is_ok() {
+                    applied += 1;
+                }
+            }
+        }
+        assert!(applied > 0, "some mangled patches still apply");
+        let m = Mem(old
+            .iter()
+            .map(|(k, v)| (p(k), v.as_bytes().to_vec()))
+            .collect());
+        let patch = Patch::parse(base.as_bytes()).unwrap();
+        assert!(PatchedSource::apply(&m, None, &patch).is_ok());
     }
 
     #[test]
