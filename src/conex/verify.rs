@@ -406,7 +406,10 @@ fn load_targets(
     }
 }
 
-type TargetTree = BTreeMap<Path, Vec<(Digest, u64, BTreeSet<String>)>>;
+/// Signed files: path → accepted (digest, size, supporters), in (digest,
+/// size) order per path. A hash map: nothing needs the paths in order
+/// except the messages, which are sorted where they are made.
+type TargetTree = HashMap<Path, Vec<(Digest, u64, BTreeSet<String>)>>;
 /// Verified targets files of one delegation level: key digest → (id,
 /// epoch), id → (key digest, epoch), the files.
 type Collected = (
@@ -744,7 +747,7 @@ impl<'a> Verifier<'a> {
             .ok_or("no delegation for maintainers")?;
         let mut queue: VecDeque<(Path, Expr, bool)> = VecDeque::new();
         queue.push_back((vec![], expr, false));
-        let mut tree: TargetTree = BTreeMap::new();
+        let mut tree: TargetTree = HashMap::new();
         let mut seen_files = BTreeSet::new();
         while let Some((path, expr, terminating)) = queue.pop_front() {
             let (dm, id_d, targets) = self.collect_targets(&root, snap.as_ref(), &expr);
@@ -782,10 +785,10 @@ impl<'a> Verifier<'a> {
         expr: &Expr,
         targets: &[Arc<Targets>],
     ) {
-        // (path, digest, size, supporter id, key digest, epoch), grouped
-        // below by a stable sort: supporters keep their order
-        type Entry<'t> = (&'t Path, &'t Digest, u64, &'t String, &'t Digest, u64);
-        let mut entries: Vec<Entry> = Vec::new();
+        // path -> [(digest, size, supporter id, key digest, epoch)], in the
+        // order of the targets files and their entries
+        type Entry<'t> = (&'t Digest, u64, &'t String, &'t Digest, u64);
+        let mut groups: HashMap<&Path, Vec<Entry>> = HashMap::new();
         for t in targets {
             let Some((kd, epoch)) = id_d.get(&t.header.name) else {
                 self.warnings.push(format!(
@@ -804,31 +807,40 @@ impl<'a> Verifier<'a> {
                     ));
                     continue;
                 }
+                let g = groups.entry(&chk.filename).or_default();
                 for d in &chk.digest {
-                    entries.push((&chk.filename, d, chk.size, &t.header.name, kd, *epoch));
+                    g.push((d, chk.size, &t.header.name, kd, *epoch));
                 }
             }
         }
-        entries.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
         let fast = FastExpr::new(expr);
         let mut sups: Vec<(&String, &Digest, u64)> = Vec::new();
-        for group in entries.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
-            let (path, dgst, len) = (group[0].0, group[0].1, group[0].2);
-            sups.clear();
-            sups.extend(group.iter().map(|e| (e.3, e.4, e.5)));
-            if fast.eval_supporters(&sups) {
-                let s: BTreeSet<String> = sups.iter().map(|(id, _, _)| (*id).clone()).collect();
-                let entry = match tree.get_mut(path) {
-                    Some(e) => e,
-                    None => tree.entry(path.clone()).or_default(),
-                };
-                entry.push((dgst.clone(), len, s));
-            } else {
-                self.warnings.push(format!(
-                    "expression {expr} is not satisfied for {} ({dgst}, {len} bytes)",
-                    path_to_string(path)
-                ));
+        let mut failed: Vec<(&Path, &Digest, u64)> = Vec::new();
+        for (path, mut entries) in groups {
+            // stable: supporters keep their order
+            entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            for group in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+                let (dgst, len) = (group[0].0, group[0].1);
+                sups.clear();
+                sups.extend(group.iter().map(|e| (e.2, e.3, e.4)));
+                if fast.eval_supporters(&sups) {
+                    let s: BTreeSet<String> = sups.iter().map(|(id, _, _)| (*id).clone()).collect();
+                    let entry = match tree.get_mut(path) {
+                        Some(e) => e,
+                        None => tree.entry(path.clone()).or_default(),
+                    };
+                    entry.push((dgst.clone(), len, s));
+                } else {
+                    failed.push((path, dgst, len));
+                }
             }
+        }
+        failed.sort();
+        for (path, dgst, len) in failed {
+            self.warnings.push(format!(
+                "expression {expr} is not satisfied for {} ({dgst}, {len} bytes)",
+                path_to_string(path)
+            ));
         }
     }
 
@@ -914,15 +926,11 @@ impl<'a> Verifier<'a> {
     fn compare_with_disk(&mut self, root: &Root, tree: &TargetTree) -> Result<usize, String> {
         let mut on_disk: Vec<(Path, (Digest, u64))> = Vec::new();
         self.disk_tree(&root.datadir, &mut on_disk)?;
-        on_disk.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut problems: Vec<(String, Option<String>)> = Vec::new(); // message, package if only-on-disk
-                                                                      // both sorted by path: merge instead of looking up
-        let mut signed = tree.iter().peekable();
+        // problems in path order: files on disk first, then signed files
+        // missing on disk
+        let mut disk_problems: Vec<(&Path, String, Option<String>)> = Vec::new(); // path, message, package if only-on-disk
         for (path, (dgst, len)) in &on_disk {
-            while signed.peek().is_some_and(|(k, _)| *k < path) {
-                signed.next();
-            }
-            match signed.peek().filter(|(k, _)| *k == path).map(|(_, v)| v) {
+            match tree.get(path) {
                 None => {
                     let t = Target {
                         filename: path.clone(),
@@ -931,7 +939,8 @@ impl<'a> Verifier<'a> {
                     };
                     if t.is_opam_file(&root.datadir) {
                         let pkg = path.get(root.datadir.len()).cloned();
-                        problems.push((
+                        disk_problems.push((
+                            path,
                             format!("path {} only exists on disk", path_to_string(path)),
                             pkg,
                         ));
@@ -939,7 +948,8 @@ impl<'a> Verifier<'a> {
                 }
                 Some(xs) => {
                     if !xs.iter().any(|(d, l, _)| d == dgst && l == len) {
-                        problems.push((
+                        disk_problems.push((
+                            path,
                             format!(
                                 "no matching digest for {} (on disk {len} bytes, {dgst}; signed {})",
                                 path_to_string(path),
@@ -951,17 +961,17 @@ impl<'a> Verifier<'a> {
                 }
             }
         }
-        let mut disk = on_disk.iter().map(|(p, _)| p).peekable();
-        for path in tree.keys() {
-            while disk.peek().is_some_and(|k| *k < path) {
-                disk.next();
-            }
-            if disk.peek() != Some(&path) {
-                problems.push((
-                    format!("path {} only exists in targets", path_to_string(path)),
-                    None,
-                ));
-            }
+        disk_problems.sort_by(|a, b| a.0.cmp(b.0));
+        let mut problems: Vec<(String, Option<String>)> =
+            disk_problems.into_iter().map(|(_, m, p)| (m, p)).collect();
+        let present: std::collections::HashSet<&Path> = on_disk.iter().map(|(p, _)| p).collect();
+        let mut missing: Vec<&Path> = tree.keys().filter(|p| !present.contains(p)).collect();
+        missing.sort();
+        for path in missing {
+            problems.push((
+                format!("path {} only exists in targets", path_to_string(path)),
+                None,
+            ));
         }
         for (m, _) in &problems {
             self.warnings.push(m.clone());
