@@ -1,21 +1,40 @@
 //! Full verification of a repository with conex's verdicts (conex 1.0
 //! `Conex.verify_root`, `verify_timestamp`, `verify_snapshot`, `verify`).
+//!
+//! The work that grows with the repository runs in parallel on all cores:
+//! targets files are read, parsed and their signatures checked concurrently,
+//! and the data directory is walked and hashed concurrently (file contents
+//! are streamed, so memory does not depend on file sizes). Results are
+//! consumed in the same order as a sequential run, so verdicts and warnings
+//! are exactly those of the sequential algorithm. Each distinct signature
+//! is verified once ([`SigCache`]).
 
-use super::expr::{id_equal, Expr};
-use super::key::Digest;
+use super::expr::{id_equal, Expr, KeyRef};
+use super::key::{Digest, KeyDataError};
 use super::resource::{
     parse_time, path_to_string, Path, Resource, Root, Snapshot, Target, Targets, Timestamp,
 };
+use super::wire::{Wire, WireMap};
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::io;
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
 
 /// Read access to a repository tree (a directory, or a patched copy).
-pub trait Source {
+/// Implementations are shared between threads.
+pub trait Source: Sync {
     /// Reads the file at `path` (components relative to the repository).
+    /// Used for the small signed files.
     fn read(&self, path: &[String]) -> io::Result<Vec<u8>>;
     /// Lists a directory: (name, is_dir), in the order the file system
     /// returns them.
     fn list(&self, path: &[String]) -> io::Result<Vec<(String, bool)>>;
+    /// Opens the file at `path` for streaming (used to hash package files
+    /// without holding them in memory). The default reads the whole file.
+    fn open(&self, path: &[String]) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(io::Cursor::new(self.read(path)?)))
+    }
 }
 
 /// A repository in a directory.
@@ -45,11 +64,106 @@ impl Source for DirSource {
                     format!("file name {n:?} is not UTF-8"),
                 )
             })?;
-            // follow symlinks as conex does (stat, not lstat)
-            let is_dir = std::fs::metadata(e.path())?.is_dir();
+            // follow symlinks as conex does (stat, not lstat); the entry's
+            // own type comes from the directory listing
+            let ft = e.file_type()?;
+            let is_dir = if ft.is_symlink() {
+                std::fs::metadata(e.path())?.is_dir()
+            } else {
+                ft.is_dir()
+            };
             out.push((name, is_dir));
         }
         Ok(out)
+    }
+    fn open(&self, path: &[String]) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(std::fs::File::open(self.full(path))?))
+    }
+}
+
+/// SHA-256 (conex form) and size of a file, streamed from `src` in
+/// fixed-size chunks.
+pub fn hash_file(src: &dyn Source, path: &[String]) -> io::Result<(Digest, u64)> {
+    let mut r = src.open(path)?;
+    hash_reader(&mut r)
+}
+
+/// SHA-256 (conex form) and size of everything `r` yields.
+pub fn hash_reader(r: &mut dyn Read) -> io::Result<(Digest, u64)> {
+    let mut h = Sha256::new();
+    let mut buf = [0u8; 32 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((
+        Digest {
+            alg: "sha256".into(),
+            data: hex::encode(h.finalize()),
+        },
+        size,
+    ))
+}
+
+/// Outcomes of signature verifications: each distinct (key, algorithm,
+/// signed bytes, signature) is verified once. Shared between verifiers
+/// (e.g. across the two trees of an incremental verification).
+#[derive(Default)]
+pub struct SigCache {
+    map: Mutex<HashMap<[u8; 32], Result<(), KeyDataError>>>,
+}
+
+impl SigCache {
+    /// An empty cache.
+    pub fn new() -> SigCache {
+        SigCache::default()
+    }
+
+    /// Number of distinct signatures verified so far.
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether nothing was verified yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Verifies `sig_b64` over `msg` with `key`, or returns the cached
+    /// outcome of the same verification.
+    pub fn verify(
+        &self,
+        key: &super::PublicKey,
+        alg: super::SigAlg,
+        msg: &[u8],
+        sig_b64: &str,
+    ) -> Result<(), KeyDataError> {
+        let mut h = Sha256::new();
+        for part in [
+            key.conex_string().as_bytes(),
+            alg.as_str().as_bytes(),
+            Sha256::digest(msg).as_slice(),
+            sig_b64.as_bytes(),
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        let k: [u8; 32] = h.finalize().into();
+        if let Some(r) = self.map.lock().ok().and_then(|m| m.get(&k).cloned()) {
+            return r;
+        }
+        let r = key.verify_b64(alg, msg, sig_b64);
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(k, r.clone());
+        }
+        r
     }
 }
 
@@ -103,24 +217,27 @@ pub struct Summary {
     pub files: usize,
 }
 
+type Loaded = (Result<Arc<Targets>, String>, Vec<String>);
+
 /// The verifier: accumulates conex's warnings while it works.
 pub struct Verifier<'a> {
     src: &'a dyn Source,
     opts: Options,
     /// Warnings, in order (conex's `[WARNING]` lines).
     pub warnings: Vec<String>,
-    cache: HashMap<String, Result<Targets, String>>,
+    cache: HashMap<String, Result<Arc<Targets>, String>>,
+    /// Targets files loaded ahead (in parallel), with their warnings, not
+    /// yet consumed in sequential order.
+    pending: HashMap<String, Loaded>,
+    sigs: Arc<SigCache>,
 }
 
-fn read_resource<R: Resource>(
-    src: &dyn Source,
-    path: &[String],
+/// Parses a resource from its bytes and checks its name.
+pub fn parse_resource<R: Resource>(
+    bytes: Vec<u8>,
     name: &str,
     warnings: &mut Vec<String>,
 ) -> Result<R, String> {
-    let bytes = src
-        .read(path)
-        .map_err(|_| format!("{name} (type {}) was not found in repository", R::TYP))?;
     let text = String::from_utf8(bytes).map_err(|_| {
         format!(
             "parse error while parsing {name} (type {}): not UTF-8",
@@ -139,6 +256,20 @@ fn read_resource<R: Resource>(
     Ok(r)
 }
 
+/// Reads a resource at `path`, parses it and checks its name (conex's
+/// `read_root`/`read_targets`/… messages).
+pub fn read_resource<R: Resource>(
+    src: &dyn Source,
+    path: &[String],
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<R, String> {
+    let bytes = src
+        .read(path)
+        .map_err(|_| format!("{name} (type {}) was not found in repository", R::TYP))?;
+    parse_resource(bytes, name, warnings)
+}
+
 /// Verifies every signature of a resource with the key of the same id in
 /// the resource; returns valid signers as key id → signer id (one entry per
 /// key id: a key listed under two ids counts once).
@@ -146,23 +277,46 @@ pub fn valid_signatures<R: Resource>(
     r: &R,
     warnings: &mut Vec<String>,
 ) -> BTreeMap<Digest, String> {
-    let signed = r.signed_wire();
+    valid_signatures_cached(r, warnings, &SigCache::new())
+}
+
+/// [`valid_signatures`] with a shared cache; several signatures of one
+/// file are verified in parallel.
+pub fn valid_signatures_cached<R: Resource>(
+    r: &R,
+    warnings: &mut Vec<String>,
+    cache: &SigCache,
+) -> BTreeMap<Digest, String> {
+    let signed = Wire::Map(r.signed_wire()).canonical();
+    let sigs: Vec<_> = r
+        .signatures()
+        .iter()
+        .map(|(id, sig)| {
+            let tbs = wrap_signed(r, &signed, id, &sig.created, sig.alg);
+            (id, sig, r.keys().get(id), tbs)
+        })
+        .collect();
+    let checked: Vec<Option<Result<(), KeyDataError>>> = sigs
+        .par_iter()
+        .map(|(_, sig, key, tbs)| {
+            let key = (*key)?;
+            Some(cache.verify(&key.key, sig.alg, tbs.as_bytes(), &sig.value))
+        })
+        .collect();
     let mut out = BTreeMap::new();
-    for (id, sig) in r.signatures() {
-        let Some(key) = r.keys().get(id) else {
-            warnings.push(format!(
+    for ((id, _, _, _), res) in sigs.into_iter().zip(checked) {
+        match res {
+            None => warnings.push(format!(
                 "{} {}: no key {id} for its signature",
                 R::TYP,
                 r.header().name
-            ));
-            continue;
-        };
-        let tbs = super::resource::to_be_signed(&signed, id, &sig.created, sig.alg);
-        match key.key.verify_b64(sig.alg, tbs.as_bytes(), &sig.value) {
-            Ok(()) => {
-                out.insert(key.key_id(), id.clone());
+            )),
+            Some(Ok(())) => {
+                if let Some(key) = r.keys().get(id) {
+                    out.insert(key.key_id(), id.clone());
+                }
             }
-            Err(e) => warnings.push(format!(
+            Some(Err(e)) => warnings.push(format!(
                 "{} {}: signature of {id}: {e}",
                 R::TYP,
                 r.header().name
@@ -172,18 +326,198 @@ pub fn valid_signatures<R: Resource>(
     out
 }
 
-fn target_of_file(src: &dyn Source, path: Path) -> Result<Target, String> {
-    let bytes = src
-        .read(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path_to_string(&path)))?;
-    Ok(Target::of_bytes(path, &bytes))
+/// The bytes a signature covers (`to_be_signed`), from the canonical string
+/// of the signed map computed once per file.
+fn wrap_signed<R: Resource>(
+    r: &R,
+    signed_canonical: &str,
+    id: &str,
+    created: &str,
+    alg: super::SigAlg,
+) -> String {
+    // the wrapper's keys sort as created < data < identifier < sigtype
+    let empty = super::resource::to_be_signed(&WireMap::new(), id, created, alg);
+    let head = format!("{{created:{};data:", Wire::Data(created.into()).canonical());
+    match empty
+        .strip_prefix(head.as_str())
+        .and_then(|t| t.strip_prefix("{}"))
+    {
+        Some(tail) => {
+            let mut s = String::with_capacity(head.len() + signed_canonical.len() + tail.len());
+            s.push_str(&head);
+            s.push_str(signed_canonical);
+            s.push_str(tail);
+            s
+        }
+        None => r.to_be_signed(id, created, alg),
+    }
 }
 
-type Supporters = Vec<(String, Digest, u64)>;
-type TargetTree = BTreeMap<Path, Vec<(Digest, u64, BTreeSet<String>)>>;
+fn target_of_file(src: &dyn Source, path: Path) -> Result<Target, String> {
+    let (digest, size) =
+        hash_file(src, &path).map_err(|e| format!("cannot read {}: {e}", path_to_string(&path)))?;
+    Ok(Target {
+        filename: path,
+        digest: vec![digest],
+        size,
+    })
+}
+
+/// Reads, parses and checks one targets file (conex's `verify_targets`
+/// without its cache). Pure: warnings go to `warnings`.
+fn load_targets(
+    src: &dyn Source,
+    opts: &Options,
+    root: &Root,
+    snap: Option<&Snapshot>,
+    id: &str,
+    sigs: &SigCache,
+    warnings: &mut Vec<String>,
+) -> Result<Targets, String> {
+    let mut path = root.keydir.clone();
+    path.push(id.to_string());
+    let bytes = src
+        .read(&path)
+        .map_err(|_| format!("{id} (type targets) was not found in repository"))?;
+    // the snapshot vouches for these exact bytes
+    let tgt = snap.map(|_| Target::of_bytes(path.clone(), &bytes));
+    let t: Targets = parse_resource(bytes, id, warnings)?;
+    if opts.opam {
+        if let Some(bad) = t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)) {
+            return Err(format!(
+                "{id} contains an invalid path {}",
+                path_to_string(&bad.filename)
+            ));
+        }
+    }
+    if let (Some(snap), Some(tgt)) = (snap, tgt) {
+        if !snap.targets.iter().any(|x| x.same(&tgt)) {
+            return Err(format!(
+                "couldn't validate target {id}: no match in snapshot targets"
+            ));
+        }
+    }
+    let valid = valid_signatures_cached(&t, warnings, sigs);
+    let ids: BTreeSet<String> = valid.into_values().collect();
+    if t.valid.eval(&HashMap::new(), &ids) {
+        Ok(t)
+    } else {
+        Err(format!("couldn't validate expression in targets {id}"))
+    }
+}
+
+/// Signed files: path → accepted (digest, size, supporters), in (digest,
+/// size) order per path. A hash map: nothing needs the paths in order
+/// except the messages, which are sorted where they are made.
+type TargetTree = HashMap<Path, Vec<(Digest, u64, BTreeSet<String>)>>;
+/// Verified targets files of one delegation level: key digest → (id,
+/// epoch), id → (key digest, epoch), the files.
+type Collected = (
+    HashMap<Digest, (String, u64)>,
+    BTreeMap<String, (Digest, u64)>,
+    Vec<Arc<Targets>>,
+);
+/// A delegation entry: (expression, terminating, id, key digest, epoch).
+type DelegationEntry = (Expr, bool, String, Digest, u64);
+/// Supporters of one delegation expression: (terminating, id, key digest, epoch).
+type DelegationSups = Vec<(bool, String, Digest, u64)>;
 
 fn subpath(parent: &[String], p: &[String]) -> bool {
     p.len() > parent.len() && p.starts_with(parent)
+}
+
+/// An expression prepared for evaluating many times against small sets of
+/// supporters (remote references indexed by digest): the same result as
+/// [`Expr::eval`] with no local signatures, without scanning every
+/// reference of a large quorum for each file.
+enum FastExpr {
+    Quorum(i64, HashMap<Digest, Vec<(String, u64)>>),
+    And(Box<FastExpr>, Box<FastExpr>),
+    Or(Box<FastExpr>, Box<FastExpr>),
+}
+
+impl FastExpr {
+    fn new(e: &Expr) -> FastExpr {
+        match e {
+            Expr::Quorum(n, refs) => {
+                let mut remotes: HashMap<Digest, Vec<(String, u64)>> = HashMap::new();
+                for r in refs {
+                    match r {
+                        KeyRef::Local(_) => {}
+                        KeyRef::Remote { id, digest, epoch } => remotes
+                            .entry(digest.clone())
+                            .or_default()
+                            .push((id.clone(), *epoch)),
+                    }
+                }
+                FastExpr::Quorum(*n, remotes)
+            }
+            Expr::And(a, b) => {
+                FastExpr::And(Box::new(FastExpr::new(a)), Box::new(FastExpr::new(b)))
+            }
+            Expr::Or(a, b) => FastExpr::Or(Box::new(FastExpr::new(a)), Box::new(FastExpr::new(b))),
+        }
+    }
+
+    /// Same as `eval` with `dm` built from `sups` in order (a later
+    /// supporter with the same key digest replaces an earlier one) and no
+    /// local signatures.
+    fn eval_supporters(&self, sups: &[(&String, &Digest, u64)]) -> bool {
+        match self {
+            FastExpr::Quorum(n, remotes) => {
+                let mut good = 0i64;
+                for (i, (id2, d, e2)) in sups.iter().enumerate() {
+                    if sups[i + 1..].iter().any(|(_, d2, _)| d2 == d) {
+                        continue;
+                    }
+                    if let Some(v) = remotes.get(*d) {
+                        good += v
+                            .iter()
+                            .filter(|(id, e)| id_equal(id, id2) && e == e2)
+                            .count() as i64;
+                    }
+                }
+                good >= *n
+            }
+            FastExpr::And(a, b) => a.eval_supporters(sups) && b.eval_supporters(sups),
+            FastExpr::Or(a, b) => a.eval_supporters(sups) || b.eval_supporters(sups),
+        }
+    }
+}
+
+/// One entry of the data directory walk, in sequential walk order.
+enum Walked {
+    File(Path, Result<(Digest, u64), String>),
+    Failed(String),
+}
+
+/// Walks `prefix` depth-first in directory order, hashing files; the
+/// subdirectories and files are processed in parallel but the result keeps
+/// the sequential order.
+fn walk_and_hash(src: &dyn Source, prefix: &[String]) -> Vec<Walked> {
+    let items = match src.list(prefix) {
+        Ok(items) => items,
+        Err(e) => {
+            return vec![Walked::Failed(format!(
+                "cannot list {}: {e}",
+                display_path(prefix)
+            ))]
+        }
+    };
+    items
+        .into_par_iter()
+        .flat_map_iter(|(name, is_dir)| {
+            let mut p = prefix.to_vec();
+            p.push(name);
+            if is_dir {
+                walk_and_hash(src, &p)
+            } else {
+                let r = hash_file(src, &p)
+                    .map_err(|e| format!("cannot read {}: {e}", path_to_string(&p)));
+                vec![Walked::File(p, r)]
+            }
+        })
+        .collect()
 }
 
 impl<'a> Verifier<'a> {
@@ -194,15 +528,33 @@ impl<'a> Verifier<'a> {
             opts,
             warnings: Vec::new(),
             cache: HashMap::new(),
+            pending: HashMap::new(),
+            sigs: Arc::new(SigCache::new()),
         }
+    }
+
+    /// Uses (and fills) a shared signature cache.
+    pub fn with_sig_cache(mut self, sigs: Arc<SigCache>) -> Verifier<'a> {
+        self.sigs = sigs;
+        self
+    }
+
+    /// The signature cache of this verifier.
+    pub fn sig_cache(&self) -> &Arc<SigCache> {
+        &self.sigs
     }
 
     /// Reads the root and checks its signatures against the anchors, its
     /// `valid` expression and the requested quorum.
     pub fn verify_root(&mut self) -> Result<(Root, Vec<String>), String> {
         let name = self.opts.root_name.clone();
-        let root: Root = read_resource(self.src, &[name.clone()], &name, &mut self.warnings)?;
-        let sigs = valid_signatures(&root, &mut self.warnings);
+        let root: Root = read_resource(
+            self.src,
+            std::slice::from_ref(&name),
+            &name,
+            &mut self.warnings,
+        )?;
+        let sigs = valid_signatures_cached(&root, &mut self.warnings, &self.sigs);
         let mut ids = BTreeSet::new();
         for (kid, id) in sigs {
             if self.opts.anchors.contains(&kid) {
@@ -233,8 +585,8 @@ impl<'a> Verifier<'a> {
         what: &str,
     ) -> Result<R, String> {
         let (id, dgst, epoch) = role;
-        let r: R = read_resource(self.src, &[id.clone()], &id, &mut self.warnings)?;
-        let sigs = valid_signatures(&r, &mut self.warnings);
+        let r: R = read_resource(self.src, std::slice::from_ref(&id), &id, &mut self.warnings)?;
+        let sigs = valid_signatures_cached(&r, &mut self.warnings, &self.sigs);
         match sigs.get(&dgst) {
             None => Err(format!("couldn't validate {what} signature")),
             Some(id2) if !id_equal(&id, id2) => {
@@ -313,64 +665,52 @@ impl<'a> Verifier<'a> {
         root: &Root,
         snap: Option<&Snapshot>,
         id: &str,
-    ) -> Result<Targets, String> {
+    ) -> Result<Arc<Targets>, String> {
         if let Some(r) = self.cache.get(id) {
             return r.clone();
         }
-        let r = self.verify_targets_uncached(root, snap, id);
+        let (r, warnings) = match self.pending.remove(id) {
+            Some(loaded) => loaded,
+            None => {
+                let mut w = Vec::new();
+                let r = load_targets(self.src, &self.opts, root, snap, id, &self.sigs, &mut w);
+                (r.map(Arc::new), w)
+            }
+        };
+        self.warnings.extend(warnings);
         self.cache.insert(id.to_string(), r.clone());
         r
     }
 
-    fn verify_targets_uncached(
-        &mut self,
-        root: &Root,
-        snap: Option<&Snapshot>,
-        id: &str,
-    ) -> Result<Targets, String> {
-        let mut path = root.keydir.clone();
-        path.push(id.to_string());
-        let t: Targets = read_resource(self.src, &path, id, &mut self.warnings)?;
-        if self.opts.opam {
-            if let Some(bad) = t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)) {
-                return Err(format!(
-                    "{id} contains an invalid path {}",
-                    path_to_string(&bad.filename)
-                ));
-            }
-        }
-        if let Some(snap) = snap {
-            let tgt = target_of_file(self.src, path)?;
-            if !snap.targets.iter().any(|x| x.same(&tgt)) {
-                return Err(format!(
-                    "couldn't validate target {id}: no match in snapshot targets"
-                ));
-            }
-        }
-        let sigs = valid_signatures(&t, &mut self.warnings);
-        let ids: BTreeSet<String> = sigs.into_values().collect();
-        if t.valid.eval(&HashMap::new(), &ids) {
-            Ok(t)
-        } else {
-            Err(format!("couldn't validate expression in targets {id}"))
-        }
+    /// Loads the not yet loaded targets files among `ids` in parallel;
+    /// [`Self::verify_targets`] then consumes them in sequential order.
+    fn prefetch_targets(&mut self, root: &Root, snap: Option<&Snapshot>, ids: &[&String]) {
+        let todo: Vec<&String> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.cache.contains_key(*id) && !self.pending.contains_key(*id))
+            .collect();
+        let (src, opts, sigs) = (self.src, &self.opts, &*self.sigs);
+        let loaded: Vec<(String, Loaded)> = todo
+            .par_iter()
+            .map(|id| {
+                let mut w = Vec::new();
+                let r = load_targets(src, opts, root, snap, id, sigs, &mut w);
+                ((*id).clone(), (r.map(Arc::new), w))
+            })
+            .collect();
+        self.pending.extend(loaded);
     }
 
     /// Loads and checks the targets files an expression refers to.
-    fn collect_targets(
-        &mut self,
-        root: &Root,
-        snap: Option<&Snapshot>,
-        expr: &Expr,
-    ) -> (
-        HashMap<Digest, (String, u64)>,
-        BTreeMap<String, (Digest, u64)>,
-        Vec<Targets>,
-    ) {
+    fn collect_targets(&mut self, root: &Root, snap: Option<&Snapshot>, expr: &Expr) -> Collected {
         let mut dm = HashMap::new();
         let mut id_d = BTreeMap::new();
         let mut out = Vec::new();
-        for (id, (dgst, epoch)) in expr.remotes() {
+        let remotes = expr.remotes();
+        let ids: Vec<&String> = remotes.keys().collect();
+        self.prefetch_targets(root, snap, &ids);
+        for (id, (dgst, epoch)) in remotes {
             let t = match self.verify_targets(root, snap, &id) {
                 Ok(t) => t,
                 Err(msg) => {
@@ -407,7 +747,7 @@ impl<'a> Verifier<'a> {
             .ok_or("no delegation for maintainers")?;
         let mut queue: VecDeque<(Path, Expr, bool)> = VecDeque::new();
         queue.push_back((vec![], expr, false));
-        let mut tree: TargetTree = BTreeMap::new();
+        let mut tree: TargetTree = HashMap::new();
         let mut seen_files = BTreeSet::new();
         while let Some((path, expr, terminating)) = queue.pop_front() {
             let (dm, id_d, targets) = self.collect_targets(&root, snap.as_ref(), &expr);
@@ -443,11 +783,12 @@ impl<'a> Verifier<'a> {
         id_d: &BTreeMap<String, (Digest, u64)>,
         parent: &[String],
         expr: &Expr,
-        targets: &[Targets],
+        targets: &[Arc<Targets>],
     ) {
-        // path -> digest -> size -> supporters
-        let mut ttree: BTreeMap<Path, BTreeMap<Digest, BTreeMap<u64, Supporters>>> =
-            BTreeMap::new();
+        // path -> [(digest, size, supporter id, key digest, epoch)], in the
+        // order of the targets files and their entries
+        type Entry<'t> = (&'t Digest, u64, &'t String, &'t Digest, u64);
+        let mut groups: HashMap<&Path, Vec<Entry>> = HashMap::new();
         for t in targets {
             let Some((kd, epoch)) = id_d.get(&t.header.name) else {
                 self.warnings.push(format!(
@@ -466,38 +807,40 @@ impl<'a> Verifier<'a> {
                     ));
                     continue;
                 }
-                let by_dgst = ttree.entry(chk.filename.clone()).or_default();
+                let g = groups.entry(&chk.filename).or_default();
                 for d in &chk.digest {
-                    by_dgst
-                        .entry(d.clone())
-                        .or_default()
-                        .entry(chk.size)
-                        .or_default()
-                        .push((t.header.name.clone(), kd.clone(), *epoch));
+                    g.push((d, chk.size, &t.header.name, kd, *epoch));
                 }
             }
         }
-        for (path, by_dgst) in ttree {
-            for (dgst, by_len) in by_dgst {
-                for (len, sups) in by_len {
-                    let mut dm = HashMap::new();
-                    let mut s = BTreeSet::new();
-                    for (id, kd, e) in sups {
-                        dm.insert(kd, (id.clone(), e));
-                        s.insert(id);
-                    }
-                    if expr.eval(&dm, &BTreeSet::new()) {
-                        tree.entry(path.clone())
-                            .or_default()
-                            .push((dgst.clone(), len, s));
-                    } else {
-                        self.warnings.push(format!(
-                            "expression {expr} is not satisfied for {} ({dgst}, {len} bytes)",
-                            path_to_string(&path)
-                        ));
-                    }
+        let fast = FastExpr::new(expr);
+        let mut sups: Vec<(&String, &Digest, u64)> = Vec::new();
+        let mut failed: Vec<(&Path, &Digest, u64)> = Vec::new();
+        for (path, mut entries) in groups {
+            // stable: supporters keep their order
+            entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            for group in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+                let (dgst, len) = (group[0].0, group[0].1);
+                sups.clear();
+                sups.extend(group.iter().map(|e| (e.2, e.3, e.4)));
+                if fast.eval_supporters(&sups) {
+                    let s: BTreeSet<String> = sups.iter().map(|(id, _, _)| (*id).clone()).collect();
+                    let entry = match tree.get_mut(path) {
+                        Some(e) => e,
+                        None => tree.entry(path.clone()).or_default(),
+                    };
+                    entry.push((dgst.clone(), len, s));
+                } else {
+                    failed.push((path, dgst, len));
                 }
             }
+        }
+        failed.sort();
+        for (path, dgst, len) in failed {
+            self.warnings.push(format!(
+                "expression {expr} is not satisfied for {} ({dgst}, {len} bytes)",
+                path_to_string(path)
+            ));
         }
     }
 
@@ -506,10 +849,10 @@ impl<'a> Verifier<'a> {
         id_d: &BTreeMap<String, (Digest, u64)>,
         parent: &[String],
         expr: &Expr,
-        targets: &[Targets],
+        targets: &[Arc<Targets>],
     ) -> Vec<(Path, Expr, bool)> {
         // path -> [(expression, terminating, id, keydigest, epoch)]
-        let mut dtree: BTreeMap<Path, Vec<(Expr, bool, String, Digest, u64)>> = BTreeMap::new();
+        let mut dtree: BTreeMap<Path, Vec<DelegationEntry>> = BTreeMap::new();
         for t in targets {
             let Some((kd, epoch)) = id_d.get(&t.header.name) else {
                 continue;
@@ -537,7 +880,7 @@ impl<'a> Verifier<'a> {
         }
         let mut out = Vec::new();
         for (path, entries) in dtree {
-            let mut by_expr: Vec<(Expr, Vec<(bool, String, Digest, u64)>)> = Vec::new();
+            let mut by_expr: Vec<(Expr, DelegationSups)> = Vec::new();
             for (e, term, id, kd, ep) in entries {
                 match by_expr.iter_mut().find(|(x, _)| *x == e) {
                     Some((_, v)) => v.push((term, id, kd, ep)),
@@ -569,29 +912,23 @@ impl<'a> Verifier<'a> {
     fn disk_tree(
         &self,
         prefix: &[String],
-        out: &mut BTreeMap<Path, (Digest, u64)>,
+        out: &mut Vec<(Path, (Digest, u64))>,
     ) -> Result<(), String> {
-        let items = self
-            .src
-            .list(prefix)
-            .map_err(|e| format!("cannot list {}: {e}", display_path(prefix)))?;
-        for (name, is_dir) in items {
-            let mut p = prefix.to_vec();
-            p.push(name);
-            if is_dir {
-                self.disk_tree(&p, out)?;
-            } else {
-                let t = target_of_file(self.src, p)?;
-                out.insert(t.filename, (t.digest[0].clone(), t.size));
+        for w in walk_and_hash(self.src, prefix) {
+            match w {
+                Walked::Failed(m) | Walked::File(_, Err(m)) => return Err(m),
+                Walked::File(p, Ok(x)) => out.push((p, x)),
             }
         }
         Ok(())
     }
 
     fn compare_with_disk(&mut self, root: &Root, tree: &TargetTree) -> Result<usize, String> {
-        let mut on_disk = BTreeMap::new();
+        let mut on_disk: Vec<(Path, (Digest, u64))> = Vec::new();
         self.disk_tree(&root.datadir, &mut on_disk)?;
-        let mut problems: Vec<(String, Option<String>)> = Vec::new(); // message, package if only-on-disk
+        // problems in path order: files on disk first, then signed files
+        // missing on disk
+        let mut disk_problems: Vec<(&Path, String, Option<String>)> = Vec::new(); // path, message, package if only-on-disk
         for (path, (dgst, len)) in &on_disk {
             match tree.get(path) {
                 None => {
@@ -602,7 +939,8 @@ impl<'a> Verifier<'a> {
                     };
                     if t.is_opam_file(&root.datadir) {
                         let pkg = path.get(root.datadir.len()).cloned();
-                        problems.push((
+                        disk_problems.push((
+                            path,
                             format!("path {} only exists on disk", path_to_string(path)),
                             pkg,
                         ));
@@ -610,7 +948,8 @@ impl<'a> Verifier<'a> {
                 }
                 Some(xs) => {
                     if !xs.iter().any(|(d, l, _)| d == dgst && l == len) {
-                        problems.push((
+                        disk_problems.push((
+                            path,
                             format!(
                                 "no matching digest for {} (on disk {len} bytes, {dgst}; signed {})",
                                 path_to_string(path),
@@ -622,13 +961,17 @@ impl<'a> Verifier<'a> {
                 }
             }
         }
-        for path in tree.keys() {
-            if !on_disk.contains_key(path) {
-                problems.push((
-                    format!("path {} only exists in targets", path_to_string(path)),
-                    None,
-                ));
-            }
+        disk_problems.sort_by(|a, b| a.0.cmp(b.0));
+        let mut problems: Vec<(String, Option<String>)> =
+            disk_problems.into_iter().map(|(_, m, p)| (m, p)).collect();
+        let present: std::collections::HashSet<&Path> = on_disk.iter().map(|(p, _)| p).collect();
+        let mut missing: Vec<&Path> = tree.keys().filter(|p| !present.contains(p)).collect();
+        missing.sort();
+        for path in missing {
+            problems.push((
+                format!("path {} only exists in targets", path_to_string(path)),
+                None,
+            ));
         }
         for (m, _) in &problems {
             self.warnings.push(m.clone());
