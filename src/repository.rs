@@ -126,7 +126,8 @@ impl Repo {
     /// Reads and parses a resource (warnings become notices).
     pub fn read<R: Resource>(&mut self, rel: &[String]) -> Result<R> {
         let path = self.path(rel);
-        let text = std::fs::read_to_string(&path).map_err(|e| ArcaError::io(&path, e))?;
+        let text = crate::conex::resource::read_text_limited(&path)
+            .map_err(|e| ArcaError::io(&path, e))?;
         let mut warnings = Vec::new();
         let r = R::parse(&text, &mut warnings).map_err(|e| e.in_file(path.display()))?;
         let name = rel.last().map(String::as_str).unwrap_or_default();
