@@ -129,7 +129,22 @@ impl Repo {
         let text = crate::conex::resource::read_text_limited(&path)
             .map_err(|e| ArcaError::io(&path, e))?;
         let mut warnings = Vec::new();
-        let r = R::parse(&text, &mut warnings).map_err(|e| e.in_file(path.display()))?;
+        let file = crate::conex::opam::decode(&text, &mut warnings)
+            .map_err(|e| e.in_file(path.display()))?;
+        let r = R::from_file_wire(&file, &mut warnings).map_err(|e| e.in_file(path.display()))?;
+        // anything besides `signed` and `signatures` would be dropped when
+        // arca writes the file back
+        if let Some(k) = file
+            .keys()
+            .find(|k| !matches!(k.as_str(), "signed" | "signatures"))
+        {
+            return Err(crate::conex::ConexError::field(
+                k.clone(),
+                "unknown top-level field (a conex file has only signed and signatures); arca would drop it when writing",
+            )
+            .in_file(path.display())
+            .into());
+        }
         let name = rel.last().map(String::as_str).unwrap_or_default();
         if !crate::conex::expr::id_equal(&r.header().name, name) {
             return Err(crate::conex::ConexError::field(
