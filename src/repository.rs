@@ -789,6 +789,14 @@ pub fn compute_targets(
 /// Refuses roots arca will not write: quorum below 1 or above the keys that
 /// could meet it, references to missing keys.
 pub fn check_root_shape(root: &Root) -> Result<()> {
+    let mut seen: BTreeMap<crate::conex::key::Digest, &str> = BTreeMap::new();
+    for (id, k) in &root.keys {
+        if let Some(other) = seen.insert(k.key_id(), id) {
+            return Err(ArcaError::Refused(format!(
+                "root keys {other} and {id} are the same key; one key under two ids would count once but look like two"
+            )));
+        }
+    }
     for id in root.valid.local_ids() {
         if !root.keys.contains_key(&id) {
             return Err(ArcaError::Refused(format!(
