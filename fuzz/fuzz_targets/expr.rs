@@ -31,7 +31,12 @@ fuzz_target!(|data: &[u8]| {
         let keys: BTreeMap<String, String> = e
             .local_ids()
             .into_iter()
-            .map(|id| (id, "ed25519=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_string()))
+            .map(|id| {
+                (
+                    id,
+                    "ed25519=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_string(),
+                )
+            })
             .collect();
         let _ = e.hash(&keys);
     }

@@ -10,7 +10,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
-    let alg = if sel & 1 == 0 { KeyAlg::Ed25519 } else { KeyAlg::Rsa };
+    let alg = if sel & 1 == 0 {
+        KeyAlg::Ed25519
+    } else {
+        KeyAlg::Rsa
+    };
     let (key, sig) = match rest.iter().position(|&b| b == 0xff) {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (rest, &[][..]),

@@ -1,0 +1,76 @@
+//! Inputs the fuzz targets (fuzz/) found, kept as regression tests. Each
+//! says what was found and what the behaviour is.
+
+mod support;
+use arca::conex::opam;
+use arca::conex::resource::{Resource, Root};
+use support::*;
+
+/// fuzz target `opam`: `signatures: []` decodes to an empty list, and the
+/// printer (a port of OCaml's opam printer, as conex uses) leaves out a
+/// top-level variable whose value is an empty list, so the printed text
+/// decodes without it. For resources the two are the same: an absent
+/// `signatures` is no signatures.
+#[test]
+fn empty_top_level_list_is_not_printed() {
+    let mut w = Vec::new();
+    let wire = opam::decode("signatures: []\n", &mut w).unwrap();
+    assert!(w.is_empty());
+    assert_eq!(wire.len(), 1);
+    assert_eq!(opam::encode(&wire), "\n");
+    let root = std::fs::read_to_string(vectors().join("stages/root.5-role-timestamp")).unwrap();
+    assert!(!root.contains("signatures"));
+    let with = format!("{root}signatures: []\n");
+    let a = Root::parse(&root, &mut Vec::new()).unwrap();
+    let b = Root::parse(&with, &mut Vec::new()).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(b.to_file_string(), root);
+}
+
+/// fuzz target `resources`: a role reference with an unknown digest
+/// algorithm (`sha257=`) is skipped with a warning, as conex does, which
+/// leaves the role as `(1 [])`, a quorum nobody can meet; printed, that
+/// does not parse. arca never writes such a file: it refuses to rewrite a
+/// file whose parse warned, with one line naming the file.
+#[test]
+fn role_reference_with_unknown_digest_is_refused_for_rewriting() {
+    let text = std::fs::read_to_string(vectors().join("repo/root"))
+        .unwrap()
+        .replacen(
+            "sha256=ff3858141882954fb50076cbe394de17ed2e3748322dc837fe0d46632a35a707",
+            "sha257=ff3858141882954fb50076cbe394de17ed2e3748322dc837fe0d46632a35a707",
+            1,
+        );
+    let mut w = Vec::new();
+    let r = Root::parse(&text, &mut w).unwrap();
+    assert!(!w.is_empty(), "the skipped reference is not reported");
+    assert!(Root::parse(&r.to_file_string(), &mut Vec::new()).is_err());
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("root"), &text).unwrap();
+    let ks = vector_key_store(tmp.path());
+    let d = tmp.path().to_str().unwrap();
+    for args in [
+        vec!["root", "status", "-r", d],
+        vec![
+            "root",
+            "sign",
+            "--id",
+            "rootA",
+            "-r",
+            d,
+            "--key-store",
+            ks.to_str().unwrap(),
+        ],
+    ] {
+        let o = arca(&args);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("/root") && err.contains("sha257"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("root")).unwrap(),
+        text
+    );
+}
