@@ -74,3 +74,28 @@ fn role_reference_with_unknown_digest_is_refused_for_rewriting() {
         text
     );
 }
+
+/// fuzz target `opam`: a string holding CR LF was printed raw, and the
+/// lexer reads a raw CR LF inside a string as LF (as OCaml's lexer does),
+/// so the value changed on the way back — and with it the canonical string
+/// signatures cover. The printer now writes that CR as `\r`; strings
+/// without CR LF print exactly as before (as conex prints them).
+#[test]
+fn cr_lf_inside_a_string_survives_print_and_parse() {
+    use arca::conex::Wire;
+    // (values are trimmed when read, as conex trims them: no blank ends)
+    for s in ["a\r\nb", "x\r\r\n\r\ny", "only\rcr", "a\r\n\r\n\r\nb"] {
+        let mut m = arca::conex::wire::WireMap::new();
+        m.insert("v".into(), Wire::Data(s.into()));
+        m.insert(
+            "l".into(),
+            Wire::List(vec![Wire::Data(format!("k{s}k")), Wire::Ident("i".into())]),
+        );
+        let text = opam::encode(&m);
+        let back = opam::decode(&text, &mut Vec::new()).unwrap();
+        assert_eq!(back, m, "{s:?} printed as {text:?}");
+    }
+    let mut m = arca::conex::wire::WireMap::new();
+    m.insert("v".into(), Wire::Data("plain\nnew line".into()));
+    assert!(!opam::encode(&m).contains("\\r"));
+}

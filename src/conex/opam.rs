@@ -814,6 +814,13 @@ fn escape_string(s: &str, triple: bool) -> String {
                 out.push('\\')
             }
             '\\' => out.push('\\'),
+            // the lexer reads a raw CR LF in a string as LF (as OCaml's
+            // does); `\r` keeps the CR. Only CR before LF needs it, so any
+            // other string prints exactly as conex prints it.
+            '\r' if b.get(i + 1) == Some(&b'\n') => {
+                out.push_str("\\r");
+                continue;
+            }
             _ => {}
         }
         out.push(ch);
