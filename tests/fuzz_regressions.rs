@@ -99,3 +99,25 @@ fn cr_lf_inside_a_string_survives_print_and_parse() {
     m.insert("v".into(), Wire::Data("plain\nnew line".into()));
     assert!(!opam::encode(&m).contains("\\r"));
 }
+
+/// fuzz target `key_location`: a pin-source path starting with `//` was
+/// printed as `file://…`, which reads back with the `file://` prefix
+/// stripped — a different (relative) path. Rehearsal profiles are written
+/// by printing locations, so the path must survive.
+#[test]
+fn pin_source_path_with_leading_slashes_survives_printing() {
+    use arca::keys::KeyLocation;
+    for s in [
+        "pkcs11:token=t?pin-source=file:////srv/pin",
+        "pkcs11:token=t?pin-source=file:///srv/pin",
+        "pkcs11:token=t?pin-source=file:/srv/pin",
+        "pkcs11:token=t?pin-source=file:pins/alice",
+        "pkcs11:id=%01%02%63%74%3D%6B?pin-source=file://///////pce%3Dfile:/n",
+    ] {
+        let a = KeyLocation::parse(s).unwrap();
+        let printed = a.to_string();
+        let b = KeyLocation::parse(&printed).unwrap();
+        assert_eq!(a, b, "{s} printed as {printed}");
+        assert_eq!(b.to_string(), printed);
+    }
+}

@@ -440,9 +440,17 @@ impl fmt::Display for Pkcs11Uri {
             ));
         }
         if let Some(p) = &self.pin_source {
+            // `file://` is read as a prefix too: a path that itself starts
+            // with `//` needs it spelled out to read back the same
+            let p = p.to_string_lossy();
+            let scheme = if p.starts_with("//") {
+                "file://"
+            } else {
+                "file:"
+            };
             query.push(format!(
-                "pin-source=file:{}",
-                pct_encode(p.to_string_lossy().as_bytes(), true)
+                "pin-source={scheme}{}",
+                pct_encode(p.as_bytes(), true)
             ));
         }
         if !query.is_empty() {
