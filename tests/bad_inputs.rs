@@ -249,3 +249,23 @@ fn oversized_files_are_refused_and_large_ones_handled() {
         t.elapsed()
     );
 }
+
+/// A root saved with CRLF line endings is not a bad input: CR LF is a line
+/// break, between tokens and inside strings (as in OCaml's lexer), so it
+/// reads as the same root with the same valid signatures; arca writes LF.
+#[test]
+fn crlf_files_read_like_lf_files() {
+    use arca::conex::resource::{Resource, Root};
+    let lf = std::fs::read_to_string(vectors().join("repo/root")).unwrap();
+    let crlf = lf.replace('\n', "\r\n");
+    let a = Root::parse(&lf, &mut Vec::new()).unwrap();
+    let mut w = Vec::new();
+    let b = Root::parse(&crlf, &mut w).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(a, b);
+    assert_eq!(b.to_file_string(), lf);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("root"), &crlf).unwrap();
+    let o = arca(["root", "status", "-r", tmp.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
