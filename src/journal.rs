@@ -156,6 +156,13 @@ pub fn read_chain(path: &Path) -> Result<Vec<Entry>, JournalError> {
         line: 0,
         msg: e.to_string(),
     })?;
+    parse_chain(&file, &text)
+}
+
+/// Checks journal text already in memory (`file` names it in errors); what
+/// [`read_chain`] does after reading the file.
+pub fn parse_chain(file: &str, text: &str) -> Result<Vec<Entry>, JournalError> {
+    let file = file.to_string();
     let mut out: Vec<Entry> = Vec::new();
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     for (i, raw) in lines.iter().enumerate() {

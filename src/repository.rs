@@ -122,9 +122,25 @@ impl Repo {
     /// Reads and parses a resource (warnings become notices).
     pub fn read<R: Resource>(&mut self, rel: &[String]) -> Result<R> {
         let path = self.path(rel);
-        let text = std::fs::read_to_string(&path).map_err(|e| ArcaError::io(&path, e))?;
+        let text = crate::conex::resource::read_text_limited(&path)
+            .map_err(|e| ArcaError::io(&path, e))?;
         let mut warnings = Vec::new();
-        let r = R::parse(&text, &mut warnings).map_err(|e| e.in_file(path.display()))?;
+        let file = crate::conex::opam::decode(&text, &mut warnings)
+            .map_err(|e| e.in_file(path.display()))?;
+        let r = R::from_file_wire(&file, &mut warnings).map_err(|e| e.in_file(path.display()))?;
+        // anything besides `signed` and `signatures` would be dropped when
+        // arca writes the file back
+        if let Some(k) = file
+            .keys()
+            .find(|k| !matches!(k.as_str(), "signed" | "signatures"))
+        {
+            return Err(crate::conex::ConexError::field(
+                k.clone(),
+                "unknown top-level field (a conex file has only signed and signatures); arca would drop it when writing",
+            )
+            .in_file(path.display())
+            .into());
+        }
         let name = rel.last().map(String::as_str).unwrap_or_default();
         if !crate::conex::expr::id_equal(&r.header().name, name) {
             return Err(crate::conex::ConexError::field(
@@ -776,6 +792,14 @@ pub fn compute_targets(
 /// Refuses roots arca will not write: quorum below 1 or above the keys that
 /// could meet it, references to missing keys.
 pub fn check_root_shape(root: &Root) -> Result<()> {
+    let mut seen: BTreeMap<crate::conex::key::Digest, &str> = BTreeMap::new();
+    for (id, k) in &root.keys {
+        if let Some(other) = seen.insert(k.key_id(), id) {
+            return Err(ArcaError::Refused(format!(
+                "root keys {other} and {id} are the same key; one key under two ids would count once but look like two"
+            )));
+        }
+    }
     for id in root.valid.local_ids() {
         if !root.keys.contains_key(&id) {
             return Err(ArcaError::Refused(format!(

@@ -12,6 +12,9 @@ fn bad_inputs_are_refused_with_one_clear_line() {
     for case in std::fs::read_dir(&dir).unwrap() {
         let case = case.unwrap().path();
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        if !case.join("root").exists() {
+            continue; // a ceremony or targets case: see the tests below
+        }
         let expected = std::fs::read_to_string(case.join("expected")).unwrap();
         let expected = expected.trim();
         let tmp = tempfile::tempdir().unwrap();
@@ -61,5 +64,208 @@ fn bad_inputs_are_refused_with_one_clear_line() {
         }
         n += 1;
     }
-    assert!(n >= 18, "only {n} cases");
+    assert!(n >= 60, "only {n} cases");
+}
+
+/// Runs `args` and checks the refusal: non-zero exit, one stderr line with
+/// `expected` and `file` in it, no panic.
+fn refused_with_one_line(name: &str, args: &[&str], expected: &str, file: &str) {
+    let o = arca(args);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{name}: {args:?} succeeded");
+    assert!(!err.contains("panicked"), "{name}: panic: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{name}: not one line: {err}"
+    );
+    assert!(
+        err.contains(expected),
+        "{name}: expected {expected:?} in {err:?}"
+    );
+    assert!(err.contains(file), "{name}: {file} is not named: {err}");
+}
+
+/// `<case>/keys/<id>` targets files: `targets status` and `targets sign`
+/// refuse them, next to the vectors' valid root; nothing is written.
+#[test]
+fn bad_targets_files_are_refused_with_one_clear_line() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-inputs");
+    let mut n = 0;
+    for case in std::fs::read_dir(&dir).unwrap() {
+        let case = case.unwrap().path();
+        let Ok(keys) = std::fs::read_dir(case.join("keys")) else {
+            continue;
+        };
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let expected = std::fs::read_to_string(case.join("expected")).unwrap();
+        for k in keys {
+            let k = k.unwrap().path();
+            let id = k.file_name().unwrap().to_string_lossy().into_owned();
+            let tmp = tempfile::tempdir().unwrap();
+            let repo = tmp.path().join("repo");
+            copy_tree(&vectors().join("repo"), &repo);
+            std::fs::copy(&k, repo.join("keys").join(&id)).unwrap();
+            let before = std::fs::read(repo.join("keys").join(&id)).unwrap();
+            let ks = vector_key_store(tmp.path());
+            let r = repo.to_str().unwrap();
+            for args in [
+                vec!["targets", "status", "--id", &id, "-r", r],
+                vec![
+                    "targets",
+                    "sign",
+                    "--id",
+                    &id,
+                    "-r",
+                    r,
+                    "--key-store",
+                    ks.to_str().unwrap(),
+                ],
+            ] {
+                refused_with_one_line(&name, &args, expected.trim(), &format!("keys/{id}"));
+            }
+            assert_eq!(
+                std::fs::read(repo.join("keys").join(&id)).unwrap(),
+                before,
+                "{name}: file changed"
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "only {n} targets cases");
+}
+
+/// `<case>/ceremony.toml`: `arca ceremony check` refuses it with one line
+/// naming the file.
+#[test]
+fn bad_ceremony_files_are_refused_with_one_clear_line() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-inputs");
+    let mut n = 0;
+    for case in std::fs::read_dir(&dir).unwrap() {
+        let case = case.unwrap().path();
+        let file = case.join("ceremony.toml");
+        if !file.exists() {
+            continue;
+        }
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let expected = std::fs::read_to_string(case.join("expected")).unwrap();
+        refused_with_one_line(
+            &name,
+            &["ceremony", "check", file.to_str().unwrap()],
+            expected.trim(),
+            "ceremony.toml",
+        );
+        n += 1;
+    }
+    assert!(n >= 5, "only {n} ceremony cases");
+}
+
+/// arca refuses to sign a root whose quorum is 0 or negative, or whose
+/// role has quorum 0 (conex would accept such a root with no signature).
+/// `root status` shows these files; signing them is refused.
+#[test]
+fn quorum_zero_is_refused_by_root_sign() {
+    let valid = std::fs::read_to_string(vectors().join("repo/root")).unwrap();
+    let snap_ref = "[\n        snapshot\n        [\n          snap\n          \"sha256=ff3858141882954fb50076cbe394de17ed2e3748322dc837fe0d46632a35a707\"\n          0x0\n        ]\n      ]";
+    assert!(valid.contains(snap_ref));
+    for (name, text, expected) in [
+        (
+            "quorum 0",
+            valid.replace("[valid (2 [rootA rootB])]", "[valid (0 [rootA rootB])]"),
+            "quorum 0",
+        ),
+        (
+            "negative quorum",
+            valid.replace("[valid (2 [rootA rootB])]", "[valid (-1 [rootA rootB])]"),
+            "quorum 0",
+        ),
+        (
+            "role quorum 0",
+            valid.replace(
+                snap_ref,
+                "[\n        snapshot\n        (0 [[snap \"sha256=ff3858141882954fb50076cbe394de17ed2e3748322dc837fe0d46632a35a707\" 0x0]])\n      ]",
+            ),
+            "the snapshot role has quorum 0",
+        ),
+        (
+            "valid names a missing key",
+            valid.replace("[valid (2 [rootA rootB])]", "[valid (2 [rootA rootC])]"),
+            "rootC, which is not a root key",
+        ),
+    ] {
+        assert_ne!(text, valid, "{name}: not applied");
+        let tmp = tempfile::tempdir().unwrap();
+        let ks = vector_key_store(tmp.path());
+        std::fs::write(tmp.path().join("root"), &text).unwrap();
+        let o = arca([
+            "root",
+            "sign",
+            "--id",
+            "rootA",
+            "-r",
+            tmp.path().to_str().unwrap(),
+            "--key-store",
+            ks.to_str().unwrap(),
+        ]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{name}: signed");
+        assert!(err.contains(expected), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("root")).unwrap(),
+            text,
+            "{name}: file changed"
+        );
+    }
+}
+
+/// A file over 16 MiB is refused before it is parsed; a 4 MiB file of
+/// padding is handled in reasonable time.
+#[test]
+fn oversized_files_are_refused_and_large_ones_handled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = std::fs::read_to_string(vectors().join("repo/root")).unwrap();
+    let huge = format!("{root}{}", " ".repeat(17 * 1024 * 1024));
+    std::fs::write(tmp.path().join("root"), &huge).unwrap();
+    let r = tmp.path().to_str().unwrap();
+    for args in [
+        vec!["root", "status", "-r", r],
+        vec!["root", "remove-key", "--id", "rootB", "-r", r],
+    ] {
+        refused_with_one_line("oversized", &args, "larger than 16 MiB", "/root");
+    }
+    assert_eq!(
+        std::fs::metadata(tmp.path().join("root")).unwrap().len(),
+        huge.len() as u64
+    );
+    let large = format!("{root}# {}\n", "x".repeat(4 * 1024 * 1024));
+    std::fs::write(tmp.path().join("root"), &large).unwrap();
+    let t = std::time::Instant::now();
+    let o = arca(["root", "status", "-r", r]);
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "a 4 MiB file took {:?}",
+        t.elapsed()
+    );
+}
+
+/// A root saved with CRLF line endings is not a bad input: CR LF is a line
+/// break, between tokens and inside strings (as in OCaml's lexer), so it
+/// reads as the same root with the same valid signatures; arca writes LF.
+#[test]
+fn crlf_files_read_like_lf_files() {
+    use arca::conex::resource::{Resource, Root};
+    let lf = std::fs::read_to_string(vectors().join("repo/root")).unwrap();
+    let crlf = lf.replace('\n', "\r\n");
+    let a = Root::parse(&lf, &mut Vec::new()).unwrap();
+    let mut w = Vec::new();
+    let b = Root::parse(&crlf, &mut w).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(a, b);
+    assert_eq!(b.to_file_string(), lf);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("root"), &crlf).unwrap();
+    let o = arca(["root", "status", "-r", tmp.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -121,11 +121,11 @@ fn reseal(dir: &Path, ks: &Path) {
     let mut repo = Repo::new(dir, NOW.into());
     let mut snap = signer(ks, "snap");
     let mut ts = signer(ks, "ts");
-    repo.snapshot_create("snap", snap.public_key().clone(), NOW)
+    repo.snapshot_create("snap", snap.public_key().clone(), NOW, None)
         .unwrap();
     repo.online_sign::<Snapshot>("snap", &mut snap, Counter::Increment)
         .unwrap();
-    repo.timestamp_create("ts", "snap", ts.public_key().clone(), NOW)
+    repo.timestamp_create("ts", "snap", ts.public_key().clone(), NOW, None)
         .unwrap();
     repo.online_sign::<Timestamp>("ts", &mut ts, Counter::Increment)
         .unwrap();
@@ -517,11 +517,11 @@ fn snapshot_counter_not_increasing_is_only_a_warning() {
     let mut repo = Repo::new(&w.new, NOW.into());
     let mut snap = signer(&w.ks, "snap");
     let mut ts = signer(&w.ks, "ts");
-    repo.snapshot_create("snap", snap.public_key().clone(), NOW)
+    repo.snapshot_create("snap", snap.public_key().clone(), NOW, None)
         .unwrap();
     repo.online_sign::<Snapshot>("snap", &mut snap, Counter::Keep)
         .unwrap();
-    repo.timestamp_create("ts", "snap", ts.public_key().clone(), NOW)
+    repo.timestamp_create("ts", "snap", ts.public_key().clone(), NOW, None)
         .unwrap();
     repo.online_sign::<Timestamp>("ts", &mut ts, Counter::Increment)
         .unwrap();

@@ -610,7 +610,10 @@ pub fn decode_value(v: &Value, warnings: &mut Vec<String>) -> Result<Wire, Conex
         Value::Ident(s) => {
             if s.starts_with("0x") {
                 Wire::Bigint(uint_of_string(s).ok_or_else(|| {
-                    ConexError::msg(format!("cannot parse unsigned integer: {s}"))
+                    // an overlong value is cut: the error stays one short line
+                    let shown: String = s.chars().take(40).collect();
+                    let more = if shown.len() < s.len() { "…" } else { "" };
+                    ConexError::msg(format!("cannot parse unsigned integer: {shown}{more}"))
                 })?)
             } else if s == "emptymap" {
                 Wire::Map(WireMap::new())
@@ -811,6 +814,13 @@ fn escape_string(s: &str, triple: bool) -> String {
                 out.push('\\')
             }
             '\\' => out.push('\\'),
+            // the lexer reads a raw CR LF in a string as LF (as OCaml's
+            // does); `\r` keeps the CR. Only CR before LF needs it, so any
+            // other string prints exactly as conex prints it.
+            '\r' if b.get(i + 1) == Some(&b'\n') => {
+                out.push_str("\\r");
+                continue;
+            }
             _ => {}
         }
         out.push(ch);

@@ -176,6 +176,46 @@ fn desc_list<T>(m: &BTreeMap<String, T>, f: impl Fn(&T) -> Wire) -> Wire {
     Wire::List(m.values().rev().map(f).collect())
 }
 
+/// The largest conex file arca reads (16 MiB). Real root, targets,
+/// snapshot and timestamp files are kilobytes to a few megabytes; a larger
+/// file is refused before it is read, so a hostile or corrupted file cannot
+/// make the parser allocate without bound.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a conex file as UTF-8 text, refusing files over
+/// [`MAX_FILE_BYTES`] (checked while reading, not only from the size the
+/// file system reports, so a growing file or a device cannot get past it).
+pub fn read_text_limited(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let too_big = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "file is larger than {} MiB, the limit for a conex file",
+                MAX_FILE_BYTES / (1024 * 1024)
+            ),
+        )
+    };
+    let f = std::fs::File::open(path)?;
+    if f.metadata()?.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
 /// A repository path (`packages/foo/foo.1.0/opam`) as components.
 pub type Path = Vec<String>;
 

@@ -125,9 +125,25 @@ pub struct Pkcs11Uri {
 
 fn loc_err(s: &str, reason: impl Into<String>) -> KeyError {
     KeyError::Location {
-        location: s.into(),
+        location: redact_pin_value(s),
         reason: reason.into(),
     }
+}
+
+/// The location with the value of any `pin-value=` attribute hidden, so
+/// that refusing it does not print the PIN.
+fn redact_pin_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("pin-value=") {
+        let (head, tail) = rest.split_at(i + "pin-value=".len());
+        out.push_str(head);
+        out.push_str("(hidden)");
+        let end = tail.find(['&', ';', '?']).unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn hexval(b: u8) -> Option<u8> {
@@ -424,9 +440,17 @@ impl fmt::Display for Pkcs11Uri {
             ));
         }
         if let Some(p) = &self.pin_source {
+            // `file://` is read as a prefix too: a path that itself starts
+            // with `//` needs it spelled out to read back the same
+            let p = p.to_string_lossy();
+            let scheme = if p.starts_with("//") {
+                "file://"
+            } else {
+                "file:"
+            };
             query.push(format!(
-                "pin-source=file:{}",
-                pct_encode(p.to_string_lossy().as_bytes(), true)
+                "pin-source={scheme}{}",
+                pct_encode(p.as_bytes(), true)
             ));
         }
         if !query.is_empty() {
@@ -2016,6 +2040,19 @@ pub fn init_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_pin_value_is_not_echoed() {
+        let e = Pkcs11Uri::parse("pkcs11:token=t;object=k?pin-value=123456&module-path=/m.so")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("123456"), "{e}");
+        assert!(e.contains("pin-value=(hidden)"), "{e}");
+        let e = Pkcs11Uri::parse("pkcs11:token=t;pin-value=654321")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("654321"), "{e}");
+    }
 
     #[test]
     fn module_resolution_order() {

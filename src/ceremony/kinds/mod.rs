@@ -158,7 +158,8 @@ pub fn delegate_key(e: &mut Engine, d: &DelegateSpec) -> Result<PublicKey> {
 pub fn load_root(e: &mut Engine, path: &str) -> Result<Root> {
     let p = e.base.join(path);
     e.step("load-root", |e| {
-        let text = std::fs::read_to_string(&p).map_err(|err| ArcaError::io(&p, err))?;
+        let text =
+            crate::conex::resource::read_text_limited(&p).map_err(|err| ArcaError::io(&p, err))?;
         let mut warnings = Vec::new();
         let root = Root::parse(&text, &mut warnings).map_err(|err| err.in_file(p.display()))?;
         if let Some(w) = warnings.first() {

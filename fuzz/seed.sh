@@ -1,0 +1,70 @@
+#!/bin/sh
+# Builds the seed corpora in fuzz/corpus/<target> from the conex-made test
+# vectors, the bad-input corpus and the shipped ceremony files.
+set -eu
+cd "$(dirname "$0")"
+root=..
+v=$root/tests/vectors
+mk() { mkdir -p "corpus/$1"; }
+for t in opam resources expr key ceremony profile key_location journal; do mk $t; done
+
+n=0
+for f in $v/repo/root $v/repo/snap $v/repo/ts $v/repo/keys/* $v/stages/* $v/variants/root.* \
+         $root/tests/bad-inputs/*/root; do
+  [ -f "$f" ] || continue
+  n=$((n + 1))
+  cp "$f" corpus/opam/seed-$n
+  cp "$f" corpus/resources/seed-$n
+done
+find $v/repo/packages -type f | head -20 | while read -r f; do
+  cp "$f" "corpus/opam/pkg-$(echo "$f" | sha256sum | cut -c1-12)"
+done
+
+i=0
+for e in '(2 [rootA rootB])' '(1 [a b c])' '(1 [a "sha256=02f4b9911e6a40314bcdd80ba24eb0342bdd96b1b80117f8c0deb8c3eddd238e" 0x0])' \
+         '((1 [a]) && (2 [b c]))' '((1 [a]) || (1 [b]))' '(0 [])'; do
+  i=$((i + 1)); printf 'e: %s\n' "$e" > corpus/expr/seed-$i
+done
+
+# key: first byte selects the algorithm (even: ed25519, odd: rsa), 0xFF
+# separates key data from signature bytes.
+printf '\000KBcCuJOFznt1cjczq1/A8FuHWB95SXgQ7Cp5wWssxnk=\377rEqmZASaC0p1Y/I3KTx5plCE+jc9UtH9VU1BjzvqOQHFa9E8MCFbNMdP9VHYabHDEftoZTfgwzmlv0YDABPmBA==' > corpus/key/ed25519
+python3 - "$v/repo/root" > corpus/key/rsa <<'PY'
+import sys, re
+t = open(sys.argv[1]).read()
+m = re.search(r'rsa=(-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----)', t, re.S)
+sys.stdout.buffer.write(b'\x01' + m.group(1).encode() + b'\xff' + b'\x00' * 512)
+PY
+
+for f in $root/ceremonies/*.toml; do cp "$f" corpus/ceremony/; done
+cat > corpus/profile/seed-1 <<'P'
+[holders]
+alice = "pkcs11:token=root-1;object=rootA?module-path=/usr/lib/softhsm/libsofthsm2.so"
+bob = "piv:serial=15835999;slot=9c"
+carol = "file:/media/usb/rootC.private"
+P
+i=0
+for l in 'pkcs11:token=root-1;object=rootA?module-path=/usr/lib/softhsm/libsofthsm2.so' \
+         'pkcs11:token=My%20Token;id=%01%02;object=k?pin-source=file:/tmp/pin' \
+         'pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;serial=abc;token=t;type=private' \
+         'piv:serial=15835999;slot=9c' 'piv:slot=9a' 'piv:serial=1;slot=82' 'file:/tmp/k.private'; do
+  i=$((i + 1)); printf '%s' "$l" > corpus/key_location/seed-$i
+done
+
+python3 > corpus/journal/seed-1 <<'PY'
+import json, hashlib
+prev = "sha256=" + "0" * 64
+out = []
+steps = [("begin", {"ceremony": "create-root", "digest": "sha256=" + "ab" * 32}, {}),
+         ("root-key:rootA", {"key": "ed25519=KBcCuJOFznt1cjczq1/A8FuHWB95SXgQ7Cp5wWssxnk="}, {}),
+         ("sign:rootA", {"counter": 1}, {"root": "sha256=" + "cd" * 32})]
+for n, (step, detail, outputs) in enumerate(steps, 1):
+    e = {"seq": n, "time": "2026-11-21T23:33:19Z", "step": step, "detail": detail,
+         "outputs": outputs, "prev": prev}
+    h = "sha256=" + hashlib.sha256(json.dumps(e, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+    e["hash"] = h
+    out.append(json.dumps(e, separators=(",", ":"), ensure_ascii=False))
+    prev = h
+print("\n".join(out))
+PY
+echo "seeded: $(for t in corpus/*; do printf '%s=%s ' "${t#corpus/}" "$(ls "$t" | wc -l)"; done)"

@@ -1,0 +1,123 @@
+//! Inputs the fuzz targets (fuzz/) found, kept as regression tests. Each
+//! says what was found and what the behaviour is.
+
+mod support;
+use arca::conex::opam;
+use arca::conex::resource::{Resource, Root};
+use support::*;
+
+/// fuzz target `opam`: `signatures: []` decodes to an empty list, and the
+/// printer (a port of OCaml's opam printer, as conex uses) leaves out a
+/// top-level variable whose value is an empty list, so the printed text
+/// decodes without it. For resources the two are the same: an absent
+/// `signatures` is no signatures.
+#[test]
+fn empty_top_level_list_is_not_printed() {
+    let mut w = Vec::new();
+    let wire = opam::decode("signatures: []\n", &mut w).unwrap();
+    assert!(w.is_empty());
+    assert_eq!(wire.len(), 1);
+    assert_eq!(opam::encode(&wire), "\n");
+    let root = std::fs::read_to_string(vectors().join("stages/root.5-role-timestamp")).unwrap();
+    assert!(!root.contains("signatures"));
+    let with = format!("{root}signatures: []\n");
+    let a = Root::parse(&root, &mut Vec::new()).unwrap();
+    let b = Root::parse(&with, &mut Vec::new()).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(b.to_file_string(), root);
+}
+
+/// fuzz target `resources`: a role reference with an unknown digest
+/// algorithm (`sha257=`) is skipped with a warning, as conex does, which
+/// leaves the role as `(1 [])`, a quorum nobody can meet; printed, that
+/// does not parse. arca never writes such a file: it refuses to rewrite a
+/// file whose parse warned, with one line naming the file.
+#[test]
+fn role_reference_with_unknown_digest_is_refused_for_rewriting() {
+    let text = std::fs::read_to_string(vectors().join("repo/root"))
+        .unwrap()
+        .replacen(
+            "sha256=ff3858141882954fb50076cbe394de17ed2e3748322dc837fe0d46632a35a707",
+            "sha257=ff3858141882954fb50076cbe394de17ed2e3748322dc837fe0d46632a35a707",
+            1,
+        );
+    let mut w = Vec::new();
+    let r = Root::parse(&text, &mut w).unwrap();
+    assert!(!w.is_empty(), "the skipped reference is not reported");
+    assert!(Root::parse(&r.to_file_string(), &mut Vec::new()).is_err());
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("root"), &text).unwrap();
+    let ks = vector_key_store(tmp.path());
+    let d = tmp.path().to_str().unwrap();
+    for args in [
+        vec!["root", "status", "-r", d],
+        vec![
+            "root",
+            "sign",
+            "--id",
+            "rootA",
+            "-r",
+            d,
+            "--key-store",
+            ks.to_str().unwrap(),
+        ],
+    ] {
+        let o = arca(&args);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("/root") && err.contains("sha257"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("root")).unwrap(),
+        text
+    );
+}
+
+/// fuzz target `opam`: a string holding CR LF was printed raw, and the
+/// lexer reads a raw CR LF inside a string as LF (as OCaml's lexer does),
+/// so the value changed on the way back — and with it the canonical string
+/// signatures cover. The printer now writes that CR as `\r`; strings
+/// without CR LF print exactly as before (as conex prints them).
+#[test]
+fn cr_lf_inside_a_string_survives_print_and_parse() {
+    use arca::conex::Wire;
+    // (values are trimmed when read, as conex trims them: no blank ends)
+    for s in ["a\r\nb", "x\r\r\n\r\ny", "only\rcr", "a\r\n\r\n\r\nb"] {
+        let mut m = arca::conex::wire::WireMap::new();
+        m.insert("v".into(), Wire::Data(s.into()));
+        m.insert(
+            "l".into(),
+            Wire::List(vec![Wire::Data(format!("k{s}k")), Wire::Ident("i".into())]),
+        );
+        let text = opam::encode(&m);
+        let back = opam::decode(&text, &mut Vec::new()).unwrap();
+        assert_eq!(back, m, "{s:?} printed as {text:?}");
+    }
+    let mut m = arca::conex::wire::WireMap::new();
+    m.insert("v".into(), Wire::Data("plain\nnew line".into()));
+    assert!(!opam::encode(&m).contains("\\r"));
+}
+
+/// fuzz target `key_location`: a pin-source path starting with `//` was
+/// printed as `file://…`, which reads back with the `file://` prefix
+/// stripped — a different (relative) path. Rehearsal profiles are written
+/// by printing locations, so the path must survive.
+#[test]
+fn pin_source_path_with_leading_slashes_survives_printing() {
+    use arca::keys::KeyLocation;
+    for s in [
+        "pkcs11:token=t?pin-source=file:////srv/pin",
+        "pkcs11:token=t?pin-source=file:///srv/pin",
+        "pkcs11:token=t?pin-source=file:/srv/pin",
+        "pkcs11:token=t?pin-source=file:pins/alice",
+        "pkcs11:id=%01%02%63%74%3D%6B?pin-source=file://///////pce%3Dfile:/n",
+    ] {
+        let a = KeyLocation::parse(s).unwrap();
+        let printed = a.to_string();
+        let b = KeyLocation::parse(&printed).unwrap();
+        assert_eq!(a, b, "{s} printed as {printed}");
+        assert_eq!(b.to_string(), printed);
+    }
+}
