@@ -269,3 +269,16 @@ fn crlf_files_read_like_lf_files() {
     let o = arca(["root", "status", "-r", tmp.path().to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// The verifier refuses an oversized conex file without reading it whole.
+#[test]
+fn verify_refuses_an_oversized_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    let mut big = std::fs::read(vectors().join("repo/root")).unwrap();
+    big.extend(std::iter::repeat_n(b' ', 17 * 1024 * 1024));
+    std::fs::write(repo.join("root"), big).unwrap();
+    let o = arca(["verify", "--dir", repo.to_str().unwrap(), "-t", ANCHOR_A]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("larger than 16 MiB"), "{}", stderr(&o));
+}

@@ -264,9 +264,18 @@ pub fn read_resource<R: Resource>(
     name: &str,
     warnings: &mut Vec<String>,
 ) -> Result<R, String> {
-    let bytes = src
-        .read(path)
+    let limit = super::resource::MAX_FILE_BYTES;
+    let mut bytes = Vec::new();
+    src.open(path)
+        .and_then(|r| r.take(limit + 1).read_to_end(&mut bytes))
         .map_err(|_| format!("{name} (type {}) was not found in repository", R::TYP))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "{name} (type {}) is larger than {} MiB, the limit for a conex file",
+            R::TYP,
+            limit / (1024 * 1024)
+        ));
+    }
     parse_resource(bytes, name, warnings)
 }
 
