@@ -254,3 +254,144 @@ fn a_signature_over_another_counter_or_content_is_refused() {
     assert!(e.contains("does not match the request"), "{e}");
     assert!(!s.base.join("sig-2.json").exists());
 }
+
+/// The same with keys on the holders' tokens: two SoftHSM tokens, each
+/// holder on their own HOME; the root verifies with quorum 2.
+#[test]
+fn two_holders_sign_with_their_own_tokens() {
+    let module = "/usr/lib/softhsm/libsofthsm2.so";
+    if !Path::new(module).exists() {
+        assert!(std::env::var_os("CI").is_none(), "SoftHSM missing in CI");
+        eprintln!("SoftHSM is not installed: token sign-request test not run");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    let pin = base.join("pin");
+    std::fs::write(&pin, "holders-pin-4711\n").unwrap();
+    let setup = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("softhsm-setup.sh"))
+        .args([
+            "--dir",
+            base.join("hsm").to_str().unwrap(),
+            "--token",
+            "holder-a",
+            "--token",
+            "holder-b",
+        ])
+        .args(["--pin-file", pin.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let conf = base.join("hsm/softhsm2.conf");
+    let run = |home: &Path, args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(args)
+            .env("HOME", home)
+            .env("SOFTHSM2_CONF", &conf)
+            .output()
+            .unwrap();
+        ok(&o)
+    };
+    let repo = base.join("repo");
+    std::fs::create_dir_all(repo.join("packages")).unwrap();
+    ok(&arca(["root", "create", "-r", repo.to_str().unwrap()]));
+    let mut anchors = Vec::new();
+    let mut uris = Vec::new();
+    for (tok, id, q) in [("holder-a", "rootA", "1"), ("holder-b", "rootB", "2")] {
+        let home = base.join(tok);
+        std::fs::create_dir_all(&home).unwrap();
+        let uri = format!(
+            "pkcs11:token={tok};object={id}?module-path={module}&pin-source=file:{}",
+            pin.display()
+        );
+        run(
+            &home,
+            &[
+                "key",
+                "new",
+                "--id",
+                id,
+                "--key-algorithm",
+                "rsa2048",
+                "--on",
+                &uri,
+            ],
+        );
+        let p: serde_json::Value = serde_json::from_str(&run(
+            &home,
+            &["key", "pub", "--id", id, "--on", &uri, "--json"],
+        ))
+        .unwrap();
+        let f = base.join(format!("{id}.pub"));
+        std::fs::write(&f, p["key"].as_str().unwrap()).unwrap();
+        anchors.push(p["key_id"].as_str().unwrap().to_string());
+        ok(&arca([
+            "root",
+            "add-key",
+            "-r",
+            repo.to_str().unwrap(),
+            "--id",
+            id,
+            "--key-data",
+            f.to_str().unwrap(),
+            "--quorum",
+            q,
+        ]));
+        uris.push((home, id, uri));
+    }
+    let answers = base.join("answers.toml");
+    std::fs::write(&answers, "confirm = \"yes\"\n").unwrap();
+    for (home, id, uri) in &uris {
+        let req = base.join(format!("req-{id}.json"));
+        let sig = base.join(format!("sig-{id}.json"));
+        ok(&arca([
+            "sign-request",
+            "export",
+            "--id",
+            id,
+            "-r",
+            repo.to_str().unwrap(),
+            "--out",
+            req.to_str().unwrap(),
+        ]));
+        run(
+            home,
+            &[
+                "sign-request",
+                "sign",
+                req.to_str().unwrap(),
+                "--id",
+                id,
+                "--on",
+                uri,
+                "--answers",
+                answers.to_str().unwrap(),
+                "--out",
+                sig.to_str().unwrap(),
+            ],
+        );
+        ok(&arca([
+            "sign-request",
+            "import",
+            sig.to_str().unwrap(),
+            "-r",
+            repo.to_str().unwrap(),
+        ]));
+    }
+    let st = ok(&arca([
+        "root",
+        "status",
+        "-r",
+        repo.to_str().unwrap(),
+        "-t",
+        &anchors.join(","),
+    ]));
+    assert!(st.contains("quorum: met"), "{st}");
+    let root = std::fs::read_to_string(repo.join("root")).unwrap();
+    assert_eq!(root.matches("rsapss-sha256=").count(), 2);
+    assert!(!root.contains("holders-pin-4711"));
+}
