@@ -465,15 +465,7 @@ impl Repo {
             self.note(format!("{} exists; kept as it is", path_to_string(&rel)));
             return Ok(t);
         }
-        let mut keys = BTreeMap::new();
-        keys.insert(
-            id.to_string(),
-            Key {
-                id: id.into(),
-                created: key_created.into(),
-                key,
-            },
-        );
+        let keys = own_key(id, key, key_created);
         let t = Targets {
             header: Header {
                 created: self.now.clone(),
@@ -597,15 +589,7 @@ impl Repo {
         }
         let rel = vec![id.to_string()];
         let header = self.online_header::<Snapshot>(&rel, id, epoch)?;
-        let mut keys = BTreeMap::new();
-        keys.insert(
-            id.to_string(),
-            Key {
-                id: id.into(),
-                created: key_created.into(),
-                key,
-            },
-        );
+        let keys = own_key(id, key, key_created);
         let s = Snapshot {
             header,
             keys,
@@ -631,15 +615,7 @@ impl Repo {
             .map_err(|e| ArcaError::io(self.path(&snap_rel), e))?;
         let rel = vec![id.to_string()];
         let header = self.online_header::<Timestamp>(&rel, id, epoch)?;
-        let mut keys = BTreeMap::new();
-        keys.insert(
-            id.to_string(),
-            Key {
-                id: id.into(),
-                created: key_created.into(),
-                key,
-            },
-        );
+        let keys = own_key(id, key, key_created);
         let t = Timestamp {
             header,
             keys,
@@ -725,6 +701,18 @@ pub fn lint<R: Resource>(r: &R) -> std::result::Result<(), crate::conex::ConexEr
         }
     }
     Ok(())
+}
+
+/// The key map of a file signed by its own single key.
+fn own_key(id: &str, key: PublicKey, created: &str) -> BTreeMap<String, Key> {
+    BTreeMap::from([(
+        id.to_string(),
+        Key {
+            id: id.into(),
+            created: created.into(),
+            key,
+        },
+    )])
 }
 
 /// Signs `r` as `id` at `now`, checking the signature before keeping it.

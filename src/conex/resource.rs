@@ -120,55 +120,63 @@ fn triples(
     Ok(out)
 }
 
+/// Parses triples whose `alg` is known to `parse`, building each entry with
+/// `make`; unknown algorithms are skipped with a warning, as in conex.
+fn known_triples<A, T>(
+    ws: &[Wire],
+    what: &str,
+    warnings: &mut Vec<String>,
+    parse: impl Fn(&str) -> Option<A>,
+    unknown: impl Fn(&str, &str) -> String,
+    make: impl Fn(String, String, A, String) -> T,
+) -> Result<BTreeMap<String, T>, ConexError> {
+    let mut m = BTreeMap::new();
+    for (id, created, alg, data) in triples(ws, what, warnings)? {
+        match parse(&alg) {
+            Some(a) => {
+                m.insert(id.clone(), make(id, created, a, data));
+            }
+            None => warnings.push(unknown(&alg, &id)),
+        }
+    }
+    Ok(m)
+}
+
 fn keys_of_wire(
     ws: &[Wire],
     warnings: &mut Vec<String>,
 ) -> Result<BTreeMap<String, Key>, ConexError> {
-    let mut m = BTreeMap::new();
-    for (id, created, alg, data) in triples(ws, "key", warnings)? {
-        match KeyAlg::parse(&alg) {
-            Some(alg) => {
-                m.insert(
-                    id.clone(),
-                    Key {
-                        id,
-                        created,
-                        key: PublicKey { alg, data },
-                    },
-                );
-            }
-            None => warnings.push(format!(
-                "couldn't parse key algorithm {alg} of key {id}, ignoring"
-            )),
-        }
-    }
-    Ok(m)
+    known_triples(
+        ws,
+        "key",
+        warnings,
+        KeyAlg::parse,
+        |alg, id| format!("couldn't parse key algorithm {alg} of key {id}, ignoring"),
+        |id, created, alg, data| Key {
+            id,
+            created,
+            key: PublicKey { alg, data },
+        },
+    )
 }
 
 fn sigs_of_wire(
     ws: &[Wire],
     warnings: &mut Vec<String>,
 ) -> Result<BTreeMap<String, Signature>, ConexError> {
-    let mut m = BTreeMap::new();
-    for (id, created, alg, value) in triples(ws, "signature", warnings)? {
-        match SigAlg::parse(&alg) {
-            Some(alg) => {
-                m.insert(
-                    id.clone(),
-                    Signature {
-                        id,
-                        created,
-                        alg,
-                        value,
-                    },
-                );
-            }
-            None => warnings.push(format!(
-                "no support for signature algorithm {alg} of {id}, ignoring"
-            )),
-        }
-    }
-    Ok(m)
+    known_triples(
+        ws,
+        "signature",
+        warnings,
+        SigAlg::parse,
+        |alg, id| format!("no support for signature algorithm {alg} of {id}, ignoring"),
+        |id, created, alg, value| Signature {
+            id,
+            created,
+            alg,
+            value,
+        },
+    )
 }
 
 /// conex writes key and signature lists in descending id order.
