@@ -568,24 +568,31 @@ impl Root {
     }
 }
 
+/// The accessors every resource implements the same way.
+macro_rules! common_resource {
+    () => {
+        fn header(&self) -> &Header {
+            &self.header
+        }
+        fn header_mut(&mut self) -> &mut Header {
+            &mut self.header
+        }
+        fn keys(&self) -> &BTreeMap<String, Key> {
+            &self.keys
+        }
+        fn signatures(&self) -> &BTreeMap<String, Signature> {
+            &self.signatures
+        }
+        fn signatures_mut(&mut self) -> &mut BTreeMap<String, Signature> {
+            &mut self.signatures
+        }
+    };
+}
+
 impl Resource for Root {
     const TYP: &'static str = "root";
     const VERSION: i64 = 1;
-    fn header(&self) -> &Header {
-        &self.header
-    }
-    fn header_mut(&mut self) -> &mut Header {
-        &mut self.header
-    }
-    fn keys(&self) -> &BTreeMap<String, Key> {
-        &self.keys
-    }
-    fn signatures(&self) -> &BTreeMap<String, Signature> {
-        &self.signatures
-    }
-    fn signatures_mut(&mut self) -> &mut BTreeMap<String, Signature> {
-        &mut self.signatures
-    }
+    common_resource!();
     fn signed_wire(&self) -> WireMap {
         let mut m = header_wire(&self.header, Self::TYP, Self::VERSION);
         m.insert("datadir".into(), Wire::Data(path_to_string(&self.datadir)));
@@ -880,26 +887,6 @@ impl Targets {
             .collect();
         self.valid.hash(&keys)
     }
-}
-
-macro_rules! common_resource {
-    () => {
-        fn header(&self) -> &Header {
-            &self.header
-        }
-        fn header_mut(&mut self) -> &mut Header {
-            &mut self.header
-        }
-        fn keys(&self) -> &BTreeMap<String, Key> {
-            &self.keys
-        }
-        fn signatures(&self) -> &BTreeMap<String, Signature> {
-            &self.signatures
-        }
-        fn signatures_mut(&mut self) -> &mut BTreeMap<String, Signature> {
-            &mut self.signatures
-        }
-    };
 }
 
 impl Resource for Targets {
