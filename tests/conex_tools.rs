@@ -181,8 +181,7 @@ fn verdicts_match_the_vectors_table() {
 
 #[test]
 fn upstream_testrepo_verifies_with_its_anchor() {
-    let up = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conex-vectors/upstream-testrepo");
+    let up = upstream_testrepo();
     let (a, msg) = verdict(
         &up,
         "sha256=3aedc7043e771efc42a3c3e6b60fa6baeb2c26c2d57f994c632bae98a09af701",

@@ -81,11 +81,9 @@ fn canonical_strings_and_signatures_match_conex() {
     check_canonical::<Timestamp>("repo/ts", "ts");
 }
 
-/// The repository signed by upstream conex, read from `../shared` (public
-/// data of another project; never copied into this repository).
-fn upstream() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conex-vectors/upstream-testrepo")
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::upstream_testrepo as upstream;
 
 #[test]
 fn upstream_testrepo_reprints_and_verifies() {

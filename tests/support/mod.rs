@@ -84,3 +84,20 @@ pub fn fresh_repo(dir: &Path) -> PathBuf {
     copy_tree(&vectors().join("repo/packages"), &repo.join("packages"));
     repo
 }
+
+/// The repository signed by upstream conex (public data of another project,
+/// never copied into this repository): `$ARCA_SHARED/conex-vectors/…` when
+/// that is set (a clone elsewhere), else `../shared` beside the clone, as CI
+/// has it. Tests fail when it is missing.
+pub fn upstream_testrepo() -> PathBuf {
+    let shared = std::env::var_os("ARCA_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let dir = shared.join("conex-vectors/upstream-testrepo");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run with ../shared beside the clone, or set ARCA_SHARED",
+        dir.display()
+    );
+    dir
+}
