@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 root=..
 v=$root/tests/vectors
 mk() { mkdir -p "corpus/$1"; }
-for t in opam resources expr key ceremony profile key_location journal; do mk $t; done
+for t in opam resources expr key ceremony profile key_location journal manifest qr_frames; do mk $t; done
 
 n=0
 for f in $v/repo/root $v/repo/snap $v/repo/ts $v/repo/keys/* $v/stages/* $v/variants/root.* \
@@ -67,4 +67,32 @@ for n, (step, detail, outputs) in enumerate(steps, 1):
     prev = h
 print("\n".join(out))
 PY
+# manifest: a MANIFEST as arca writes it (over the vector files), and one
+# with a path that climbs out of the bundle
+python3 - "$v" > corpus/manifest/seed-1 <<'PY'
+import hashlib, os, sys
+v = sys.argv[1]
+lines = []
+for rel in ["repo/root", "repo/snap", "repo/ts"]:
+    b = open(os.path.join(v, rel), "rb").read()
+    lines.append((rel.replace("repo/", ""), b))
+lines += [("anchors", b"sha256=ab\n"), ("journal.jsonl", b"{}\n"), ("online/online.toml", b"")]
+for p, b in sorted(lines):
+    print(f"sha256={hashlib.sha256(b).hexdigest()} {len(b)} {p}")
+PY
+printf 'sha256=%s 0 a\nsha256=%s 1 ../b\n' "$(printf '' | sha256sum | cut -c1-64)" "$(printf x | sha256sum | cut -c1-64)" > corpus/manifest/seed-2
+
+# qr_frames: frame sequences of a root (0x00 between codes), a plain code
+python3 - "$v/repo/root" <<'PY'
+import hashlib, sys
+data = open(sys.argv[1], "rb").read()
+d = hashlib.sha256(data).hexdigest()
+chunks = [data[i:i + 300] for i in range(0, len(data), 300)]
+fr = [b"ARCA1 %d/%d %s " % (i + 1, len(chunks), d.encode()) + c for i, c in enumerate(chunks)]
+open("corpus/qr_frames/root-in-order", "wb").write(b"\0".join(fr))
+open("corpus/qr_frames/root-reversed", "wb").write(b"\0".join(reversed(fr)))
+open("corpus/qr_frames/root-missing-one", "wb").write(b"\0".join(fr[1:]))
+open("corpus/qr_frames/plain", "wb").write(b"sha256=" + d.encode())
+PY
+
 echo "seeded: $(for t in corpus/*; do printf '%s=%s ' "${t#corpus/}" "$(ls "$t" | wc -l)"; done)"

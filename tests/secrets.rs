@@ -221,7 +221,13 @@ fn pkcs11_ceremony_and_janitor_show_no_pin() {
     let mut profile = String::from("[holders]\n");
     for h in ["alice", "bob", "carol", "jan"] {
         let label = format!("sec-{h}");
-        arca::keys::pkcs11::init_token(&module, &label, SO_PIN, USER_PIN).unwrap();
+        arca::keys::pkcs11::init_token(
+            &module,
+            &label,
+            &zeroize::Zeroizing::new(SO_PIN.to_string()),
+            &zeroize::Zeroizing::new(USER_PIN.to_string()),
+        )
+        .unwrap();
         if h != "jan" {
             profile.push_str(&format!(
                 "{h} = \"pkcs11:token={label}?module-path={}&pin-source=file:{}\"\n",

@@ -40,7 +40,7 @@ impl Term {
             envs.push_str(&format!("{k}={v} "));
         }
         let cmd = format!(
-            "trap 'true' INT; cd {} && env -u SOFTHSM2_CONF NO_COLOR=1 TERM=xterm {envs}{}; echo ARCA-EXITED $?; sleep 600",
+            "trap 'true' INT; cd {} && env -u SOFTHSM2_CONF NO_COLOR=1 TERM=xterm {envs}{}; echo ARCA-EXITED $?; echo TTY-$(stty -a | tr ' ;' '\\n\\n' | grep -x -e echo -e -echo); sleep 600",
             dir.display(),
             env!("CARGO_BIN_EXE_arca")
         );
@@ -119,6 +119,23 @@ impl Term {
         }
     }
 
+    /// Types a secret: `⌫` in `s` is a Backspace key, not a character.
+    fn type_secret(&self, s: &str) {
+        for (i, part) in s.split('⌫').enumerate() {
+            if i > 0 {
+                self.keys(&["BSpace"]);
+            }
+            if !part.is_empty() {
+                std::thread::sleep(Duration::from_millis(120));
+                Command::new("tmux")
+                    .args(["-L", &self.sock, "send-keys", "-t", "t", "-l", part])
+                    .status()
+                    .unwrap();
+            }
+        }
+        self.keys(&["Enter"]);
+    }
+
     fn type_line(&self, s: &str) {
         std::thread::sleep(Duration::from_millis(120));
         Command::new("tmux")
@@ -183,7 +200,7 @@ impl Term {
             } else {
                 pins[0]
             };
-            self.type_line(pin);
+            self.type_secret(pin);
         } else if last.trim_end().ends_with("[y/N]") {
             self.keys(&[answer]);
         } else {
@@ -250,13 +267,18 @@ fn create_root_rehearsal_typed_key_by_key() {
     let tmp = room();
     let t = Term::start(tmp.path(), &[]);
     t.rehearse_create_root("rh", None);
-    let mut pins = vec!["not-the-pin", "rehearsal-pin"];
+    // the right PIN is typed with two slips erased by Backspace
+    let mut pins = vec!["not-the-pin", "rehearsal-pinXY⌫⌫"];
     answer_until_done(&t, &mut pins);
     let all = t.text();
     assert!(
         all.contains("did not accept that PIN"),
         "the wrong PIN was not reported"
     );
+    // nothing typed at a PIN prompt is echoed
+    assert!(!all.contains("not-the-pin"), "a typed PIN was echoed");
+    assert!(!all.contains("pinXY"), "a typed PIN was echoed");
+    assert!(all.contains("[hidden]"), "no entered-PIN line");
     assert!(all.contains("What this root changes"));
     assert!(all.contains("root quorum: 2 of [rootA, rootB, rootC]"));
     assert!(all.contains("Trust anchors"));
@@ -378,5 +400,43 @@ fn ctrl_c_mid_ceremony_then_resume() {
         root.matches("\"ed25519=").count() + root.matches("\"rsapss-sha256=").count(),
         5,
         "2 Ed25519 keys and 3 signatures"
+    );
+}
+
+#[test]
+fn ctrl_c_at_a_pin_prompt_restores_the_terminal() {
+    if !tools() {
+        return;
+    }
+    let tmp = room();
+    let t = Term::start(tmp.path(), &[]);
+    t.rehearse_create_root("rh", None);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !t.last_line().starts_with("user PIN for token") {
+        assert!(
+            Instant::now() < deadline,
+            "no PIN prompt; screen:\n{}",
+            t.screen()
+        );
+        if !t.answer(&mut vec!["unused"], "y") {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // half a PIN, then Ctrl-C
+    Command::new("tmux")
+        .args(["-L", &t.sock, "send-keys", "-t", "t", "-l", "rehear"])
+        .status()
+        .unwrap();
+    t.keys(&["C-c"]);
+    t.wait("arca to stop", |t| t.text().contains("TTY-"));
+    let all = t.text();
+    assert!(
+        all.contains("ARCA-EXITED 130"),
+        "not stopped by SIGINT:\n{all}"
+    );
+    assert!(all.contains("TTY-echo"), "echo left off:\n{all}");
+    assert!(
+        !all.contains("rehear\n") && !all.contains(": rehear"),
+        "typed PIN echoed"
     );
 }

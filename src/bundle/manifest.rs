@@ -80,7 +80,8 @@ impl Manifest {
         if !text.is_empty() && !text.ends_with('\n') {
             problems.push("MANIFEST: the last line does not end in LF".to_string());
         }
-        for (i, raw) in text.lines().enumerate() {
+        // split, not lines(): lines() would swallow the CR of a CR LF.
+        for (i, raw) in text.split_terminator('\n').enumerate() {
             let n = i + 1;
             if raw.ends_with('\r') {
                 problems.push(format!("MANIFEST:{n}: CR LF line end (LF only)"));
@@ -103,9 +104,21 @@ impl Manifest {
                 ));
                 continue;
             };
-            let Ok(size) = s.parse::<u64>() else {
-                problems.push(format!("MANIFEST:{n}: {p}: size {s:?} is not a number"));
-                continue;
+            // Decimal digits only, no sign and no leading zero: one text per
+            // manifest, so one digest per bundle.
+            let size = match s.parse::<u64>() {
+                Ok(v)
+                    if s.bytes().all(|c| c.is_ascii_digit())
+                        && (s == "0" || !s.starts_with('0')) =>
+                {
+                    v
+                }
+                _ => {
+                    problems.push(format!(
+                        "MANIFEST:{n}: {p}: size {s:?} is not a decimal number without sign or leading zero"
+                    ));
+                    continue;
+                }
             };
             if let Some(why) = path_problem(p) {
                 problems.push(format!("MANIFEST:{n}: {p}: {why}"));
@@ -164,5 +177,25 @@ mod tests {
         }
         let (_, probs) = Manifest::parse("sha256=xyz 0 a\n");
         assert!(probs[0].contains("digest"));
+    }
+
+    #[test]
+    fn cr_lf_line_ends_are_refused() {
+        let d = sha256_hex(b"");
+        let (_, probs) = Manifest::parse(&format!("sha256={d} 0 a\r\n"));
+        assert_eq!(probs.len(), 1, "{probs:?}");
+        assert!(probs[0].contains("CR LF"), "{probs:?}");
+    }
+
+    #[test]
+    fn sizes_have_one_spelling() {
+        let d = sha256_hex(b"");
+        for s in ["+5", "05", "00", "-0", " 5", "0x5", "5e0"] {
+            let (_, probs) = Manifest::parse(&format!("sha256={d} {s} a\n"));
+            assert!(!probs.is_empty(), "size {s:?} was accepted");
+        }
+        let (m, probs) = Manifest::parse(&format!("sha256={d} 0 a\n"));
+        assert!(probs.is_empty(), "{probs:?}");
+        assert_eq!(m.lines[0].size, 0);
     }
 }

@@ -18,6 +18,11 @@ use std::path::Path;
 /// The first word of every frame.
 pub const MAGIC: &str = "ARCA1";
 
+/// The most frames one payload may announce (at the default chunk size,
+/// 6 MB — far more than a root or a sign request): a hostile frame cannot
+/// make the assembler count to 2^64.
+pub const MAX_FRAMES: usize = 10_000;
+
 /// Default payload bytes per frame (a version ≈ 25 code at level M).
 pub const DEFAULT_CHUNK: usize = 600;
 
@@ -150,6 +155,11 @@ pub fn parse_frame(bytes: &[u8]) -> std::result::Result<Option<Frame>, String> {
         .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
         .filter(|(n, t)| *n >= 1 && n <= t)
         .ok_or_else(|| format!("frame position {pos:?} is not n/N with 1 ≤ n ≤ N"))?;
+    if total > MAX_FRAMES {
+        return Err(format!(
+            "frame position {pos:?}: more than {MAX_FRAMES} frames announced"
+        ));
+    }
     let digest = std::str::from_utf8(digest)
         .ok()
         .filter(|d| d.len() == 64 && d.bytes().all(|c| c.is_ascii_hexdigit()))
@@ -240,6 +250,14 @@ impl Assembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_announcing_too_many_frames_is_refused() {
+        let d = "ab".repeat(32);
+        let e = parse_frame(format!("ARCA1 1/18446744073709551615 {d} x").as_bytes()).unwrap_err();
+        assert!(e.contains("more than 10000 frames"), "{e}");
+        assert!(parse_frame(format!("ARCA1 1/{MAX_FRAMES} {d} x").as_bytes()).is_ok());
+    }
 
     #[test]
     fn frames_reassemble_in_any_order() {

@@ -6,6 +6,7 @@ use super::script::Ceremony;
 use crate::error::{ArcaError, Result};
 use crate::keys::KeyLocation;
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 /// The PIN of rehearsal tokens. Rehearsal tokens hold throw-away keys only.
 pub const REHEARSAL_PIN: &str = "rehearsal-pin";
@@ -53,7 +54,12 @@ pub fn prepare(c: &Ceremony, dir: &Path, pin_files: bool) -> Result<Profile> {
             continue;
         }
         let label = format!("rehearsal-{h}");
-        crate::keys::pkcs11::init_token(&module, &label, REHEARSAL_SO_PIN, REHEARSAL_PIN)?;
+        crate::keys::pkcs11::init_token(
+            &module,
+            &label,
+            &Zeroizing::new(REHEARSAL_SO_PIN.to_string()),
+            &Zeroizing::new(REHEARSAL_PIN.to_string()),
+        )?;
         let uri = if pin_files {
             format!(
                 "pkcs11:token={label}?module-path={}&pin-source=file:{}",

@@ -271,12 +271,7 @@ pub(super) fn bundle_cmd(cmd: BundleCmd) -> Result<()> {
             std::fs::create_dir_all(&out).map_err(|e| ArcaError::io(&out, e))?;
             let mut ask = || -> Result<Zeroizing<String>> {
                 match &passphrase_file {
-                    Some(f) => {
-                        let s = Zeroizing::new(
-                            std::fs::read_to_string(f).map_err(|e| ArcaError::io(f, e))?,
-                        );
-                        Ok(Zeroizing::new(s.trim_end_matches(['\n', '\r']).to_string()))
-                    }
+                    Some(f) => Ok(crate::keys::read_secret_file(f, "passphrase file")?),
                     None => Ok(crate::operator::secrets().secret(&SecretRequest {
                         what: "passphrase for the online keys".into(),
                         retries_left: None,
@@ -329,6 +324,14 @@ pub(super) fn qr_cmd(cmd: QrCmd) -> Result<()> {
             let codes = if single {
                 vec![data.clone()]
             } else {
+                let n = data.len().div_ceil(chunk.max(1));
+                if n > qr::MAX_FRAMES {
+                    return Err(ArcaError::Input(format!(
+                        "{} bytes in chunks of {chunk} make {n} frames; a reader takes at most {}",
+                        data.len(),
+                        qr::MAX_FRAMES
+                    )));
+                }
                 qr::frames(&data, chunk)
             };
             let n = codes.len();

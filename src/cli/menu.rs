@@ -69,7 +69,7 @@ pub fn run() -> i32 {
         let t = theme();
         let choice = Select::with_theme(t.as_ref())
             .with_prompt("What do you want to do?")
-            .items(&ITEMS)
+            .items(ITEMS)
             .default(0)
             .interact_opt();
         let n = match choice {

@@ -114,6 +114,39 @@ pub trait SecretSource {
     fn notice(&mut self, message: &str);
 }
 
+/// The longest PIN or passphrase file arca reads.
+pub const MAX_SECRET_BYTES: usize = 4096;
+
+/// Reads a PIN or passphrase file (`what` names it in errors: "PIN file")
+/// into a buffer reserved up front, so no reallocation leaves a copy behind,
+/// and zeroized on drop; trailing CR/LF are trimmed. An empty, non-UTF-8 or
+/// over-long file is refused; no error shows any of its bytes.
+pub fn read_secret_file(path: &std::path::Path, what: &str) -> Result<Zeroizing<String>, KeyError> {
+    use std::io::Read;
+    let err = |reason: String| KeyError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let f = std::fs::File::open(path)
+        .map_err(|e| err(format!("cannot read the {what}: {}", e.kind())))?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET_BYTES + 1));
+    f.take(MAX_SECRET_BYTES as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| err(format!("cannot read the {what}: {}", e.kind())))?;
+    if buf.len() > MAX_SECRET_BYTES {
+        return Err(err(format!(
+            "the {what} is longer than {MAX_SECRET_BYTES} bytes"
+        )));
+    }
+    let text =
+        std::str::from_utf8(&buf).map_err(|_| err(format!("the {what} is not UTF-8 text")))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err(err(format!("the {what} is empty")));
+    }
+    Ok(Zeroizing::new(secret.to_string()))
+}
+
 /// A [`SecretSource`] for non-interactive use that has no secrets: every
 /// request fails with a message saying how to provide one.
 pub struct NoSecrets;

@@ -393,16 +393,7 @@ fn version_at_least(yk: &YubiKey, major: u8, minor: u8) -> bool {
 // -------------------------------------------------------------------- PINs
 
 fn read_pin_file(path: &std::path::Path) -> Result<Zeroizing<String>, KeyError> {
-    let file_err = |reason: String| KeyError::File {
-        path: path.display().to_string(),
-        reason,
-    };
-    let raw = Zeroizing::new(std::fs::read(path).map_err(|e| file_err(e.to_string()))?);
-    let text =
-        std::str::from_utf8(&raw).map_err(|_| file_err("the PIN file is not UTF-8".into()))?;
-    let pin = text.strip_suffix('\n').unwrap_or(text);
-    let pin = pin.strip_suffix('\r').unwrap_or(pin);
-    Ok(Zeroizing::new(pin.to_string()))
+    super::read_secret_file(path, "PIN file")
 }
 
 fn check_pin_format(pin: &str, what: &str) -> Result<(), KeyError> {

@@ -642,22 +642,7 @@ fn select_token(ctx: &Pkcs11, uri: &Pkcs11Uri) -> Result<(Slot, CkTokenInfo), Ke
 
 /// Reads a PIN file into a zeroized buffer, trailing newlines trimmed.
 fn read_pin_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| KeyError::File {
-        path: path.display().to_string(),
-        reason: format!("cannot read the PIN file: {}", e.kind()),
-    })?);
-    let text = std::str::from_utf8(&bytes).map_err(|_| KeyError::File {
-        path: path.display().to_string(),
-        reason: "the PIN file is not UTF-8 text".into(),
-    })?;
-    let pin = Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_string());
-    if pin.is_empty() {
-        return Err(KeyError::File {
-            path: path.display().to_string(),
-            reason: "the PIN file is empty".into(),
-        });
-    }
-    Ok(pin)
+    super::read_secret_file(path, "PIN file")
 }
 
 /// Opens a session on the token and logs the user in, telling the person
@@ -1982,8 +1967,8 @@ pub fn probe(uri: &Pkcs11Uri) -> Result<String, KeyError> {
 pub fn init_token(
     module: &Path,
     label: &str,
-    so_pin: &str,
-    user_pin: &str,
+    so_pin: &Zeroizing<String>,
+    user_pin: &Zeroizing<String>,
 ) -> Result<(), KeyError> {
     let ctx = context(module)?;
     let slots = ctx
@@ -2009,7 +1994,7 @@ pub fn init_token(
         .ok_or_else(|| {
             KeyError::NotFound(format!("no free slot to initialise token {label} in"))
         })?;
-    let so = AuthPin::new(so_pin.to_string().into());
+    let so = AuthPin::new(so_pin.as_str().into());
     ctx.init_token(free, &so, label)
         .map_err(|e| dev(format!("initialising token {label}"), e))?;
     let slot = ctx
@@ -2031,7 +2016,7 @@ pub fn init_token(
         .login(UserType::So, Some(&so))
         .map_err(|e| dev(format!("SO login on {label}"), e))?;
     session
-        .init_pin(&AuthPin::new(user_pin.to_string().into()))
+        .init_pin(&AuthPin::new(user_pin.as_str().into()))
         .map_err(|e| dev(format!("setting the user PIN of {label}"), e))?;
     let _ = session.logout();
     Ok(())

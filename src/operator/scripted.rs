@@ -95,17 +95,7 @@ impl SecretSource for Scripted {
             .ok_or_else(|| {
                 KeyError::Declined(format!("the answers file has no secret for {}", req.what))
             })?;
-        let raw = Zeroizing::new(std::fs::read(&file).map_err(|e| KeyError::File {
-            path: file.display().to_string(),
-            reason: e.to_string(),
-        })?);
-        let text = std::str::from_utf8(&raw).map_err(|_| KeyError::File {
-            path: file.display().to_string(),
-            reason: "not UTF-8 text".into(),
-        })?;
-        Ok(Zeroizing::new(
-            text.trim_end_matches(['\n', '\r']).to_string(),
-        ))
+        crate::keys::read_secret_file(&file, "secret file")
     }
     fn confirm_risky(&mut self, question: &str) -> Result<bool, KeyError> {
         self.out(format!(
