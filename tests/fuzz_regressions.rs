@@ -75,6 +75,29 @@ fn role_reference_with_unknown_digest_is_refused_for_rewriting() {
     );
 }
 
+/// fuzz target `expr` (input `e:[a "sha2a2d=238" 0x0]`): a bare remote
+/// reference — the short form of a quorum of 1 — whose digest algorithm is
+/// unknown is dropped with a warning, as conex's `Expression.of_wire` does,
+/// leaving a quorum of 1 over no key. Written out, `(1 [])` would not
+/// parse; the target's round trip now applies to expressions read without
+/// warnings, as arca refuses to rewrite a file whose parse warned (previous
+/// test). The expression is never satisfied: it fails closed.
+#[test]
+fn bare_reference_with_unknown_digest_is_a_quorum_nobody_meets() {
+    use arca::conex::expr::Expr;
+    let mut w = Vec::new();
+    let file = opam::decode("e: [a \"sha2a2d=238\" 0x0]\n", &mut w).unwrap();
+    let mut ws = Vec::new();
+    let e = Expr::of_wire(&file["e"], &mut ws).unwrap();
+    assert_eq!(ws.len(), 1, "{ws:?}");
+    assert!(ws[0].contains("sha2a2d"), "{ws:?}");
+    assert_eq!(e, Expr::Quorum(1, vec![]));
+    let everyone: std::collections::BTreeSet<String> = ["a".to_string()].into();
+    assert!(!e.eval(&Default::default(), &everyone));
+    let err = Expr::of_wire(&e.to_wire(), &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("insufficient keys"), "{err}");
+}
+
 /// fuzz target `opam`: a string holding CR LF was printed raw, and the
 /// lexer reads a raw CR LF inside a string as LF (as OCaml's lexer does),
 /// so the value changed on the way back — and with it the canonical string

@@ -1,6 +1,7 @@
 //! Quorum expressions: every top-level value of an opam file goes through
-//! `Expr::of_wire`; an accepted expression converts back to a wire value
-//! that yields the same expression, and its helpers do not panic.
+//! `Expr::of_wire`; an expression accepted without warnings converts back
+//! to a wire value that yields the same expression, and its helpers do not
+//! panic.
 #![no_main]
 use arca::conex::expr::Expr;
 use arca::conex::opam;
@@ -20,10 +21,15 @@ fuzz_target!(|data: &[u8]| {
         let Ok(e) = Expr::of_wire(w, &mut ws) else {
             continue;
         };
-        let mut ws2 = Vec::new();
-        let again = Expr::of_wire(&e.to_wire(), &mut ws2)
-            .unwrap_or_else(|err| panic!("to_wire of {e} does not parse: {err}"));
-        assert_eq!(e, again);
+        // As conex, a reference with an unknown digest algorithm is dropped
+        // with a warning, which can leave a quorum over fewer keys than it
+        // needs (never satisfied); arca does not write back what warned.
+        if ws.is_empty() {
+            let mut ws2 = Vec::new();
+            let again = Expr::of_wire(&e.to_wire(), &mut ws2)
+                .unwrap_or_else(|err| panic!("to_wire of {e} does not parse: {err}"));
+            assert_eq!(e, again);
+        }
         let _ = e.to_string();
         let _ = e.min_signers();
         let _ = e.local_ids();
