@@ -7,120 +7,24 @@
 //! environment variable is set), where they fail.
 //!
 //! There is one pcscd and one pair of virtual readers per machine, so the
-//! tests take a process-wide lock and run one after another.
+//! tests take a process-wide lock and run one after another
+//! (`tests/support/pcsc_card.rs`).
 
+#[path = "support/pcsc_card.rs"]
+mod pcsc_card;
 #[path = "support/vpiv.rs"]
 mod vpiv;
 
 use arca::conex::{KeyAlg, PublicKey};
 use arca::keys::piv::{self, PivLocation, PivSigner};
 use arca::keys::{sign_checked, KeyError, KeySpec, SecretRequest, SecretSource, Signer};
+use pcsc_card::{pcsc_lock, Plugged};
 use sha2::{Digest as _, Sha256};
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, Once};
-use std::time::{Duration, Instant};
-use vpiv::{CardConfig, VirtualCard, VPCD_PORTS};
+use vpiv::{CardConfig, VPCD_PORTS};
 use zeroize::Zeroizing;
 
 // ----------------------------------------------------------------- harness
-
-static LOCK: Mutex<()> = Mutex::new(());
-static SKIP_NOTICE: Once = Once::new();
-
-/// pcscd answers and lists the vpcd readers.
-fn services_ready() -> Result<(), String> {
-    let ctx = pcsc::Context::establish(pcsc::Scope::System)
-        .map_err(|e| format!("pcscd is not reachable ({e})"))?;
-    let readers = ctx
-        .list_readers_owned()
-        .map_err(|e| format!("pcscd lists no readers ({e})"))?;
-    if readers.iter().any(|r| r.to_string_lossy().contains("vpcd")) {
-        Ok(())
-    } else {
-        Err("pcscd runs without the vpcd reader".into())
-    }
-}
-
-/// Takes the PC/SC lock, or returns None (outside CI) when the services
-/// are missing.
-fn pcsc_lock() -> Option<MutexGuard<'static, ()>> {
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    match services_ready() {
-        Ok(()) => Some(guard),
-        Err(why) if std::env::var_os("CI").is_some() => {
-            panic!("{why}: run tests/support/pcscd-vpcd.sh start before cargo test")
-        }
-        Err(why) => {
-            // Straight to stderr: the test harness captures eprintln!.
-            SKIP_NOTICE.call_once(|| {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "skipping YubiKey PIV tests: {why}; run tests/support/pcscd-vpcd.sh start"
-                );
-            });
-            None
-        }
-    }
-}
-
-/// Serial numbers PC/SC currently sees.
-fn visible_serials() -> Vec<u32> {
-    let Ok(mut ctx) = yubikey::reader::Context::open() else {
-        return vec![];
-    };
-    let Ok(readers) = ctx.iter() else {
-        return vec![];
-    };
-    readers
-        .filter_map(|r| r.open().ok())
-        .map(|yk| {
-            let s = yk.serial().0;
-            let _ = yk.disconnect(pcsc::Disposition::LeaveCard);
-            s
-        })
-        .collect()
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "timed out waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A virtual card plugged into a reader; pulled out (and waited for) on drop.
-struct Plugged(Option<VirtualCard>);
-
-impl Plugged {
-    fn new(cfg: CardConfig) -> Plugged {
-        let serial = cfg.serial;
-        let card = VirtualCard::start(cfg).expect("connect the virtual card to vpcd");
-        wait_until(&format!("card {serial} is visible"), || {
-            visible_serials().contains(&serial)
-        });
-        Plugged(Some(card))
-    }
-    fn card(&self) -> std::sync::MutexGuard<'_, vpiv::Card> {
-        self.0.as_ref().expect("plugged").card()
-    }
-}
-
-impl Drop for Plugged {
-    fn drop(&mut self) {
-        if let Some(card) = self.0.take() {
-            let serial = card.serial;
-            drop(card);
-            wait_until(&format!("card {serial} is gone"), || {
-                !visible_serials().contains(&serial)
-            });
-        }
-    }
-}
 
 /// Scripted answers standing in for the person at the terminal.
 #[derive(Default)]

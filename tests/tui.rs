@@ -4,163 +4,34 @@
 //! in the middle of a ceremony followed by a resume.
 
 mod support;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "support/term.rs"]
+mod term;
+use std::path::Path;
 use std::time::{Duration, Instant};
+use term::Term;
 
 fn tools() -> bool {
-    let ok = Path::new("/usr/lib/softhsm/libsofthsm2.so").exists()
-        && Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
+    if !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists() {
         assert!(
             std::env::var_os("CI").is_none(),
-            "tmux or SoftHSM missing in CI: .ci/run installs them"
+            "SoftHSM missing in CI: .ci/run installs it"
         );
-        eprintln!("tmux or SoftHSM is not installed: terminal tests not run");
+        eprintln!("SoftHSM is not installed: terminal tests not run");
+        return false;
     }
-    ok
+    term::tmux_available()
 }
 
-/// One terminal: a private tmux server running arca in `dir`.
-struct Term {
-    sock: String,
-    dir: PathBuf,
+/// The menu and a rehearsal's prompts, as a person at this terminal
+/// answers them.
+trait Person {
+    fn menu(&self, downs: usize);
+    fn quit(&self);
+    fn rehearse_create_root(&self, base: &str, resume: Option<bool>);
+    fn answer(&self, pins: &mut Vec<&str>, answer: &str) -> bool;
 }
 
-impl Term {
-    fn start(dir: &Path, env: &[(&str, &str)]) -> Term {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let sock = format!("arca-tui-{}-{n}", std::process::id());
-        let mut envs = String::new();
-        for (k, v) in env {
-            envs.push_str(&format!("{k}={v} "));
-        }
-        let cmd = format!(
-            "trap 'true' INT; cd {} && env -u SOFTHSM2_CONF NO_COLOR=1 TERM=xterm {envs}{}; echo ARCA-EXITED $?; echo TTY-$(stty -a | tr ' ;' '\\n\\n' | grep -x -e echo -e -echo); sleep 600",
-            dir.display(),
-            env!("CARGO_BIN_EXE_arca")
-        );
-        let st = Command::new("tmux")
-            .args([
-                "-L",
-                &sock,
-                "new-session",
-                "-d",
-                "-s",
-                "t",
-                "-x",
-                "80",
-                "-y",
-                "24",
-                &cmd,
-            ])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        Command::new("tmux")
-            .args(["-L", &sock, "set-option", "-g", "history-limit", "20000"])
-            .status()
-            .unwrap();
-        Term {
-            sock,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// Everything shown so far (scrollback included).
-    fn text(&self) -> String {
-        let o = Command::new("tmux")
-            .args([
-                "-L",
-                &self.sock,
-                "capture-pane",
-                "-p",
-                "-J",
-                "-S",
-                "-",
-                "-t",
-                "t",
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// The visible screen, line by line as shown (80 columns).
-    fn screen(&self) -> String {
-        let o = Command::new("tmux")
-            .args(["-L", &self.sock, "capture-pane", "-p", "-t", "t"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// The last line shown (wrapped lines joined).
-    fn last_line(&self) -> String {
-        self.text()
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    fn keys(&self, ks: &[&str]) {
-        for k in ks {
-            std::thread::sleep(Duration::from_millis(120));
-            Command::new("tmux")
-                .args(["-L", &self.sock, "send-keys", "-t", "t", k])
-                .status()
-                .unwrap();
-        }
-    }
-
-    /// Types a secret: `⌫` in `s` is a Backspace key, not a character.
-    fn type_secret(&self, s: &str) {
-        for (i, part) in s.split('⌫').enumerate() {
-            if i > 0 {
-                self.keys(&["BSpace"]);
-            }
-            if !part.is_empty() {
-                std::thread::sleep(Duration::from_millis(120));
-                Command::new("tmux")
-                    .args(["-L", &self.sock, "send-keys", "-t", "t", "-l", part])
-                    .status()
-                    .unwrap();
-            }
-        }
-        self.keys(&["Enter"]);
-    }
-
-    fn type_line(&self, s: &str) {
-        std::thread::sleep(Duration::from_millis(120));
-        Command::new("tmux")
-            .args(["-L", &self.sock, "send-keys", "-t", "t", "-l", s])
-            .status()
-            .unwrap();
-        self.keys(&["Enter"]);
-    }
-
-    fn wait(&self, what: &str, cond: impl Fn(&Term) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while !cond(self) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn wait_last(&self, needle: &str) {
-        self.wait(needle, |t| t.last_line().contains(needle));
-    }
-
+impl Person for Term {
     fn menu(&self, downs: usize) {
         self.wait("the menu", |t| {
             t.screen().contains("What do you want to do?") && t.screen().contains("> ")
@@ -209,14 +80,6 @@ impl Term {
         // wait for the prompt to be answered
         self.wait("the answer to be taken", |t| t.text() != before);
         true
-    }
-}
-
-impl Drop for Term {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.sock, "kill-server"])
-            .status();
     }
 }
 
@@ -423,10 +286,7 @@ fn ctrl_c_at_a_pin_prompt_restores_the_terminal() {
         }
     }
     // half a PIN, then Ctrl-C
-    Command::new("tmux")
-        .args(["-L", &t.sock, "send-keys", "-t", "t", "-l", "rehear"])
-        .status()
-        .unwrap();
+    t.type_literal("rehear");
     t.keys(&["C-c"]);
     t.wait("arca to stop", |t| t.text().contains("TTY-"));
     let all = t.text();
