@@ -98,6 +98,57 @@ fn bare_reference_with_unknown_digest_is_a_quorum_nobody_meets() {
     assert!(err.to_string().contains("insufficient keys"), "{err}");
 }
 
+/// fuzz target `opam` (input `d: i|op|ip|i| …`, a chain of a few hundred
+/// `|`): an operator chain was read in a loop without counting towards the
+/// nesting limit, but built a tree as deep as the chain is long, printed
+/// with a pair of parentheses per level, which did not read back ("values
+/// nested too deeply"). A chain of a million operators would have
+/// overflowed the stack when the tree was walked. Every operator of a chain
+/// now counts as one level, and a left-leaning chain prints bare (as conex
+/// prints it), so what is read prints back to text that reads the same.
+#[test]
+fn operator_chains_count_towards_the_nesting_limit() {
+    let chain = |n: usize, op: &str| {
+        let mut t = String::from("v: a");
+        for _ in 0..n {
+            t.push_str(op);
+            t.push('a');
+        }
+        t.push('\n');
+        t
+    };
+    for op in [" | ", " & "] {
+        let ok = chain(150, op);
+        let w = opam::decode(&ok, &mut Vec::new()).unwrap();
+        let printed = opam::encode(&w);
+        assert!(
+            !printed.contains('('),
+            "a left chain printed with parentheses"
+        );
+        assert_eq!(opam::decode(&printed, &mut Vec::new()).unwrap(), w);
+        let err = opam::decode(&chain(300, op), &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("nested too deeply"), "{err}");
+        // a million operators: refused, not a stack overflow
+        let err = opam::decode(&chain(1_000_000, op), &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("nested too deeply"), "{err}");
+    }
+    // right-nested and mixed trees keep the parentheses they need
+    for t in [
+        "v: a | (b | c)\n",
+        "v: (a | b) & c\n",
+        "v: a & (b & c)\n",
+        "v: a | b & c\n",
+    ] {
+        let w = opam::decode(t, &mut Vec::new()).unwrap();
+        let printed = opam::encode(&w);
+        assert_eq!(
+            opam::decode(&printed, &mut Vec::new()).unwrap(),
+            w,
+            "{t} -> {printed}"
+        );
+    }
+}
+
 /// fuzz target `opam`: a string holding CR LF was printed raw, and the
 /// lexer reads a raw CR LF inside a string as LF (as OCaml's lexer does),
 /// so the value changed on the way back — and with it the canonical string

@@ -500,28 +500,42 @@ impl<'a> Parser<'a> {
         Ok(OpamFile { items })
     }
 
-    fn value(&mut self) -> Result<Value, ConexError> {
+    /// One level deeper in the value being built; refused past MAX_DEPTH.
+    fn deeper(&mut self) -> Result<(), ConexError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(syntax(self.pos, "values nested too deeply"));
         }
+        Ok(())
+    }
+
+    fn value(&mut self) -> Result<Value, ConexError> {
+        let outer = self.depth;
+        self.deeper()?;
         let mut l = self.and_value()?;
         while self.tok == Tok::Or {
             self.bump()?;
+            // every operator of a chain nests the tree one level deeper
+            // (`a | b | c` is `(a | b) | c`): counted like brackets, so
+            // that a long chain cannot build a tree too deep to walk
+            self.deeper()?;
             let r = self.and_value()?;
             l = Value::Logop(LogOp::Or, Box::new(l), Box::new(r));
         }
-        self.depth -= 1;
+        self.depth = outer;
         Ok(l)
     }
 
     fn and_value(&mut self) -> Result<Value, ConexError> {
+        let outer = self.depth;
         let mut l = self.primary()?;
         while self.tok == Tok::And {
             self.bump()?;
+            self.deeper()?;
             let r = self.primary()?;
             l = Value::Logop(LogOp::And, Box::new(l), Box::new(r));
         }
+        self.depth = outer;
         Ok(l)
     }
 
@@ -723,25 +737,27 @@ pub fn encode_value(w: &Wire) -> Value {
         Wire::Pair(a, b) => Value::Group(vec![encode_value(a), encode_value(b)]),
         Wire::And(a, b) => Value::Logop(
             LogOp::And,
-            Box::new(encode_operand(a, LogOp::And)),
-            Box::new(encode_operand(b, LogOp::And)),
+            Box::new(encode_operand(a, LogOp::And, false)),
+            Box::new(encode_operand(b, LogOp::And, true)),
         ),
         Wire::Or(a, b) => Value::Logop(
             LogOp::Or,
-            Box::new(encode_operand(a, LogOp::Or)),
-            Box::new(encode_operand(b, LogOp::Or)),
+            Box::new(encode_operand(a, LogOp::Or, false)),
+            Box::new(encode_operand(b, LogOp::Or, true)),
         ),
     }
 }
 
-/// Operands of `&` that are `|` need parentheses to read back the same
-/// (conex prints them bare, which would re-parse differently).
-fn encode_operand(w: &Wire, parent: LogOp) -> Value {
+/// Parentheses where the text would otherwise read back as another tree
+/// (conex prints every operand bare): a `|` under `&` (which binds
+/// tighter), and a right operand of the same operator (chains read from
+/// the left). A left-leaning chain prints bare, as conex prints it, and so
+/// reads back at the nesting depth it was read at.
+fn encode_operand(w: &Wire, parent: LogOp, right: bool) -> Value {
     let v = encode_value(w);
     match (parent, w) {
-        (LogOp::And, Wire::Or(..)) | (LogOp::And, Wire::And(..)) | (LogOp::Or, Wire::Or(..)) => {
-            Value::Group(vec![v])
-        }
+        (LogOp::And, Wire::Or(..)) => Value::Group(vec![v]),
+        (LogOp::And, Wire::And(..)) | (LogOp::Or, Wire::Or(..)) if right => Value::Group(vec![v]),
         _ => v,
     }
 }
