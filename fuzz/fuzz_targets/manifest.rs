@@ -23,12 +23,12 @@ fuzz_target!(|data: &[u8]| {
         assert_ne!(l.path, "MANIFEST");
     }
     // Every line of the input taken as a path: the manifest of the valid
-    // ones, with the input as their content, parses back to itself.
+    // ones, each with its own name as content, parses back to itself.
     let mut seen = std::collections::BTreeSet::new();
     let files: Vec<(&str, &[u8])> = text
         .split('\n')
         .filter(|p| path_problem(p).is_none() && *p != "MANIFEST" && seen.insert(*p))
-        .map(|p| (p, data))
+        .map(|p| (p, p.as_bytes()))
         .collect();
     let built = Manifest::of(files);
     let rendered = built.render();
