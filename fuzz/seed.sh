@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 root=..
 v=$root/tests/vectors
 mk() { mkdir -p "corpus/$1"; }
-for t in opam resources expr key ceremony profile key_location journal manifest qr_frames; do mk $t; done
+for t in opam resources expr key ceremony profile key_location journal manifest qr_frames patch; do mk $t; done
 
 n=0
 for f in $v/repo/root $v/repo/snap $v/repo/ts $v/repo/keys/* $v/stages/* $v/variants/root.* \
@@ -94,5 +94,12 @@ open("corpus/qr_frames/root-reversed", "wb").write(b"\0".join(reversed(fr)))
 open("corpus/qr_frames/root-missing-one", "wb").write(b"\0".join(fr[1:]))
 open("corpus/qr_frames/plain", "wb").write(b"sha256=" + d.encode())
 PY
+
+# patch: the conex-made incremental update, and the patches the incremental
+# tests write
+cp $v/variants/incremental-update.patch corpus/patch/
+find $root/tests -name '*.patch' | while read -r f; do
+  cp "$f" "corpus/patch/$(echo "$f" | sha256sum | cut -c1-12)"
+done
 
 echo "seeded: $(for t in corpus/*; do printf '%s=%s ' "${t#corpus/}" "$(ls "$t" | wc -l)"; done)"
