@@ -744,22 +744,8 @@ fn janitor_signs_targets_file_with_yubikey() {
         &format!("piv:serial={serial};slot=9c"),
     ]));
     assert!(p.contains("rsa=-----BEGIN PUBLIC KEY-----"), "{p}");
-    run(&[
-        "root",
-        "add-to-role",
-        "--role",
-        "maintainer",
-        "--id",
-        "j1",
-        "--on",
-        &on,
-    ]);
-    run(&["root", "sign", "--id", "rootA"]);
-    run(&["root", "sign", "--id", "rootB"]);
     // the janitor signs packages with the YubiKey
-    run(&["targets", "create", "--id", "j1", "--on", &on]);
-    run(&["targets", "compute", "--id", "j1"]);
-    let out = run(&["targets", "sign", "--id", "j1", "--on", &on]);
+    let out = support::delegate_and_sign_targets(&run, &on);
     assert!(out.contains("targets j1 signed at counter 1"), "{out}");
     run(&["snapshot", "create"]);
     run(&["snapshot", "sign"]);

@@ -424,6 +424,7 @@ fn pkcs11_ceremony_and_janitor_show_no_pin() {
         let w = watched(&v, &env);
         assert!(w.ok, "{args:?}: {}", w.stderr);
         w.clean_of(&secrets, &format!("{args:?}"));
+        w.stdout
     };
     run(&["key", "new", "--id", "j1", "--on", &on]);
     // the token's keys, listed after logging in with the PIN
@@ -436,21 +437,7 @@ fn pkcs11_ceremony_and_janitor_show_no_pin() {
     assert!(w.ok, "{}", w.stderr);
     assert!(w.stdout.contains("j1"), "{}", w.stdout);
     w.clean_of(&secrets, "token keys");
-    run(&[
-        "root",
-        "add-to-role",
-        "--role",
-        "maintainer",
-        "--id",
-        "j1",
-        "--on",
-        &on,
-    ]);
-    run(&["root", "sign", "--id", "rootA"]);
-    run(&["root", "sign", "--id", "rootB"]);
-    run(&["targets", "create", "--id", "j1", "--on", &on]);
-    run(&["targets", "compute", "--id", "j1"]);
-    run(&["targets", "sign", "--id", "j1", "--on", &on]);
+    support::delegate_and_sign_targets(&run, &on);
     tree_clean_of(&repo, &secrets, &[]);
 
     // a wrong PIN: refused, and neither PIN is echoed
@@ -1108,21 +1095,7 @@ fn yubikey_setup_and_janitor_show_no_pin() {
         &format!("piv:serial={serial};slot=9c"),
     ]);
     assert!(p.contains("rsa=-----BEGIN PUBLIC KEY-----"), "{p}");
-    run(&[
-        "root",
-        "add-to-role",
-        "--role",
-        "maintainer",
-        "--id",
-        "j1",
-        "--on",
-        &on,
-    ]);
-    run(&["root", "sign", "--id", "rootA"]);
-    run(&["root", "sign", "--id", "rootB"]);
-    run(&["targets", "create", "--id", "j1", "--on", &on]);
-    run(&["targets", "compute", "--id", "j1"]);
-    let signed = run(&["targets", "sign", "--id", "j1", "--on", &on]);
+    let signed = support::delegate_and_sign_targets(&run, &on);
     assert!(
         signed.contains("targets j1 signed at counter 1"),
         "{signed}"

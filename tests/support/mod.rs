@@ -101,3 +101,27 @@ pub fn upstream_testrepo() -> PathBuf {
     );
     dir
 }
+
+/// The janitor flow through the binary: the root holders rootA and rootB
+/// (the vector key store) delegate `maintainer` to janitor j1's key at `on`
+/// and sign the root, then j1 creates, computes and signs their targets
+/// file. `run` runs one arca command on the repository and returns its
+/// stdout; the output of `targets sign` is returned.
+#[allow(dead_code)]
+pub fn delegate_and_sign_targets(run: &dyn Fn(&[&str]) -> String, on: &str) -> String {
+    run(&[
+        "root",
+        "add-to-role",
+        "--role",
+        "maintainer",
+        "--id",
+        "j1",
+        "--on",
+        on,
+    ]);
+    run(&["root", "sign", "--id", "rootA"]);
+    run(&["root", "sign", "--id", "rootB"]);
+    run(&["targets", "create", "--id", "j1", "--on", on]);
+    run(&["targets", "compute", "--id", "j1"]);
+    run(&["targets", "sign", "--id", "j1", "--on", on])
+}

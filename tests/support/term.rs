@@ -96,22 +96,18 @@ impl Term {
         }
     }
 
-    /// The pid of the pane's shell; arca runs as its child.
-    pub fn pane_pid(&self) -> u32 {
+    /// One of tmux's pane formats (`#{pane_pid}`, `#{pane_tty}`) for the pane.
+    fn pane(&self, format: &str) -> String {
         let o = Command::new("tmux")
-            .args([
-                "-L",
-                &self.sock,
-                "list-panes",
-                "-t",
-                "t",
-                "-F",
-                "#{pane_pid}",
-            ])
+            .args(["-L", &self.sock, "list-panes", "-t", "t", "-F", format])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&o.stdout)
-            .trim()
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    /// The pid of the pane's shell; arca runs as its child.
+    pub fn pane_pid(&self) -> u32 {
+        self.pane("#{pane_pid}")
             .parse()
             .expect("tmux shows the pane's pid")
     }
@@ -122,19 +118,7 @@ impl Term {
     pub fn echoes(&self) -> bool {
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::OpenOptionsExt;
-        let o = Command::new("tmux")
-            .args([
-                "-L",
-                &self.sock,
-                "list-panes",
-                "-t",
-                "t",
-                "-F",
-                "#{pane_tty}",
-            ])
-            .output()
-            .unwrap();
-        let tty = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let tty = self.pane("#{pane_tty}");
         let f = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
