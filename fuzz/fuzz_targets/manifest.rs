@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(m.render(), text, "an accepted MANIFEST renders differently");
     }
     for l in &m.lines {
-        assert!(path_problem(&l.path).is_none(), "accepted bad path {:?}", l.path);
+        assert!(
+            path_problem(&l.path).is_none(),
+            "accepted bad path {:?}",
+            l.path
+        );
         assert_ne!(l.path, "MANIFEST");
     }
     // Every line of the input taken as a path: the manifest of the valid

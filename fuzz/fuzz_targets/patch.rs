@@ -36,10 +36,19 @@ impl Source for Mem {
 fn base() -> Mem {
     let p = |s: &str| s.split('/').map(String::from).collect::<Vec<_>>();
     Mem(BTreeMap::from([
-        (p("root"), &include_bytes!("../../tests/vectors/repo/root")[..]),
-        (p("snap"), &include_bytes!("../../tests/vectors/repo/snap")[..]),
+        (
+            p("root"),
+            &include_bytes!("../../tests/vectors/repo/root")[..],
+        ),
+        (
+            p("snap"),
+            &include_bytes!("../../tests/vectors/repo/snap")[..],
+        ),
         (p("ts"), &include_bytes!("../../tests/vectors/repo/ts")[..]),
-        (p("keys/m1"), &include_bytes!("../../tests/vectors/repo/keys/m1")[..]),
+        (
+            p("keys/m1"),
+            &include_bytes!("../../tests/vectors/repo/keys/m1")[..],
+        ),
         (
             p("packages/foo/foo.1.0.0/opam"),
             &include_bytes!("../../tests/vectors/repo/packages/foo/foo.1.0.0/opam")[..],

@@ -42,5 +42,8 @@ fuzz_target!(|data: &[u8]| {
     for f in &fs {
         a.add(f).expect("a frame of a good sequence was refused");
     }
-    assert_eq!(a.finish().expect("a good sequence did not assemble"), payload);
+    assert_eq!(
+        a.finish().expect("a good sequence did not assemble"),
+        payload
+    );
 });
