@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 root=..
 v=$root/tests/vectors
 mk() { mkdir -p "corpus/$1"; }
-for t in opam resources expr key ceremony profile key_location journal manifest qr_frames patch; do mk $t; done
+for t in opam resources expr key ceremony profile key_location journal manifest qr_frames patch bundle; do mk $t; done
 
 n=0
 for f in $v/repo/root $v/repo/snap $v/repo/ts $v/repo/keys/* $v/stages/* $v/variants/root.* \
@@ -101,5 +101,9 @@ cp $v/variants/incremental-update.patch corpus/patch/
 find $root/tests -name '*.patch' | while read -r f; do
   cp "$f" "corpus/patch/$(echo "$f" | sha256sum | cut -c1-12)"
 done
+
+# bundle: a bundle as a create-root rehearsal writes it (seeds/bundle/,
+# made with `arca ceremony run --rehearse --yes` and `arca bundle pack`)
+cp seeds/bundle/* corpus/bundle/
 
 echo "seeded: $(for t in corpus/*; do printf '%s=%s ' "${t#corpus/}" "$(ls "$t" | wc -l)"; done)"

@@ -975,18 +975,7 @@ pub fn verify_incremental(
 mod tests {
     use super::*;
 
-    struct Mem(BTreeMap<CPath, Vec<u8>>);
-    impl Source for Mem {
-        fn read(&self, path: &[String]) -> io::Result<Vec<u8>> {
-            self.0
-                .get(path)
-                .cloned()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no"))
-        }
-        fn list(&self, _path: &[String]) -> io::Result<Vec<(String, bool)>> {
-            Err(io::Error::new(io::ErrorKind::NotFound, "no"))
-        }
-    }
+    use crate::conex::verify::MemSource as Mem;
 
     fn p(s: &str) -> CPath {
         s.split('/').map(str::to_string).collect()

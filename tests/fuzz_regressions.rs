@@ -4,6 +4,7 @@
 mod support;
 use arca::conex::opam;
 use arca::conex::resource::{Resource, Root};
+use std::path::Path;
 use support::*;
 
 /// fuzz target `opam`: `signatures: []` decodes to an empty list, and the
@@ -147,6 +148,56 @@ fn operator_chains_count_towards_the_nesting_limit() {
             "{t} -> {printed}"
         );
     }
+}
+
+/// fuzz target `bundle` (a rehearsal bundle with one byte of `online.toml`
+/// changed, kept in tests/fuzz-inputs): the toml crate's message for a bad
+/// string spans two lines ("invalid string" / "expected `\"`, `'`"), and it
+/// went into the bundle's problems as it was. TOML errors are now one line
+/// (with the line they point at) wherever arca reads TOML: bundles,
+/// ceremony files, profiles and answers files.
+#[test]
+fn toml_errors_are_one_line() {
+    let tar = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz-inputs/bundle-online-toml-bad-string.tar"),
+    )
+    .unwrap();
+    let c = arca::bundle::verify_tar_bytes(&tar, Path::new("b.tar"), &Default::default()).unwrap();
+    assert!(
+        c.problems.iter().any(|p| p.starts_with("online.toml")),
+        "{:?}",
+        c.problems
+    );
+    for p in &c.problems {
+        assert!(!p.contains('\n'), "{p:?}");
+    }
+    let bad = "kind = \"create-root\"\ntitle = \"x\n";
+    let e = arca::ceremony::script::Ceremony::parse(Path::new("c.toml"), bad.to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains('\n') && e.contains("c.toml:2"), "{e:?}");
+    let e = arca::ceremony::profile::Profile::parse("p.toml", "[holders]\na = \"x\n")
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains('\n') && e.contains("p.toml:2"), "{e:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let answers = tmp.path().join("answers.toml");
+    std::fs::write(&answers, "confirm = \"yes\n").unwrap();
+    let o = arca([
+        "ceremony",
+        "run",
+        "ceremonies/create-root.toml",
+        "--rehearse",
+        "--answers",
+        answers.to_str().unwrap(),
+        "--base",
+        tmp.path().to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("answers.toml:1"), "{err}");
 }
 
 /// fuzz target `opam`: a string holding CR LF was printed raw, and the

@@ -4,60 +4,36 @@
 //! touches stays inside the repository; a file the patch creates or changes
 //! reads back as the patch left it.
 #![no_main]
-use arca::conex::verify::Source;
+use arca::conex::verify::{MemSource, Source};
 use arca::incremental::{Patch, PatchedSource};
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
-use std::io;
 
-struct Mem(BTreeMap<Vec<String>, &'static [u8]>);
-
-impl Source for Mem {
-    fn read(&self, path: &[String]) -> io::Result<Vec<u8>> {
-        self.0
-            .get(path)
-            .map(|b| b.to_vec())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
-    }
-    fn list(&self, path: &[String]) -> io::Result<Vec<(String, bool)>> {
-        let mut out: Vec<(String, bool)> = Vec::new();
-        for k in self.0.keys() {
-            if k.len() > path.len() && k.starts_with(path) {
-                let e = (k[path.len()].clone(), k.len() > path.len() + 1);
-                if !out.contains(&e) {
-                    out.push(e);
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-fn base() -> Mem {
-    let p = |s: &str| s.split('/').map(String::from).collect::<Vec<_>>();
-    Mem(BTreeMap::from([
-        (
-            p("root"),
-            &include_bytes!("../../tests/vectors/repo/root")[..],
-        ),
-        (
-            p("snap"),
-            &include_bytes!("../../tests/vectors/repo/snap")[..],
-        ),
-        (p("ts"), &include_bytes!("../../tests/vectors/repo/ts")[..]),
-        (
-            p("keys/m1"),
-            &include_bytes!("../../tests/vectors/repo/keys/m1")[..],
-        ),
-        (
-            p("packages/foo/foo.1.0.0/opam"),
-            &include_bytes!("../../tests/vectors/repo/packages/foo/foo.1.0.0/opam")[..],
-        ),
-        (
-            p("packages/bar/bar.0.1/opam"),
-            &include_bytes!("../../tests/vectors/repo/packages/bar/bar.0.1/opam")[..],
-        ),
-    ]))
+/// The vector repository's files, in memory (built once).
+fn base() -> &'static MemSource {
+    static BASE: std::sync::OnceLock<MemSource> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let files: [(&str, &[u8]); 6] = [
+            ("root", include_bytes!("../../tests/vectors/repo/root")),
+            ("snap", include_bytes!("../../tests/vectors/repo/snap")),
+            ("ts", include_bytes!("../../tests/vectors/repo/ts")),
+            (
+                "keys/m1",
+                include_bytes!("../../tests/vectors/repo/keys/m1"),
+            ),
+            (
+                "packages/foo/foo.1.0.0/opam",
+                include_bytes!("../../tests/vectors/repo/packages/foo/foo.1.0.0/opam"),
+            ),
+            (
+                "packages/bar/bar.0.1/opam",
+                include_bytes!("../../tests/vectors/repo/packages/bar/bar.0.1/opam"),
+            ),
+        ];
+        MemSource(BTreeMap::from(files.map(|(p, b)| {
+            (p.split('/').map(String::from).collect(), b.to_vec())
+        })))
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -73,8 +49,7 @@ fuzz_target!(|data: &[u8]| {
         }
         assert_ne!(path.first().map(String::as_str), Some(".git"));
     }
-    let base = base();
-    let Ok(patched) = PatchedSource::apply(&base, None, &patch) else {
+    let Ok(patched) = PatchedSource::apply(base(), None, &patch) else {
         return;
     };
     for (path, content) in patched.changes() {

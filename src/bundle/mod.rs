@@ -21,7 +21,7 @@ pub mod manifest;
 pub mod qr;
 
 use crate::conex::resource::Resource;
-use crate::conex::verify::{DirSource, Options, Verifier};
+use crate::conex::verify::{MemSource, Options, Verifier};
 use crate::conex::{Digest, KeyRef, PublicKey, Role, Root};
 use crate::error::{ArcaError, Result};
 use manifest::{path_problem, sha256_hex, Manifest};
@@ -434,13 +434,14 @@ fn read_dir_tree(
     Ok(())
 }
 
+/// Reads the entries of a tar file (`path` names it in errors).
 fn read_tar(
+    f: impl std::io::Read,
     path: &Path,
     files: &mut BTreeMap<String, Vec<u8>>,
     problems: &mut Vec<String>,
 ) -> Result<()> {
     use std::io::Read as _;
-    let f = std::fs::File::open(path).map_err(|e| ArcaError::io(path, e))?;
     let mut a = tar::Archive::new(f);
     let entries = a
         .entries()
@@ -527,8 +528,22 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Checked> {
     if meta.is_dir() {
         read_dir_tree(path, "", &mut c.files, &mut c.problems)?;
     } else {
-        read_tar(path, &mut c.files, &mut c.problems)?;
+        let f = std::fs::File::open(path).map_err(|e| ArcaError::io(path, e))?;
+        read_tar(f, path, &mut c.files, &mut c.problems)?;
     }
+    check_files(c, opts)
+}
+
+/// Verifies a bundle given as the bytes of its tar file (`label` names it
+/// in errors), as [`verify`] does a tar file on disk.
+pub fn verify_tar_bytes(bytes: &[u8], label: &Path, opts: &VerifyOptions) -> Result<Checked> {
+    let mut c = Checked::default();
+    read_tar(bytes, label, &mut c.files, &mut c.problems)?;
+    check_files(c, opts)
+}
+
+/// Everything [`verify`] checks once the files are read.
+fn check_files(mut c: Checked, opts: &VerifyOptions) -> Result<Checked> {
     let Some(mtext) = c.files.get("MANIFEST").cloned() else {
         c.problems.push("MANIFEST: missing".into());
         return Ok(c);
@@ -645,27 +660,20 @@ fn check_content(c: &mut Checked, opts: &VerifyOptions) {
             let quorum = opts
                 .quorum
                 .unwrap_or_else(|| root.valid.min_signers().max(1) as usize);
-            match tempfile::tempdir() {
-                Ok(dir) => {
-                    if std::fs::write(dir.path().join("root"), rtext).is_ok() {
-                        let src = DirSource(dir.path().to_path_buf());
-                        let mut v = Verifier::new(
-                            &src,
-                            Options {
-                                anchors,
-                                quorum: Some(quorum),
-                                ..Options::default()
-                            },
-                        );
-                        match v.verify_root() {
-                            Ok((_, signers)) => c.signers = signers,
-                            Err(m) => probs.push(format!(
-                                "root: does not verify against the trust anchors with quorum {quorum}: {m}"
-                            )),
-                        }
-                    }
-                }
-                Err(e) => probs.push(format!("temporary folder: {e}")),
+            let src = MemSource([(vec!["root".to_string()], rtext.as_bytes().to_vec())].into());
+            let mut v = Verifier::new(
+                &src,
+                Options {
+                    anchors,
+                    quorum: Some(quorum),
+                    ..Options::default()
+                },
+            );
+            match v.verify_root() {
+                Ok((_, signers)) => c.signers = signers,
+                Err(m) => probs.push(format!(
+                    "root: does not verify against the trust anchors with quorum {quorum}: {m}"
+                )),
             }
         }
         if let Some((atext, Ok(_))) = &file_anchors {
@@ -687,7 +695,11 @@ fn check_content(c: &mut Checked, opts: &VerifyOptions) {
                 Ok(_) => probs.push(
                     "online.toml: does not match the root's snapshot/timestamp roles".to_string(),
                 ),
-                Err(e) => probs.push(format!("online.toml: {}", e.message().trim())),
+                Err(e) => {
+                    let (line, msg) = crate::ceremony::script::toml_error(o, &e);
+                    let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+                    probs.push(format!("online.toml{at}: {msg}"))
+                }
             }
         }
         // online keys: encrypted only, named after a role key of the root

@@ -38,10 +38,13 @@ impl Profile {
     /// Parses profile text.
     pub fn parse(file: &str, text: &str) -> Result<Profile, ScriptError> {
         let line = |s: std::ops::Range<usize>| super::script::line_of(text, &s);
-        let p: ProfileFile = toml::from_str(text).map_err(|e| ScriptError {
-            file: file.into(),
-            line: e.span().and_then(line),
-            msg: e.message().to_string(),
+        let p: ProfileFile = toml::from_str(text).map_err(|e| {
+            let (line, msg) = super::script::toml_error(text, &e);
+            ScriptError {
+                file: file.into(),
+                line,
+                msg,
+            }
         })?;
         let mut holders = BTreeMap::new();
         for (h, loc) in p.holders {

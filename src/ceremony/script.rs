@@ -232,6 +232,19 @@ pub fn line_of(text: &str, span: &std::ops::Range<usize>) -> Option<usize> {
     Some(text[..span.start.min(text.len())].matches('\n').count() + 1)
 }
 
+/// A TOML error as (line, message on one line): the toml crate's messages
+/// can span several lines, and arca's errors are one line each.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> (Option<usize>, String) {
+    let msg = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    (e.span().and_then(|s| line_of(text, &s)), msg)
+}
+
 impl Ceremony {
     /// Reads and validates a ceremony file.
     pub fn load(path: &Path) -> Result<Ceremony, ScriptError> {
@@ -241,10 +254,13 @@ impl Ceremony {
     /// Parses and validates ceremony text.
     pub fn parse(path: &Path, text: String) -> Result<Ceremony, ScriptError> {
         let file = path.display().to_string();
-        let terr = |e: toml::de::Error| ScriptError {
-            file: file.clone(),
-            line: e.span().and_then(|s| line_of(&text, &s)),
-            msg: e.message().trim().to_string(),
+        let terr = |e: toml::de::Error| {
+            let (line, msg) = toml_error(&text, &e);
+            ScriptError {
+                file: file.clone(),
+                line,
+                msg,
+            }
         };
         let table: toml::Table = toml::from_str(&text).map_err(terr)?;
         let kind = match table.get("kind") {

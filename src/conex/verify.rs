@@ -37,6 +37,34 @@ pub trait Source: Sync {
     }
 }
 
+/// A repository held in memory: path components → file bytes.
+#[derive(Debug, Default, Clone)]
+pub struct MemSource(pub std::collections::BTreeMap<Vec<String>, Vec<u8>>);
+
+impl Source for MemSource {
+    fn read(&self, path: &[String]) -> io::Result<Vec<u8>> {
+        self.0
+            .get(path)
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.join("/")))
+    }
+    fn list(&self, path: &[String]) -> io::Result<Vec<(String, bool)>> {
+        let mut out: Vec<(String, bool)> = Vec::new();
+        for k in self.0.keys() {
+            if k.len() > path.len() && k.starts_with(path) {
+                let e = (k[path.len()].clone(), k.len() > path.len() + 1);
+                if out.last() != Some(&e) {
+                    out.push(e);
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, path.join("/")));
+        }
+        Ok(out)
+    }
+}
+
 /// A repository in a directory.
 pub struct DirSource(pub std::path::PathBuf);
 

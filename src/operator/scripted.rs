@@ -36,7 +36,11 @@ impl Scripted {
     /// Reads an answers file (paths in it are relative to the file).
     pub fn from_file(path: &Path) -> Result<Scripted, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let a: Answers = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let a: Answers = toml::from_str(&text).map_err(|e| {
+            let (line, msg) = crate::ceremony::script::toml_error(&text, &e);
+            let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+            format!("{}{at}: {msg}", path.display())
+        })?;
         let yes = match a.confirm.as_deref() {
             None | Some("no") => false,
             Some("yes") => true,
