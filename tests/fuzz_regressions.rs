@@ -200,6 +200,35 @@ fn toml_errors_are_one_line() {
     assert!(err.contains("answers.toml:1"), "{err}");
 }
 
+/// fuzz target `bundle` (a rehearsal bundle whose root had bytes of a
+/// key's `rsa=` changed, kept in tests/fuzz-inputs): the key's "algorithm"
+/// became everything before the first `=` — NULs, newlines and 700 bytes of
+/// PEM — and the warning quoted it whole: a many-line message, and a way
+/// for a hostile file to send control characters to the terminal. Strings
+/// from files are now quoted with control characters escaped and cut to 40
+/// characters (`conex::shown`) in every message that echoes them.
+#[test]
+fn strings_from_files_are_quoted_escaped_and_short() {
+    let tar = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz-inputs/bundle-key-algorithm-with-newlines.tar"),
+    )
+    .unwrap();
+    let c = arca::bundle::verify_tar_bytes(&tar, Path::new("b.tar"), &Default::default()).unwrap();
+    let p = c
+        .problems
+        .iter()
+        .find(|p| p.contains("key algorithm"))
+        .unwrap_or_else(|| panic!("{:?}", c.problems));
+    assert!(!p.chars().any(char::is_control), "{p:?}");
+    assert!(p.len() < 200, "{p:?}");
+    assert_eq!(arca::conex::shown("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+    assert_eq!(
+        arca::conex::shown(&"x".repeat(50)),
+        format!("{}…", "x".repeat(40))
+    );
+}
+
 /// fuzz target `opam`: a string holding CR LF was printed raw, and the
 /// lexer reads a raw CR LF inside a string as LF (as OCaml's lexer does),
 /// so the value changed on the way back — and with it the canonical string

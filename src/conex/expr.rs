@@ -102,7 +102,8 @@ impl KeyRef {
                         })),
                         Err(DigestParseError::UnknownAlg(a)) => {
                             warnings.push(format!(
-                                "unknown digest algorithm {a} in key reference {id}, ignoring it"
+                                "unknown digest algorithm {} in key reference {id}, ignoring it",
+                                super::shown(&a)
                             ));
                             Ok(None)
                         }

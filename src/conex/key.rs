@@ -52,7 +52,7 @@ impl Digest {
         if hexpart.len() != 64 || !hexpart.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ConexError::field(
                 "key hash",
-                format!("{s:?} is not sha256=<64 hex digits>"),
+                format!("\"{}\" is not sha256=<64 hex digits>", super::shown(s)),
             ));
         }
         Ok(Digest {
@@ -235,8 +235,12 @@ impl PublicKey {
         let (alg, data) = s
             .split_once('=')
             .ok_or_else(|| ConexError::field("key", "key data has no `alg=` prefix".to_string()))?;
-        let alg = KeyAlg::parse(alg)
-            .ok_or_else(|| ConexError::field("key", format!("unknown key algorithm {alg:?}")))?;
+        let alg = KeyAlg::parse(alg).ok_or_else(|| {
+            ConexError::field(
+                "key",
+                format!("unknown key algorithm \"{}\"", super::shown(alg)),
+            )
+        })?;
         Ok(PublicKey {
             alg,
             data: data.to_string(),

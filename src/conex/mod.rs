@@ -76,3 +76,22 @@ impl fmt::Display for ConexError {
         f.write_str(&self.reason)
     }
 }
+
+/// A string from a file as it is quoted in a message: control characters
+/// escaped (a hostile file cannot break the one-line message or send
+/// escape sequences to the terminal) and cut to 40 characters.
+pub fn shown(s: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n == 40 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -625,9 +625,10 @@ pub fn decode_value(v: &Value, warnings: &mut Vec<String>) -> Result<Wire, Conex
             if s.starts_with("0x") {
                 Wire::Bigint(uint_of_string(s).ok_or_else(|| {
                     // an overlong value is cut: the error stays one short line
-                    let shown: String = s.chars().take(40).collect();
-                    let more = if shown.len() < s.len() { "…" } else { "" };
-                    ConexError::msg(format!("cannot parse unsigned integer: {shown}{more}"))
+                    ConexError::msg(format!(
+                        "cannot parse unsigned integer: {}",
+                        super::shown(s)
+                    ))
                 })?)
             } else if s == "emptymap" {
                 Wire::Map(WireMap::new())

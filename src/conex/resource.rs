@@ -151,7 +151,12 @@ fn keys_of_wire(
         "key",
         warnings,
         KeyAlg::parse,
-        |alg, id| format!("couldn't parse key algorithm {alg} of key {id}, ignoring"),
+        |alg, id| {
+            format!(
+                "couldn't parse key algorithm {} of key {id}, ignoring",
+                super::shown(alg)
+            )
+        },
         |id, created, alg, data| Key {
             id,
             created,
@@ -169,7 +174,12 @@ fn sigs_of_wire(
         "signature",
         warnings,
         SigAlg::parse,
-        |alg, id| format!("no support for signature algorithm {alg} of {id}, ignoring"),
+        |alg, id| {
+            format!(
+                "no support for signature algorithm {} of {id}, ignoring",
+                super::shown(alg)
+            )
+        },
         |id, created, alg, value| Signature {
             id,
             created,
@@ -721,13 +731,14 @@ impl Target {
             };
             match Digest::parse(s) {
                 Ok(d) => digest.push(d),
-                Err(DigestParseError::UnknownAlg(a)) => {
-                    warnings.push(format!("ignoring unknown digest algorithm {a}"))
-                }
+                Err(DigestParseError::UnknownAlg(a)) => warnings.push(format!(
+                    "ignoring unknown digest algorithm {}",
+                    super::shown(&a)
+                )),
                 Err(DigestParseError::Malformed) => {
                     return Err(ConexError::field(
                         format!("digest[{n}]"),
-                        format!("{s:?} is not alg=value"),
+                        format!("\"{}\" is not alg=value", super::shown(s)),
                     ))
                 }
             }
@@ -830,7 +841,7 @@ impl Delegation {
                 x => {
                     return Err(ConexError::field(
                         "terminating",
-                        format!("unknown value {x:?}"),
+                        format!("unknown value \"{}\"", super::shown(x)),
                     ))
                 }
             },
