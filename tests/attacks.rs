@@ -490,13 +490,7 @@ fn package_file_added_after_signing() {
 fn fast_forward_then_epoch_recovery() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
-    let mut profile = String::from("[holders]\n");
-    for h in ["alice", "bob", "carol"] {
-        let d = base.join("devices").join(h);
-        std::fs::create_dir_all(&d).unwrap();
-        profile.push_str(&format!("{h} = \"file:{}/\"\n", d.display()));
-    }
-    std::fs::write(base.join("profile.toml"), profile).unwrap();
+    support::file_device_profile(base, &["alice", "bob", "carol"]);
     std::fs::write(base.join("answers.toml"), "confirm = \"yes\"\n").unwrap();
     let ceremony = |file: &Path| {
         ok(&arca([

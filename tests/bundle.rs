@@ -57,13 +57,7 @@ const PASSPHRASE: &str = "correct horse battery staple";
 fn ceremony(online: &str) -> (Room, String) {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().to_path_buf();
-    let mut profile = String::from("[holders]\n");
-    for h in ["alice", "bob"] {
-        let d = base.join("devices").join(h);
-        std::fs::create_dir_all(&d).unwrap();
-        profile.push_str(&format!("{h} = \"file:{}/\"\n", d.display()));
-    }
-    std::fs::write(base.join("profile.toml"), profile).unwrap();
+    support::file_device_profile(&base, &["alice", "bob"]);
     std::fs::write(base.join("pass.txt"), format!("{PASSPHRASE}\n")).unwrap();
     std::fs::write(
         base.join("answers.toml"),

@@ -17,13 +17,7 @@ struct Room {
 fn room(holders: &[&str]) -> Room {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().to_path_buf();
-    let mut profile = String::from("[holders]\n");
-    for h in holders {
-        let d = base.join("devices").join(h);
-        std::fs::create_dir_all(&d).unwrap();
-        profile.push_str(&format!("{h} = \"file:{}/\"\n", d.display()));
-    }
-    std::fs::write(base.join("profile.toml"), profile).unwrap();
+    support::file_device_profile(&base, holders);
     std::fs::write(base.join("answers.toml"), "confirm = \"yes\"\n").unwrap();
     Room {
         profile: base.join("profile.toml"),

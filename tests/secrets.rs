@@ -484,14 +484,7 @@ fn pkcs11_ceremony_and_janitor_show_no_pin() {
 fn encrypted_key_file_ceremony_shows_no_passphrase() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
-    let mut profile = String::from("[holders]\n");
-    for h in ["alice", "bob", "carol", "dave"] {
-        let d = base.join("devices").join(h);
-        std::fs::create_dir_all(&d).unwrap();
-        profile.push_str(&format!("{h} = \"file:{}/\"\n", d.display()));
-    }
-    let profile_path = base.join("profile.toml");
-    std::fs::write(&profile_path, profile).unwrap();
+    let profile_path = support::file_device_profile(base, &["alice", "bob", "carol", "dave"]);
     let secrets_dir = base.join("secrets");
     std::fs::create_dir_all(&secrets_dir).unwrap();
     let pass = secrets_dir.join("pass");
@@ -627,14 +620,7 @@ generate = true
 fn bundle_online_key_passphrase_is_not_shown() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
-    let mut profile = String::from("[holders]\n");
-    for h in ["alice", "bob"] {
-        let d = base.join("devices").join(h);
-        std::fs::create_dir_all(&d).unwrap();
-        profile.push_str(&format!("{h} = \"file:{}/\"\n", d.display()));
-    }
-    let profile_path = base.join("profile.toml");
-    std::fs::write(&profile_path, profile).unwrap();
+    let profile_path = support::file_device_profile(base, &["alice", "bob"]);
     let secrets_dir = base.join("secrets");
     std::fs::create_dir_all(&secrets_dir).unwrap();
     let pass = secrets_dir.join("pass");
@@ -710,14 +696,7 @@ fn bundle_online_key_passphrase_typed_at_the_terminal() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
-    let mut profile = String::from("[holders]\n");
-    for h in ["alice", "bob"] {
-        let d = base.join("devices").join(h);
-        std::fs::create_dir_all(&d).unwrap();
-        profile.push_str(&format!("{h} = \"file:{}/\"\n", d.display()));
-    }
-    let profile_path = base.join("profile.toml");
-    std::fs::write(&profile_path, profile).unwrap();
+    let profile_path = support::file_device_profile(base, &["alice", "bob"]);
     let ceremony = base.join("online-keys.toml");
     std::fs::write(&ceremony, ONLINE_KEYS_CEREMONY).unwrap();
     let home = base.join("home");

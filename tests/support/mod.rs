@@ -125,3 +125,18 @@ pub fn delegate_and_sign_targets(run: &dyn Fn(&[&str]) -> String, on: &str) -> S
     run(&["targets", "compute", "--id", "j1"]);
     run(&["targets", "sign", "--id", "j1", "--on", on])
 }
+
+/// Writes `base/profile.toml` giving each holder a key-file device folder
+/// `base/devices/<holder>/` (created), and returns the profile's path.
+#[allow(dead_code)]
+pub fn file_device_profile(base: &Path, holders: &[&str]) -> PathBuf {
+    let mut profile = String::from("[holders]\n");
+    for h in holders {
+        let d = base.join("devices").join(h);
+        std::fs::create_dir_all(&d).unwrap();
+        profile.push_str(&format!("{h} = \"file:{}/\"\n", d.display()));
+    }
+    let path = base.join("profile.toml");
+    std::fs::write(&path, profile).unwrap();
+    path
+}
