@@ -184,7 +184,7 @@ pub fn parse_chain(file: &str, text: &str) -> Result<Vec<Entry>, JournalError> {
         if e.prev != prev {
             return Err(err(format!(
                 "chain broken: prev {} but the line before hashes to {prev}",
-                e.prev
+                crate::conex::shown_max(&e.prev, 72)
             )));
         }
         if e.seq != n as u64 {

@@ -229,6 +229,31 @@ fn strings_from_files_are_quoted_escaped_and_short() {
     );
 }
 
+/// fuzz target `bundle`, after 9.1 million executions (a rehearsal bundle
+/// whose journal's first `prev` had PEM lines copied into it, kept in
+/// tests/fuzz-inputs): the broken-chain message quoted the `prev` field
+/// whole, newlines included. It is quoted through `conex::shown_max` now.
+#[test]
+fn journal_errors_quote_fields_on_one_line() {
+    let tar = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz-inputs/bundle-journal-prev-with-newlines.tar"),
+    )
+    .unwrap();
+    let c = arca::bundle::verify_tar_bytes(&tar, Path::new("b.tar"), &Default::default()).unwrap();
+    let p = c
+        .problems
+        .iter()
+        .find(|p| p.contains("chain broken"))
+        .unwrap_or_else(|| panic!("{:?}", c.problems));
+    assert!(!p.chars().any(char::is_control), "{p:?}");
+    let text = std::str::from_utf8(&c.files["journal.jsonl"]).unwrap();
+    let e = arca::journal::parse_chain("journal.jsonl", text)
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains('\n') && e.contains("chain broken"), "{e:?}");
+}
+
 /// fuzz target `opam`: a string holding CR LF was printed raw, and the
 /// lexer reads a raw CR LF inside a string as LF (as OCaml's lexer does),
 /// so the value changed on the way back — and with it the canonical string

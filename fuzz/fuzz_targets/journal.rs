@@ -1,4 +1,5 @@
-//! Ceremony journal lines (JSON, hash-chained): checking never panics.
+//! Ceremony journal lines (JSON, hash-chained): checking never panics, and
+//! a refused journal gets a one-line error.
 #![no_main]
 use arca::ceremony::journal::parse_chain;
 use libfuzzer_sys::fuzz_target;
@@ -7,5 +8,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = parse_chain("journal.jsonl", text);
+    if let Err(e) = parse_chain("journal.jsonl", text) {
+        let e = e.to_string();
+        assert!(!e.contains('\n'), "error on two lines: {e:?}");
+    }
 });

@@ -81,9 +81,14 @@ impl fmt::Display for ConexError {
 /// escaped (a hostile file cannot break the one-line message or send
 /// escape sequences to the terminal) and cut to 40 characters.
 pub fn shown(s: &str) -> String {
+    shown_max(s, 40)
+}
+
+/// [`shown`], cut to `max` characters.
+pub fn shown_max(s: &str, max: usize) -> String {
     let mut out = String::new();
     for (n, c) in s.chars().enumerate() {
-        if n == 40 {
+        if n == max {
             out.push('…');
             break;
         }
