@@ -145,7 +145,10 @@ impl Repo {
         if !crate::conex::expr::id_equal(&r.header().name, name) {
             return Err(crate::conex::ConexError::field(
                 "signed.name",
-                format!("is {:?} but the file is named {name:?}", r.header().name),
+                format!(
+                    "is \"{}\" but the file is named {name:?}",
+                    crate::conex::shown(&r.header().name)
+                ),
             )
             .in_file(path.display())
             .into());

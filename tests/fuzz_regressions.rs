@@ -254,6 +254,27 @@ fn journal_errors_quote_fields_on_one_line() {
     assert!(!e.contains('\n') && e.contains("chain broken"), "{e:?}");
 }
 
+/// fuzz target `bundle`, after 7 million executions of its next run (a
+/// rehearsal bundle whose root's `name` holds a newline, kept in
+/// tests/fuzz-inputs): the verifier's "is named" message quoted the name
+/// whole. Names are quoted through `conex::shown` now, in the verifier and
+/// in `Repo::read`.
+#[test]
+fn resource_names_are_quoted_on_one_line() {
+    let tar = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz-inputs/bundle-root-name-with-newline.tar"),
+    )
+    .unwrap();
+    let c = arca::bundle::verify_tar_bytes(&tar, Path::new("b.tar"), &Default::default()).unwrap();
+    let p = c
+        .problems
+        .iter()
+        .find(|p| p.contains("is named"))
+        .unwrap_or_else(|| panic!("{:?}", c.problems));
+    assert!(!p.chars().any(char::is_control), "{p:?}");
+}
+
 /// fuzz target `opam`: a string holding CR LF was printed raw, and the
 /// lexer reads a raw CR LF inside a string as LF (as OCaml's lexer does),
 /// so the value changed on the way back — and with it the canonical string

@@ -278,7 +278,7 @@ pub fn parse_resource<R: Resource>(
         return Err(format!(
             "{name} (type {}) is named {}",
             R::TYP,
-            r.header().name
+            super::shown(&r.header().name)
         ));
     }
     Ok(r)
