@@ -209,17 +209,7 @@ fn toml_errors_are_one_line() {
 /// characters (`conex::shown`) in every message that echoes them.
 #[test]
 fn strings_from_files_are_quoted_escaped_and_short() {
-    let tar = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fuzz-inputs/bundle-key-algorithm-with-newlines.tar"),
-    )
-    .unwrap();
-    let c = arca::bundle::verify_tar_bytes(&tar, Path::new("b.tar"), &Default::default()).unwrap();
-    let p = c
-        .problems
-        .iter()
-        .find(|p| p.contains("key algorithm"))
-        .unwrap_or_else(|| panic!("{:?}", c.problems));
+    let (_, p) = fuzz_input_problem("bundle-key-algorithm-with-newlines.tar", "key algorithm");
     assert!(!p.chars().any(char::is_control), "{p:?}");
     assert!(p.len() < 200, "{p:?}");
     assert_eq!(arca::conex::shown("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
@@ -235,17 +225,7 @@ fn strings_from_files_are_quoted_escaped_and_short() {
 /// whole, newlines included. It is quoted through `conex::shown_max` now.
 #[test]
 fn journal_errors_quote_fields_on_one_line() {
-    let tar = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fuzz-inputs/bundle-journal-prev-with-newlines.tar"),
-    )
-    .unwrap();
-    let c = arca::bundle::verify_tar_bytes(&tar, Path::new("b.tar"), &Default::default()).unwrap();
-    let p = c
-        .problems
-        .iter()
-        .find(|p| p.contains("chain broken"))
-        .unwrap_or_else(|| panic!("{:?}", c.problems));
+    let (c, p) = fuzz_input_problem("bundle-journal-prev-with-newlines.tar", "chain broken");
     assert!(!p.chars().any(char::is_control), "{p:?}");
     let text = std::str::from_utf8(&c.files["journal.jsonl"]).unwrap();
     let e = arca::journal::parse_chain("journal.jsonl", text)
@@ -261,17 +241,7 @@ fn journal_errors_quote_fields_on_one_line() {
 /// in `Repo::read`.
 #[test]
 fn resource_names_are_quoted_on_one_line() {
-    let tar = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fuzz-inputs/bundle-root-name-with-newline.tar"),
-    )
-    .unwrap();
-    let c = arca::bundle::verify_tar_bytes(&tar, Path::new("b.tar"), &Default::default()).unwrap();
-    let p = c
-        .problems
-        .iter()
-        .find(|p| p.contains("is named"))
-        .unwrap_or_else(|| panic!("{:?}", c.problems));
+    let (_, p) = fuzz_input_problem("bundle-root-name-with-newline.tar", "is named");
     assert!(!p.chars().any(char::is_control), "{p:?}");
 }
 
@@ -320,4 +290,23 @@ fn pin_source_path_with_leading_slashes_survives_printing() {
         assert_eq!(a, b, "{s} printed as {printed}");
         assert_eq!(b.to_string(), printed);
     }
+}
+
+/// Verifies the bundle `tests/fuzz-inputs/<name>` and returns the outcome
+/// and its problem that contains `needle`.
+fn fuzz_input_problem(name: &str, needle: &str) -> (arca::bundle::Checked, String) {
+    let tar = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz-inputs")
+            .join(name),
+    )
+    .unwrap();
+    let c = arca::bundle::verify_tar_bytes(&tar, Path::new("b.tar"), &Default::default()).unwrap();
+    let p = c
+        .problems
+        .iter()
+        .find(|p| p.contains(needle))
+        .unwrap_or_else(|| panic!("{:?}", c.problems))
+        .clone();
+    (c, p)
 }
