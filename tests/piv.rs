@@ -21,7 +21,7 @@ use arca::keys::{sign_checked, KeyError, KeySpec, SecretRequest, SecretSource, S
 use pcsc_card::{pcsc_lock, Plugged};
 use sha2::{Digest as _, Sha256};
 use std::collections::VecDeque;
-use vpiv::{CardConfig, VPCD_PORTS};
+use vpiv::{vpcd_ports, CardConfig};
 use zeroize::Zeroizing;
 
 // ----------------------------------------------------------------- harness
@@ -409,7 +409,7 @@ fn picks_the_yubikey_by_serial() {
     let Some(_lock) = pcsc_lock() else { return };
     let a = Plugged::new(CardConfig::fw57(20_001));
     let b = Plugged::new(CardConfig {
-        port: VPCD_PORTS[1],
+        port: vpcd_ports()[1],
         ..CardConfig::fw57(20_002)
     });
 

@@ -85,21 +85,39 @@ pub fn fresh_repo(dir: &Path) -> PathBuf {
     repo
 }
 
+/// The folder beside the clone with other projects' public data
+/// (`$ARCA_SHARED` when set at build time, else `../shared`), as build.rs
+/// found it.
+pub fn shared_dir() -> PathBuf {
+    PathBuf::from(env!("ARCA_SHARED_DIR"))
+}
+
 /// The repository signed by upstream conex (public data of another project,
-/// never copied into this repository): `$ARCA_SHARED/conex-vectors/…` when
-/// that is set (a clone elsewhere), else `../shared` beside the clone, as CI
-/// has it. Tests fail when it is missing.
+/// never copied into this repository). Tests that read it carry
+/// `#[cfg_attr(not(arca_shared_upstream), ignore = "…")]`: build.rs sets the
+/// cfg when the folder is there, so without it they are listed as ignored.
 pub fn upstream_testrepo() -> PathBuf {
-    let shared = std::env::var_os("ARCA_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    let dir = shared.join("conex-vectors/upstream-testrepo");
+    let dir = shared_dir().join("conex-vectors/upstream-testrepo");
     assert!(
         dir.is_dir(),
-        "{} is missing: run with ../shared beside the clone, or set ARCA_SHARED",
+        "{} is missing (it was there when the tests were built)",
         dir.display()
     );
     dir
+}
+
+/// One of conex's own tools (`../shared/oracle/build.sh` installs them).
+/// Tests that run them carry
+/// `#[cfg_attr(not(arca_conex_oracle), ignore = "…")]`.
+pub fn conex_tool(name: &str) -> PathBuf {
+    let dir = env!("ARCA_CONEX_BIN_DIR");
+    assert!(
+        !dir.is_empty(),
+        "conex's tools were not found when the tests were built"
+    );
+    let tool = Path::new(dir).join(name);
+    assert!(tool.is_file(), "{} is missing", tool.display());
+    tool
 }
 
 /// The janitor flow through the binary: the root holders rootA and rootB

@@ -1,6 +1,6 @@
-//! The PC/SC side of the virtual PIV card (`vpiv.rs`): a process-wide lock
+//! The PC/SC side of the virtual PIV card (`vpiv.rs`): a machine-wide lock
 //! (one pcscd and one pair of virtual readers per machine, so PC/SC tests
-//! run one after another), a check that pcscd runs with the vpcd reader,
+//! run one after another, also across test binaries run at the same time), a check that pcscd runs with the vpcd reader,
 //! and a card plugged into a reader for as long as a value lives.
 //!
 //! A test binary using it declares both modules at its root:
@@ -39,12 +39,41 @@ pub fn services_ready() -> Result<(), String> {
     }
 }
 
+/// The lock held: this process's mutex and the machine's lock file.
+pub struct PcscGuard {
+    _file: std::fs::File,
+    _guard: MutexGuard<'static, ()>,
+}
+
+/// The machine-wide lock file beside the pcscd state of
+/// `tests/support/pcscd-vpcd.sh` (flock: released when the process dies).
+fn machine_lock() -> std::fs::File {
+    let path = std::env::temp_dir().join(format!(
+        "arca-pcsc-{}.lock",
+        crate::vpiv::vpcd_ports()[0]
+    ));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor this function owns.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock {}", path.display());
+    file
+}
+
 /// Takes the PC/SC lock, or returns None (outside CI) when the services
 /// are missing.
-pub fn pcsc_lock() -> Option<MutexGuard<'static, ()>> {
+pub fn pcsc_lock() -> Option<PcscGuard> {
     let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     match services_ready() {
-        Ok(()) => Some(guard),
+        Ok(()) => Some(PcscGuard {
+            _file: machine_lock(),
+            _guard: guard,
+        }),
         Err(why) if std::env::var_os("CI").is_some() => {
             panic!("{why}: run tests/support/pcscd-vpcd.sh start before cargo test")
         }

@@ -18,6 +18,11 @@ CONF_DIR="$STATE_DIR/reader.conf.d"
 PID_FILE="$STATE_DIR/pcscd.pid"
 LOG_FILE="$STATE_DIR/pcscd.log"
 SOCKET=/run/pcscd/pcscd.comm
+# vpcd's first reader listens on this TCP port, the second on the next one;
+# the virtual card (tests/support/vpiv.rs) reads the same variable.
+PORT="${ARCA_VPCD_PORT:-35963}"
+case "$PORT" in ''|*[!0-9]*) echo "pcscd-vpcd: ARCA_VPCD_PORT must be a port number, not '$PORT'" >&2; exit 2 ;; esac
+PORT_HEX=$(printf '%04X' "$PORT")
 VPCD_LIB=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
 
 log() { echo "pcscd-vpcd: $*" >&2; }
@@ -63,9 +68,10 @@ other_pcscd() {
 }
 
 vpcd_listening() {
-    # Port 35963 = 0x8C7B in LISTEN state (0A). Connecting to test it would
-    # look like a card being inserted, so only look at the socket table.
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$2 ~ /:8C7B$/ && $4 == "0A" { found = 1 } END { exit !found }'
+    # The port (35963 = 0x8C7B by default) in LISTEN state (0A). Connecting
+    # to test it would look like a card being inserted, so only look at the
+    # socket table.
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=":$PORT_HEX" '$2 ~ p"$" && $4 == "0A" { found = 1 } END { exit !found }'
 }
 
 start() {
@@ -85,9 +91,9 @@ start() {
     mkdir -p "$CONF_DIR"
     cat >"$CONF_DIR/vpcd" <<EOF
 FRIENDLYNAME "Yubico YubiKey vpcd"
-DEVICENAME   /dev/null:0x8C7B
+DEVICENAME   /dev/null:0x$PORT_HEX
 LIBPATH      $VPCD_LIB
-CHANNELID    0x8C7B
+CHANNELID    0x$PORT_HEX
 EOF
     as_root mkdir -p /run/pcscd
     setsid pcscd -f -c "$CONF_DIR" >"$LOG_FILE" 2>&1 </dev/null &
@@ -134,7 +140,7 @@ status() {
         echo "not running"
         return 1
     fi
-    if vpcd_listening; then echo "vpcd reader: listening on 127.0.0.1:35963"; else echo "vpcd reader: not listening"; fi
+    if vpcd_listening; then echo "vpcd reader: listening on 127.0.0.1:$PORT"; else echo "vpcd reader: not listening"; fi
 }
 
 case "${1:-}" in

@@ -41,7 +41,16 @@ use cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use rsa::traits::PublicKeyParts;
 
 /// vpcd's ports: one per virtual reader ("Yubico YubiKey vpcd 00 00/01").
-pub const VPCD_PORTS: [u16; 2] = [35963, 35964];
+/// The first is 35963 unless `ARCA_VPCD_PORT` says otherwise (it must match
+/// the port `tests/support/pcscd-vpcd.sh` gave pcscd); the second follows it.
+pub fn vpcd_ports() -> [u16; 2] {
+    let first = std::env::var("ARCA_VPCD_PORT")
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|p| *p < u16::MAX)
+        .unwrap_or(35963);
+    [first, first + 1]
+}
 
 /// The ATR of a YubiKey 5 NFC (T=1).
 const ATR: [u8; 23] = [
@@ -128,7 +137,7 @@ impl CardConfig {
             mgm_key: DEFAULT_MGM_KEY,
             pin: b"123456".to_vec(),
             puk: b"12345678".to_vec(),
-            port: VPCD_PORTS[0],
+            port: vpcd_ports()[0],
             f9: F9Kind::P256,
         }
     }
