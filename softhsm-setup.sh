@@ -16,6 +16,10 @@
 #   --clean            delete DIR and exit
 #   -h, --help         this text
 #
+# On Debian it first installs, with apt-get, what building and running arca
+# need and is missing (SoftHSM, OpenSC, the PC/SC library and pkg-config, a C
+# compiler), saying in one line what and why.
+#
 # Only the `export …` lines go to stdout, so `eval "$(…)"` works; everything
 # else goes to stderr. Re-running keeps existing tokens (a label that exists
 # already is left alone) unless --reset is given.
@@ -95,17 +99,45 @@ find_module() {
   return 1
 }
 
-if ! command -v softhsm2-util >/dev/null 2>&1 || ! find_module >/dev/null \
-   || ! command -v pkcs11-tool >/dev/null 2>&1; then
-  command -v apt-get >/dev/null 2>&1 || die "softhsm2/opensc are missing and apt-get is not available; install SoftHSM 2 and OpenSC by hand"
-  sudo_cmd=()
-  if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "softhsm2/opensc are missing; run as root or install them: apt-get install softhsm2 opensc"
-    sudo_cmd=(sudo)
+# What building and running arca need on Debian, each with the reason it is
+# installed; only the missing ones are installed, announced in one line.
+need_packages() {
+  local p why
+  while read -r p why; do
+    [ -n "$p" ] || continue
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+      || printf '%s\t%s\n' "$p" "$why"
+  done <<'PKGS'
+softhsm2 SoftHSM, the throw-away tokens of rehearsals
+opensc pkcs11-tool, to look at tokens
+libpcsclite-dev the PC/SC library arca's YubiKey support links against
+pkg-config to find that library when building
+gcc the C compiler and linker cargo builds with
+libc6-dev the C library headers for building
+PKGS
+}
+if command -v dpkg-query >/dev/null 2>&1; then
+  missing="$(need_packages)"
+  if [ -n "$missing" ]; then
+    command -v apt-get >/dev/null 2>&1 || die "apt-get is not available; install by hand: $(printf '%s\n' "$missing" | cut -f1 | tr '\n' ' ')"
+    sudo_cmd=()
+    if [ "$(id -u)" != 0 ]; then
+      command -v sudo >/dev/null 2>&1 || die "run as root or install by hand: apt-get install $(printf '%s\n' "$missing" | cut -f1 | tr '\n' ' ')"
+      sudo_cmd=(sudo)
+    fi
+    say "installing $(printf '%s\n' "$missing" | cut -f1 | tr '\n' ' ')($(printf '%s\n' "$missing" | cut -f2 | paste -sd ';' | sed 's/;/; /g'))"
+    # apt's own progress goes to a log; its last lines are shown if it fails
+    log="$(mktemp "${TMPDIR:-/tmp}/softhsm-setup-apt.XXXXXX")"
+    if ! { "${sudo_cmd[@]}" apt-get update -qq \
+           && "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                $(printf '%s\n' "$missing" | cut -f1); } >"$log" 2>&1; then
+      tail -n 20 "$log" >&2
+      die "apt-get could not install the packages above (log: $log)"
+    fi
+    rm -f "$log"
   fi
-  say "installing softhsm2 and opensc"
-  "${sudo_cmd[@]}" apt-get update -qq >&2
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 opensc >&2
+elif ! command -v softhsm2-util >/dev/null 2>&1 || ! find_module >/dev/null; then
+  die "SoftHSM 2 is missing and this is not a Debian system; install SoftHSM 2, OpenSC, the PC/SC library (pcsc-lite) with pkg-config, and a C compiler"
 fi
 module="$(find_module)" || die "libsofthsm2.so not found after installing softhsm2"
 command -v script >/dev/null 2>&1 || die "'script' (util-linux/bsdutils) is needed to hand PINs to softhsm2-util"
