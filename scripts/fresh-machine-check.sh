@@ -4,11 +4,12 @@
 # clone of this repository without ../shared beside it (a user's clone).
 #
 # Usage (as root; needs debootstrap, which it installs with apt-get if missing):
-#   scripts/fresh-machine-check.sh [--dir DIR] [--keep] [--no-cache]
+#   scripts/fresh-machine-check.sh [--dir DIR] [--keep] [--no-cache] [--reverse]
 #
 #   --dir DIR    build the chroot in DIR (default: a new folder in /var/tmp)
 #   --keep       leave the chroot in place afterwards (for a look inside)
 #   --no-cache   debootstrap afresh instead of unpacking the cached base system
+#   --reverse    run the second command first (the two work in either order)
 #
 # What it does:
 #   1. a minimal Debian 12 (debootstrap --variant=minbase bookworm, with the
@@ -39,12 +40,14 @@ die() { say "error: $*"; exit 1; }
 dir=""
 keep=0
 use_cache=1
+reverse=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) [ $# -ge 2 ] || die "--dir needs a folder"; dir="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
     --no-cache) use_cache=0; shift ;;
-    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --reverse) reverse=1; shift ;;
+    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
@@ -137,11 +140,13 @@ say "cloned $(git -C "$root/root/arca" log -1 --format='%h %s' | cut -c1-70)"
   echo '#!/bin/bash'
   echo 'cd /root/arca || exit 99'
   echo 'mount -t proc proc /proc; mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts 2>/dev/null'
-  echo 'mount --bind /dev/pts/ptmx /dev/ptmx 2>/dev/null; mkdir -p /run /tmp; chmod 1777 /tmp'
-  i=0
-  for c in "${commands[@]}"; do
-    i=$((i + 1))
-    printf 'echo "=== command %d: %%s" %q\n' "$i" "$c"
+  echo 'mount --bind /dev/pts/ptmx /dev/ptmx 2>/dev/null; mount -t sysfs -o ro sysfs /sys 2>/dev/null'
+  echo 'mkdir -p /run /tmp; chmod 1777 /tmp'
+  order=(1 2)
+  [ "$reverse" = 1 ] && order=(2 1)
+  for i in "${order[@]}"; do
+    c="${commands[$((i - 1))]}"
+    printf 'echo "=== command %d:" %q\n' "$i" "$c"
     echo 't0=$(date +%s)'
     printf 'bash -c %q </dev/null\n' "$c"
     echo 'rc=$?'
@@ -166,7 +171,7 @@ unshare --mount --pid --fork --propagation private bash -c '
 set -e
 
 echo
-echo "fresh-machine-check: Debian 12 (debootstrap minbase), Rust toolchain only, no ../shared"
+echo "fresh-machine-check: Debian 12 (debootstrap minbase), Rust toolchain only, no ../shared$([ "$reverse" = 1 ] && echo ', command 2 first')"
 ok=0
 i=0
 for c in "${commands[@]}"; do
