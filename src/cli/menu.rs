@@ -19,6 +19,7 @@ const ITEMS: [&str; 9] = [
     "Quit",
 ];
 
+/// Asks for a line; with a `default`, Enter alone takes it.
 fn ask(prompt: &str, default: &str) -> Result<String> {
     let t = theme();
     let mut i = Input::<String>::with_theme(t.as_ref()).with_prompt(prompt);
@@ -29,7 +30,32 @@ fn ask(prompt: &str, default: &str) -> Result<String> {
         .map_err(|e| ArcaError::Input(format!("no answer: {e}")))
 }
 
-fn pick_ceremony() -> Result<PathBuf> {
+/// Asks for a line that may be left empty (the prompt says what empty
+/// means): Enter alone answers "".
+fn ask_optional(prompt: &str) -> Result<String> {
+    let t = theme();
+    Input::<String>::with_theme(t.as_ref())
+        .with_prompt(prompt)
+        .allow_empty(true)
+        .interact_text()
+        .map(|s| s.trim().to_string())
+        .map_err(|e| ArcaError::Input(format!("no answer: {e}")))
+}
+
+/// A yes/no question answered with a typed `y` or `n` and Enter (Enter
+/// alone: no).
+fn yes_no(prompt: &str) -> Result<bool> {
+    dialoguer::Confirm::with_theme(theme().as_ref())
+        .with_prompt(prompt)
+        .default(false)
+        .wait_for_newline(true)
+        .interact()
+        .map_err(|e| ArcaError::Input(format!("no answer: {e}")))
+}
+
+/// The ceremony file to run: one of `ceremonies/*.toml` here, the built-in
+/// create-root example (`None`), or a path typed in.
+fn pick_ceremony() -> Result<Option<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir("ceremonies")
         .map(|rd| {
             rd.flatten()
@@ -40,6 +66,13 @@ fn pick_ceremony() -> Result<PathBuf> {
         .unwrap_or_default();
     files.sort();
     let mut labels: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    // the built-in example when this folder has no create-root.toml
+    let builtin = !files
+        .iter()
+        .any(|p| p.file_name().is_some_and(|n| n == "create-root.toml"));
+    if builtin {
+        labels.push("create-root (the built-in example)".into());
+    }
     labels.push("another file…".into());
     let t = theme();
     let n = Select::with_theme(t.as_ref())
@@ -49,9 +82,11 @@ fn pick_ceremony() -> Result<PathBuf> {
         .interact()
         .map_err(|e| ArcaError::Input(format!("no answer: {e}")))?;
     if n < files.len() {
-        Ok(files[n].clone())
+        Ok(Some(files[n].clone()))
+    } else if builtin && n == files.len() {
+        Ok(None)
     } else {
-        Ok(PathBuf::from(ask("Path of the ceremony file", "")?))
+        Ok(Some(PathBuf::from(ask("Path of the ceremony file", "")?)))
     }
 }
 
@@ -82,7 +117,7 @@ pub fn run() -> i32 {
                 let profile = ask("Device profile of this machine", "profile.toml")?;
                 ceremony_run(
                     CeremonyRun {
-                        file: Some(file),
+                        file,
                         profile: Some(PathBuf::from(profile)),
                         answers: None,
                         yes: false,
@@ -99,15 +134,11 @@ pub fn run() -> i32 {
                     "rehearsal",
                 )?;
                 let resume = Path::new(&base).join(".rehearsal-tokens").exists()
-                    && dialoguer::Confirm::with_theme(theme().as_ref())
-                        .with_prompt("Resume this ceremony in that rehearsal folder if it stopped?")
-                        .default(false)
-                        .interact()
-                        .unwrap_or(false)
-                    && ceremony_output_has_journal(&file, &base);
+                    && yes_no("Resume this ceremony in that rehearsal folder if it stopped?")?
+                    && ceremony_output_has_journal(file.as_deref(), &base);
                 ceremony_run(
                     CeremonyRun {
-                        file: Some(file),
+                        file,
                         profile: None,
                         answers: None,
                         yes: false,
@@ -119,27 +150,28 @@ pub fn run() -> i32 {
             })(),
             3 => janitor(),
             4 => sign_request(),
-            5 => {
-                (|| {
-                    let p = ask("Root file", "root")?;
-                    let text = std::fs::read_to_string(&p).map_err(|e| ArcaError::io(&p, e))?;
-                    let root = crate::conex::Root::parse(&text, &mut Vec::new())
-                        .map_err(|e| e.in_file(&p))?;
-                    let anchors = ask("Trust anchors to check against (sha256=…, comma-separated; empty for none)", "")
-                    .unwrap_or_default();
-                    let anchors = super::parse_anchors(&[anchors])?;
-                    print!("{}", crate::status::root_status(&root, &anchors).render());
-                    Ok(())
-                })()
-            }
+            5 => (|| {
+                let p = ask("Root file", "root")?;
+                let text = std::fs::read_to_string(&p).map_err(|e| ArcaError::io(&p, e))?;
+                let root =
+                    crate::conex::Root::parse(&text, &mut Vec::new()).map_err(|e| e.in_file(&p))?;
+                let anchors = ask_optional(
+                    "Trust anchors to check against (sha256=…, comma-separated; empty for none)",
+                )?;
+                let anchors = super::parse_anchors(&[anchors])?;
+                print!("{}", crate::status::root_status(&root, &anchors).render());
+                Ok(())
+            })(),
             6 => (|| {
                 let dir = ask("Repository folder", ".")?;
                 let anchors = ask("Trust anchors (sha256=…, comma-separated)", "")?;
-                let quorum = ask("Quorum of root signatures", "1")?;
-                let q: usize = quorum
-                    .trim()
-                    .parse()
-                    .map_err(|_| ArcaError::Input(format!("quorum {quorum:?} is not a number")))?;
+                let quorum = ask(
+                    "Root signatures needed (opam's --quorum)",
+                    &root_quorum(Path::new(&dir)).to_string(),
+                )?;
+                let q: usize = quorum.trim().parse().map_err(|_| {
+                    ArcaError::Input(format!("quorum \"{}\" is not a number", quorum.trim()))
+                })?;
                 let pb = indicatif::ProgressBar::new_spinner();
                 pb.set_message(format!("verifying {dir}…"));
                 pb.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -177,37 +209,43 @@ pub fn run() -> i32 {
     }
 }
 
-fn ceremony_output_has_journal(file: &Path, base: &str) -> bool {
-    crate::ceremony::script::Ceremony::load(file)
-        .map(|c| {
-            Path::new(base)
-                .join(c.output())
-                .join("journal.jsonl")
-                .exists()
-        })
-        .unwrap_or(false)
+/// The number of signatures the root in `dir` asks for itself (1 when it
+/// cannot be read): the default answer for the verifier's quorum.
+fn root_quorum(dir: &Path) -> i64 {
+    std::fs::read_to_string(dir.join("root"))
+        .ok()
+        .and_then(|t| crate::conex::Root::parse(&t, &mut Vec::new()).ok())
+        .map(|r| r.valid.min_signers().max(1))
+        .unwrap_or(1)
+}
+
+fn ceremony_output_has_journal(file: Option<&Path>, base: &str) -> bool {
+    let c = match file {
+        Some(f) => crate::ceremony::script::Ceremony::load(f).map_err(ArcaError::from),
+        None => super::builtin_ceremony(),
+    };
+    c.map(|c| {
+        Path::new(base)
+            .join(c.output())
+            .join("journal.jsonl")
+            .exists()
+    })
+    .unwrap_or(false)
 }
 
 fn janitor() -> Result<()> {
     let repo = ask("Repository folder", ".")?;
     let id = ask("Your janitor id", "")?;
-    let on = ask(
-        "Your key (piv:serial=…;slot=9c, pkcs11:…, or empty for ~/.conex)",
-        "",
-    )?;
-    let on = (!on.trim().is_empty()).then_some(on);
-    let recompute = dialoguer::Confirm::with_theme(theme().as_ref())
-        .with_prompt("Recompute the entries of every package first?")
-        .default(false)
-        .interact()
-        .map_err(|e| ArcaError::Input(e.to_string()))?;
+    let on = ask_optional("Your key (piv:serial=…;slot=9c, pkcs11:…, or empty for ~/.conex)")?;
+    let on = (!on.is_empty()).then_some(on);
+    let recompute = yes_no("Recompute the entries of every package first?")?;
     super::janitor_sign(PathBuf::from(repo), &id, on.as_deref(), recompute)
 }
 
 fn sign_request() -> Result<()> {
     let file = ask("The sign request file", "")?;
     let id = ask("Your root key id", "")?;
-    let on = ask("Your key (pkcs11:…, piv:…, or empty for ~/.conex)", "")?;
+    let on = ask_optional("Your key (pkcs11:…, piv:…, or empty for ~/.conex)")?;
     let out = ask("Write the signature to", &format!("{id}.signature"))?;
     super::bundle::sign_request_cmd(super::bundle::SignRequestCmd::Sign {
         file: PathBuf::from(file),
