@@ -96,9 +96,46 @@ fn report(r: Result<()>) {
     }
 }
 
+/// Ctrl-C anywhere in the menu: the terminal as it was when the menu
+/// started (echo on, cursor shown), one line saying so, then the usual
+/// end by SIGINT (exit status 130).
+mod interrupt {
+    use std::sync::OnceLock;
+
+    static SAVED: OnceLock<libc::termios> = OnceLock::new();
+
+    extern "C" fn on_sigint(_: libc::c_int) {
+        const MSG: &[u8] = b"\x1b[?25h\r\narca: interrupted (Ctrl-C)\r\n";
+        // SAFETY: only async-signal-safe calls (tcsetattr, write, signal,
+        // raise) on memory written before the handler was installed.
+        unsafe {
+            if let Some(t) = SAVED.get() {
+                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, t);
+            }
+            libc::write(libc::STDERR_FILENO, MSG.as_ptr().cast(), MSG.len());
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::raise(libc::SIGINT);
+        }
+    }
+
+    /// Saves the terminal's settings and installs the handler.
+    pub(super) fn install() {
+        let mut t = std::mem::MaybeUninit::<libc::termios>::uninit();
+        // SAFETY: tcgetattr fills the termios on success; checked before use.
+        if unsafe { libc::tcgetattr(libc::STDIN_FILENO, t.as_mut_ptr()) } == 0 {
+            // SAFETY: initialised by the successful tcgetattr above.
+            let _ = SAVED.set(unsafe { t.assume_init() });
+        }
+        let handler: extern "C" fn(libc::c_int) = on_sigint;
+        // SAFETY: installs a handler that only makes async-signal-safe calls.
+        unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
+    }
+}
+
 /// The main menu; returns when the person quits.
 #[allow(clippy::redundant_closure_call)]
 pub fn run() -> i32 {
+    interrupt::install();
     eprintln!("arca — offline root of a conex-signed repository");
     loop {
         let t = theme();
@@ -172,12 +209,13 @@ pub fn run() -> i32 {
                 let q: usize = quorum.trim().parse().map_err(|_| {
                     ArcaError::Input(format!("quorum \"{}\" is not a number", quorum.trim()))
                 })?;
+                let anchors = super::parse_anchors(&[anchors])?;
                 let pb = indicatif::ProgressBar::new_spinner();
                 pb.set_message(format!("verifying {dir}…"));
                 pb.enable_steady_tick(std::time::Duration::from_millis(120));
-                let r = super::verify_dir(PathBuf::from(dir), &[anchors], Some(q));
+                let (warnings, r) = super::verify_dir(PathBuf::from(dir), anchors, Some(q));
                 pb.finish_and_clear();
-                r
+                super::report(&warnings, r, false, false)
             })(),
             7 => (|| {
                 match crate::keys::pkcs11::list_tokens(None) {

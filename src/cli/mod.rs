@@ -1549,10 +1549,15 @@ fn piv_cmd(cmd: PivCmd) -> Result<()> {
     }
 }
 
-/// Full verification of a folder (the menu's "verify a repository").
-pub(crate) fn verify_dir(dir: PathBuf, anchors: &[String], quorum: Option<usize>) -> Result<()> {
+/// Full verification of a folder (the menu's "verify a repository"): the
+/// warnings and the verdict, for [`report`].
+pub(crate) fn verify_dir(
+    dir: PathBuf,
+    anchors: BTreeSet<Digest>,
+    quorum: Option<usize>,
+) -> (Vec<String>, std::result::Result<verify::Summary, String>) {
     let opts = verify::Options {
-        anchors: parse_anchors(anchors)?,
+        anchors,
         quorum,
         now: now_secs(),
         ..verify::Options::default()
@@ -1560,7 +1565,7 @@ pub(crate) fn verify_dir(dir: PathBuf, anchors: &[String], quorum: Option<usize>
     let src = DirSource(dir);
     let mut v = Verifier::new(&src, opts);
     let r = v.verify_full();
-    report(&v.warnings, r, false, false)
+    (v.warnings, r)
 }
 
 /// A janitor signs their targets file (the menu's janitor item).
