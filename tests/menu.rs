@@ -122,6 +122,20 @@ fn verify_a_quorum_2_repository_from_pasted_anchors() {
         !out.contains("verifying"),
         "the spinner was left behind:\n{out}"
     );
+    // the pasted answer (two screen rows) is shown once, with its prompt
+    let all = t.text();
+    assert_eq!(
+        all.matches("Trust anchors (sha256=…, comma-separated)")
+            .count(),
+        1,
+        "the prompt was drawn twice:\n{all}"
+    );
+    assert!(
+        all.contains(&format!(
+            "Trust anchors (sha256=…, comma-separated): {ANCHOR_A},{ANCHOR_B}"
+        )),
+        "{all}"
+    );
     // the same with a quorum typed in that the root cannot meet, and the
     // anchors pasted with a space after the comma
     t.choose("Verify a repository");

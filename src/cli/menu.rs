@@ -21,25 +21,49 @@ const ITEMS: [&str; 9] = [
 
 /// Asks for a line; with a `default`, Enter alone takes it.
 fn ask(prompt: &str, default: &str) -> Result<String> {
-    let t = theme();
-    let mut i = Input::<String>::with_theme(t.as_ref()).with_prompt(prompt);
-    if !default.is_empty() {
-        i = i.default(default.to_string());
-    }
-    i.interact_text()
-        .map_err(|e| ArcaError::Input(format!("no answer: {e}")))
+    input(prompt, (!default.is_empty()).then_some(default), false)
 }
 
 /// Asks for a line that may be left empty (the prompt says what empty
 /// means): Enter alone answers "".
 fn ask_optional(prompt: &str) -> Result<String> {
+    input(prompt, None, true).map(|s| s.trim().to_string())
+}
+
+/// One line of input. dialoguer clears only the last screen row of an
+/// answer longer than the terminal is wide (pasted anchors) before it
+/// repeats the answer, which leaves the prompt drawn twice; here the rows
+/// the answer took are cleared and the answer shown once.
+fn input(prompt: &str, default: Option<&str>, allow_empty: bool) -> Result<String> {
     let t = theme();
-    Input::<String>::with_theme(t.as_ref())
+    let mut i = Input::<String>::with_theme(t.as_ref())
         .with_prompt(prompt)
-        .allow_empty(true)
+        .allow_empty(allow_empty)
+        .report(false);
+    if let Some(d) = default {
+        i = i.default(d.to_string());
+    }
+    let answer = i
         .interact_text()
-        .map(|s| s.trim().to_string())
-        .map_err(|e| ArcaError::Input(format!("no answer: {e}")))
+        .map_err(|e| ArcaError::Input(format!("no answer: {e}")))?;
+    let term = console::Term::stderr();
+    let mut shown = String::new();
+    let _ = t.format_input_prompt(&mut shown, prompt, default);
+    let cols = usize::from(term.size().1).max(1);
+    // the typed answer (empty when the default was taken)
+    let typed = if default.is_some_and(|d| d == answer) {
+        0
+    } else {
+        answer.chars().count()
+    };
+    let rows = (console::measure_text_width(&shown) + typed)
+        .div_ceil(cols)
+        .max(1);
+    let _ = term.clear_last_lines(rows - 1);
+    let mut done = String::new();
+    let _ = t.format_input_prompt_selection(&mut done, prompt, &answer);
+    let _ = term.write_line(&done);
+    Ok(answer)
 }
 
 /// A yes/no question answered with a typed `y` or `n` and Enter (Enter
