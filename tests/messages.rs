@@ -39,6 +39,12 @@ impl Repo {
         ]);
         arca(&v)
     }
+    /// A read-only command: `arca ARGS -r REPO` (no key store).
+    fn show(&self, args: &[&str]) -> std::process::Output {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(["-r".into(), self.repo.display().to_string()]);
+        arca(&v)
+    }
     fn verify(&self, extra: &[&str]) -> std::process::Output {
         let mut v = vec!["verify", "--dir", self.repo.to_str().unwrap()];
         v.extend_from_slice(extra);
@@ -151,7 +157,7 @@ fn verify_before_the_online_signer_made_the_timestamp() {
     );
     assert!(msg.contains("arca targets status --id"), "{msg}");
     // what it points to works for the janitor now
-    let st = ok(&r.run(&["targets", "status", "--id", "m1"]));
+    let st = ok(&r.show(&["targets", "status", "--id", "m1"]));
     assert!(
         st.contains("signature m1 at") && st.contains(": valid"),
         "{st}"
@@ -183,13 +189,13 @@ fn after_bump_epoch_status_says_the_epoch_and_create_follows_the_root() {
     let (_, msg) = failure(&r.verify(&["-t", &a]));
     assert!(msg.contains("snapshot with bad epoch"), "{msg}");
     // status says what the root expects, and that verify refuses this file
-    let st = ok(&r.run(&["snapshot", "status"]));
+    let st = ok(&r.show(&["snapshot", "status"]));
     assert!(st.contains("the root expects: epoch 1"), "{st}");
     assert!(
         st.contains("PROBLEM: the root expects epoch 1, this file has epoch 0"),
         "{st}"
     );
-    let json = ok(&r.run(&["snapshot", "status", "--json"]));
+    let json = ok(&r.show(&["snapshot", "status", "--json"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["root_expects"]["epoch"], 1);
     // an explicit --epoch other than the root's is made, with a warning
@@ -205,7 +211,7 @@ fn after_bump_epoch_status_says_the_epoch_and_create_follows_the_root() {
     ok(&o);
     assert!(stderr(&o).contains("epoch 0 -> 1"), "{}", stderr(&o));
     ok(&r.run(&["snapshot", "sign"]));
-    let st = ok(&r.run(&["snapshot", "status"]));
+    let st = ok(&r.show(&["snapshot", "status"]));
     assert!(st.contains("counter 1, epoch 1"), "{st}");
     assert!(!st.contains("PROBLEM"), "{st}");
     ok(&r.run(&["timestamp", "create"]));
@@ -238,7 +244,7 @@ fn online_sign_after_bump_epoch_needs_no_epoch_flag() {
 #[test]
 fn root_status_names_each_role_once() {
     let r = vector_repo();
-    let st = ok(&r.run(&["root", "status", "-t", &anchors()]));
+    let st = ok(&r.show(&["root", "status", "-t", &anchors()]));
     assert!(
         st.contains(
             "  maintainer: m1 sha256=0686abff33894b828b3b765b1b110918968a443ef46e58a51f60b9a437bfd7af epoch 0\n"
@@ -260,7 +266,7 @@ fn root_status_names_each_role_once() {
         "--quorum",
         "2",
     ]));
-    let st = ok(&r.run(&["root", "status"]));
+    let st = ok(&r.show(&["root", "status"]));
     let line = st
         .lines()
         .find(|l| l.starts_with("  maintainer: "))
@@ -291,6 +297,7 @@ fn read_only_commands_do_not_offer_dry_run_or_created() {
         assert!(!h.contains("--dry-run"), "{c:?} lists --dry-run:\n{h}");
         assert!(!h.contains("--created"), "{c:?} lists --created:\n{h}");
         assert!(h.contains("--repository"), "{c:?}:\n{h}");
+        assert!(!h.contains("--key-store"), "{c:?} lists --key-store:\n{h}");
         let o = arca([c[0], c[1], "--dry-run"]);
         assert_eq!(o.status.code(), Some(2), "{c:?} took --dry-run");
     }

@@ -216,8 +216,8 @@ struct Common {
     key_store: Option<PathBuf>,
 }
 
-/// Options of the read-only commands (`status`, `hash`): no `--dry-run`
-/// and no `--created`, as they write nothing.
+/// Options of the read-only commands (`status`, `hash`): no `--dry-run`,
+/// `--created` or `--key-store`, as they write nothing and open no key.
 #[derive(Args, Debug, Clone)]
 struct ReadCommon {
     /// The repository directory.
@@ -226,9 +226,6 @@ struct ReadCommon {
     /// Name of the root file.
     #[arg(long = "root", default_value = "root")]
     root: String,
-    /// Directory of private key files (default: ~/.conex).
-    #[arg(long = "key-store")]
-    key_store: Option<PathBuf>,
 }
 
 impl ReadCommon {
@@ -238,13 +235,13 @@ impl ReadCommon {
             root: self.root.clone(),
             dry_run: false,
             created: None,
-            key_store: self.key_store.clone(),
+            key_store: None,
         }
     }
 }
 
-/// Options of `key new` and `key pub`: where key files live, and (for a
-/// key on a device, which has no file time) the `created` time to print.
+/// Options of `key pub`: where key files live, and (for a key on a
+/// device, which has no file time) the `created` time to print.
 #[derive(Args, Debug, Clone)]
 struct KeyCommon {
     /// Directory of private key files (default: ~/.conex).
