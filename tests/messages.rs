@@ -297,7 +297,6 @@ fn read_only_commands_do_not_offer_dry_run_or_created() {
         assert!(!h.contains("--dry-run"), "{c:?} lists --dry-run:\n{h}");
         assert!(!h.contains("--created"), "{c:?} lists --created:\n{h}");
         assert!(h.contains("--repository"), "{c:?}:\n{h}");
-        assert!(!h.contains("--key-store"), "{c:?} lists --key-store:\n{h}");
         let o = arca([c[0], c[1], "--dry-run"]);
         assert_eq!(o.status.code(), Some(2), "{c:?} took --dry-run");
     }

@@ -216,8 +216,9 @@ struct Common {
     key_store: Option<PathBuf>,
 }
 
-/// Options of the read-only commands (`status`, `hash`): no `--dry-run`,
-/// `--created` or `--key-store`, as they write nothing and open no key.
+/// Options of the read-only commands (`status`, `hash`): no `--dry-run`
+/// and no `--created`, as they write nothing. `--key-store` is kept, so
+/// that one set of options serves every command of a script.
 #[derive(Args, Debug, Clone)]
 struct ReadCommon {
     /// The repository directory.
@@ -226,6 +227,9 @@ struct ReadCommon {
     /// Name of the root file.
     #[arg(long = "root", default_value = "root")]
     root: String,
+    /// Directory of private key files (default: ~/.conex).
+    #[arg(long = "key-store")]
+    key_store: Option<PathBuf>,
 }
 
 impl ReadCommon {
@@ -235,7 +239,7 @@ impl ReadCommon {
             root: self.root.clone(),
             dry_run: false,
             created: None,
-            key_store: None,
+            key_store: self.key_store.clone(),
         }
     }
 }

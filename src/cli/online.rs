@@ -6,7 +6,6 @@ use crate::conex::resource::Resource;
 use crate::conex::{Role, Snapshot, Timestamp};
 use crate::error::Result;
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum OnlineCmd {
@@ -22,9 +21,6 @@ pub(super) enum OnlineCmd {
 pub(super) struct OnlineSign {
     #[command(flatten)]
     read: ReadCommon,
-    /// Directory of private key files (default: ~/.conex).
-    #[arg(long = "key-store")]
-    key_store: Option<PathBuf>,
     /// Time to write as `created` (RFC 3339); default: SOURCE_DATE_EPOCH, else now.
     #[arg(long = "created")]
     created: Option<String>,
@@ -44,7 +40,6 @@ pub(super) fn online_cmd(cmd: OnlineCmd) -> Result<()> {
         OnlineCmd::Sign(a) => {
             let common = Common {
                 created: a.created.clone(),
-                key_store: a.key_store.clone(),
                 ..a.read.common()
             };
             let snap =
