@@ -244,31 +244,6 @@ impl ReadCommon {
     }
 }
 
-/// Options of `key pub`: where key files live, and (for a key on a
-/// device, which has no file time) the `created` time to print.
-#[derive(Args, Debug, Clone)]
-struct KeyCommon {
-    /// Directory of private key files (default: ~/.conex).
-    #[arg(long = "key-store")]
-    key_store: Option<PathBuf>,
-    /// Time to print as `created` for a key on a token or YubiKey (RFC
-    /// 3339); default: SOURCE_DATE_EPOCH, else now.
-    #[arg(long = "created")]
-    created: Option<String>,
-}
-
-impl KeyCommon {
-    fn common(&self) -> Common {
-        Common {
-            repository: PathBuf::from("."),
-            root: "root".into(),
-            dry_run: false,
-            created: self.created.clone(),
-            key_store: self.key_store.clone(),
-        }
-    }
-}
-
 /// Which key signs or provides a public key.
 #[derive(Args, Debug, Clone)]
 struct KeySel {
@@ -284,9 +259,8 @@ struct KeySel {
 enum KeyCmd {
     /// Generate a key (in the key store, or on a token / YubiKey with --on).
     New {
-        /// Directory of private key files (default: ~/.conex).
-        #[arg(long = "key-store")]
-        key_store: Option<PathBuf>,
+        #[command(flatten)]
+        common: ReadCommon,
         #[command(flatten)]
         key: KeySel,
         /// ed25519 (default), rsa (4096), rsa3072, rsa2048.
@@ -296,7 +270,11 @@ enum KeyCmd {
     /// Print the public key triple and key id.
     Pub {
         #[command(flatten)]
-        common: KeyCommon,
+        common: ReadCommon,
+        /// Time to print as `created` for a key on a token or YubiKey (RFC
+        /// 3339); default: SOURCE_DATE_EPOCH, else now.
+        #[arg(long = "created")]
+        created: Option<String>,
         #[command(flatten)]
         key: KeySel,
         /// Machine-readable output.
@@ -778,16 +756,8 @@ fn dispatch(cmd: Command) -> Result<()> {
 
 fn key_cmd(cmd: KeyCmd) -> Result<()> {
     match cmd {
-        KeyCmd::New {
-            key_store,
-            key,
-            alg,
-        } => {
-            let common = KeyCommon {
-                key_store,
-                created: None,
-            }
-            .common();
+        KeyCmd::New { common, key, alg } => {
+            let common = common.common();
             crate::repository::check_ident(&key.id)?;
             let spec = KeySpec::parse(&alg).ok_or_else(|| {
                 ArcaError::Input(format!(
@@ -805,8 +775,16 @@ fn key_cmd(cmd: KeyCmd) -> Result<()> {
             );
             Ok(())
         }
-        KeyCmd::Pub { common, key, json } => {
-            let common = common.common();
+        KeyCmd::Pub {
+            common,
+            created,
+            key,
+            json,
+        } => {
+            let common = Common {
+                created,
+                ..common.common()
+            };
             let (pk, created) = common.public(&key.id, key.on.as_deref())?;
             let v = serde_json::json!({
                 "id": key.id, "created": created, "key": pk.conex_string(), "key_id": pk.key_id().to_string(),
