@@ -147,6 +147,8 @@ pub fn root_status(root: &Root, anchors: &BTreeSet<Digest>) -> RootStatus {
     }
 }
 
+/// A role in words: a single reference is named once (`founder sha256=…
+/// epoch 0`); a quorum is given first, then each reference.
 fn describe_role(e: &Expr) -> String {
     let refs: Vec<String> = e
         .refs()
@@ -156,7 +158,10 @@ fn describe_role(e: &Expr) -> String {
             KeyRef::Local(id) => id.clone(),
         })
         .collect();
-    format!("{e} — {}", refs.join("; "))
+    match e {
+        Expr::Quorum(1, r) if r.len() == 1 => refs.join("; "),
+        _ => format!("{e} — {}", refs.join("; ")),
+    }
 }
 
 impl RootStatus {
@@ -234,6 +239,22 @@ pub struct FileStatus {
     pub keys: Vec<KeyView>,
     /// Signatures.
     pub signatures: Vec<SigView>,
+    /// What the root says of this file (its role's key and epoch), when
+    /// the root names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_expects: Option<Expected>,
+    /// Why `arca verify` would refuse this file, if it would.
+    pub problems: Vec<String>,
+}
+
+/// The root's reference to a file: the key id (or, for a targets file, the
+/// digest of its valid expression) and the epoch.
+#[derive(Serialize, Debug, Clone)]
+pub struct Expected {
+    /// `sha256=…`.
+    pub digest: String,
+    /// The epoch the file must carry.
+    pub epoch: u64,
 }
 
 /// Explains any non-root resource.
@@ -247,7 +268,43 @@ pub fn file_status<R: Resource>(r: &R) -> FileStatus {
         created: r.header().created.clone(),
         keys: key_views(r.keys(), None),
         signatures,
+        root_expects: None,
+        problems: Vec::new(),
     }
+}
+
+/// [`file_status`] for the snapshot or timestamp file the root's `role`
+/// names: what the root expects (key and epoch), and what `arca verify`
+/// would refuse. `create` is the command that re-makes the file.
+pub fn online_status<R: Resource>(r: &R, root: &Root, role: crate::conex::Role) -> FileStatus {
+    let mut st = file_status(r);
+    let name = &r.header().name;
+    let Ok(Some((id, digest, epoch))) = root.single_role(role) else {
+        return st;
+    };
+    if !crate::conex::expr::id_equal(&id, name) {
+        return st;
+    }
+    let typ = R::TYP;
+    if r.header().epoch != epoch {
+        st.problems.push(format!(
+            "the root expects epoch {epoch}, this file has epoch {}: `arca verify` refuses it \
+             (\"{typ} with bad epoch\"); re-make it with `arca {typ} create` (which follows \
+             the root's epoch) and sign it, or `arca online sign`",
+            r.header().epoch
+        ));
+    }
+    let valid = valid_signatures(r, &mut Vec::new());
+    if !valid.contains_key(&digest) {
+        st.problems.push(format!(
+            "no valid signature by the key the root names ({digest}): `arca verify` refuses it"
+        ));
+    }
+    st.root_expects = Some(Expected {
+        digest: digest.to_string(),
+        epoch,
+    });
+    st
 }
 
 impl FileStatus {
@@ -270,6 +327,12 @@ impl FileStatus {
                 g.created,
                 if g.valid { "valid" } else { "INVALID" }
             );
+        }
+        if let Some(e) = &self.root_expects {
+            let _ = writeln!(s, "  the root expects: epoch {}, key {}", e.epoch, e.digest);
+        }
+        for p in &self.problems {
+            let _ = writeln!(s, "  PROBLEM: {p}");
         }
         s
     }

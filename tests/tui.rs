@@ -56,7 +56,7 @@ impl Person for Term {
         self.type_line(base);
         if let Some(yes) = resume {
             self.wait_last("Resume this ceremony");
-            self.keys(&[if yes { "y" } else { "n" }]);
+            self.keys(&[if yes { "y" } else { "n" }, "Enter"]);
         }
     }
 

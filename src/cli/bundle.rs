@@ -190,18 +190,7 @@ fn created(given: Option<&str>) -> Result<String> {
 }
 
 fn anchors_of(v: &[String]) -> Result<Option<std::collections::BTreeSet<Digest>>> {
-    let mut out = std::collections::BTreeSet::new();
-    for a in v.iter().flat_map(|a| a.split(',')).map(str::trim) {
-        if a.is_empty() {
-            continue;
-        }
-        if !a.starts_with("sha256=") {
-            return Err(ArcaError::Input(format!(
-                "trust anchor {a:?}: expected sha256=<64 hex digits>"
-            )));
-        }
-        out.insert(Digest::parse_key_hash(a)?);
-    }
+    let out = super::parse_anchors(v)?;
     Ok(if out.is_empty() { None } else { Some(out) })
 }
 
@@ -381,10 +370,17 @@ pub(super) fn qr_cmd(cmd: QrCmd) -> Result<()> {
                     );
                 }
                 None => {
-                    use std::io::Write as _;
-                    std::io::stdout()
-                        .write_all(&data)
+                    use std::io::{IsTerminal as _, Write as _};
+                    let mut out = std::io::stdout();
+                    out.write_all(&data)
                         .map_err(|e| ArcaError::io("stdout", e))?;
+                    // on a terminal the output ends with a newline (the
+                    // prompt starts on its own line); into a pipe or a file
+                    // the bytes are exactly the ones read
+                    if out.is_terminal() && !data.ends_with(b"\n") {
+                        out.write_all(b"\n")
+                            .map_err(|e| ArcaError::io("stdout", e))?;
+                    }
                 }
             }
             Ok(())

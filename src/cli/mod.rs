@@ -8,6 +8,7 @@ use crate::error::{ArcaError, Result};
 use crate::keys::{self, file::FileLocation, KeyLocation, KeySpec, Signer};
 use crate::repository::{Counter, Repo};
 mod bundle;
+mod online;
 
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeSet;
@@ -87,10 +88,11 @@ enum Command {
         #[command(subcommand)]
         cmd: bundle::SignRequestCmd,
     },
-    /// The online side: generate the snapshot/timestamp keys.
+    /// The online side: generate the snapshot/timestamp keys; make and sign
+    /// the snapshot and timestamp in one go.
     Online {
         #[command(subcommand)]
-        cmd: bundle::OnlineCmd,
+        cmd: online::OnlineCmd,
     },
 }
 
@@ -214,6 +216,34 @@ struct Common {
     key_store: Option<PathBuf>,
 }
 
+/// Options of the read-only commands (`status`, `hash`): no `--dry-run`
+/// and no `--created`, as they write nothing. `--key-store` is kept, so
+/// that one set of options serves every command of a script.
+#[derive(Args, Debug, Clone)]
+struct ReadCommon {
+    /// The repository directory.
+    #[arg(short = 'r', long = "repository", default_value = ".")]
+    repository: PathBuf,
+    /// Name of the root file.
+    #[arg(long = "root", default_value = "root")]
+    root: String,
+    /// Directory of private key files (default: ~/.conex).
+    #[arg(long = "key-store")]
+    key_store: Option<PathBuf>,
+}
+
+impl ReadCommon {
+    fn common(&self) -> Common {
+        Common {
+            repository: self.repository.clone(),
+            root: self.root.clone(),
+            dry_run: false,
+            created: None,
+            key_store: self.key_store.clone(),
+        }
+    }
+}
+
 /// Which key signs or provides a public key.
 #[derive(Args, Debug, Clone)]
 struct KeySel {
@@ -230,7 +260,7 @@ enum KeyCmd {
     /// Generate a key (in the key store, or on a token / YubiKey with --on).
     New {
         #[command(flatten)]
-        common: Common,
+        common: ReadCommon,
         #[command(flatten)]
         key: KeySel,
         /// ed25519 (default), rsa (4096), rsa3072, rsa2048.
@@ -240,7 +270,11 @@ enum KeyCmd {
     /// Print the public key triple and key id.
     Pub {
         #[command(flatten)]
-        common: Common,
+        common: ReadCommon,
+        /// Time to print as `created` for a key on a token or YubiKey (RFC
+        /// 3339); default: SOURCE_DATE_EPOCH, else now.
+        #[arg(long = "created")]
+        created: Option<String>,
         #[command(flatten)]
         key: KeySel,
         /// Machine-readable output.
@@ -326,7 +360,7 @@ enum RootCmd {
     /// Show the root: keys, roles, signatures, who still must sign.
     Status {
         #[command(flatten)]
-        common: Common,
+        common: ReadCommon,
         /// Trust anchors (sha256=…), repeatable or comma-separated.
         #[arg(short = 't', long = "trust-anchors", value_delimiter = ',')]
         anchors: Vec<String>,
@@ -424,7 +458,7 @@ enum TargetsCmd {
     /// Print the hash of the valid expression (what the root references).
     Hash {
         #[command(flatten)]
-        common: Common,
+        common: ReadCommon,
         /// Janitor id.
         #[arg(long = "id")]
         id: String,
@@ -432,7 +466,7 @@ enum TargetsCmd {
     /// Show the targets file and check its signatures.
     Status {
         #[command(flatten)]
-        common: Common,
+        common: ReadCommon,
         /// Janitor id.
         #[arg(long = "id")]
         id: String,
@@ -475,7 +509,7 @@ enum OnlineCmd {
     /// Show the file and check its signature.
     Status {
         #[command(flatten)]
-        common: Common,
+        common: ReadCommon,
         /// Key id (default: the id the root's role names).
         #[arg(long = "id")]
         id: Option<String>,
@@ -625,17 +659,26 @@ fn parse_role(s: &str) -> Result<Role> {
     })
 }
 
+/// Trust anchors as given on the command line or pasted at a prompt: each
+/// string may hold several, comma-separated (`-t a,b` or `-t a -t b`), with
+/// spaces around them. A malformed anchor is bad command-line input (exit 2).
 pub(crate) fn parse_anchors(v: &[String]) -> Result<BTreeSet<Digest>> {
     v.iter()
-        .filter(|a| !a.trim().is_empty())
+        .flat_map(|a| a.split(','))
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
         .map(|a| {
-            let a = a.trim();
+            let shown = crate::conex::shown_max(a, 80);
             if !a.starts_with("sha256=") {
                 return Err(ArcaError::Input(format!(
-                    "trust anchor {a:?}: expected sha256=<64 hex digits>"
+                    "trust anchor \"{shown}\": expected sha256=<64 hex digits>"
                 )));
             }
-            Ok(Digest::parse_key_hash(a)?)
+            Digest::parse_key_hash(a).map_err(|_| {
+                ArcaError::Input(format!(
+                    "trust anchor \"{shown}\": expected sha256=<64 hex digits>"
+                ))
+            })
         })
         .collect()
 }
@@ -707,13 +750,14 @@ fn dispatch(cmd: Command) -> Result<()> {
         Command::Bundle { cmd } => bundle::bundle_cmd(cmd),
         Command::Qr { cmd } => bundle::qr_cmd(cmd),
         Command::SignRequest { cmd } => bundle::sign_request_cmd(cmd),
-        Command::Online { cmd } => bundle::online_cmd(cmd),
+        Command::Online { cmd } => online::online_cmd(cmd),
     }
 }
 
 fn key_cmd(cmd: KeyCmd) -> Result<()> {
     match cmd {
         KeyCmd::New { common, key, alg } => {
+            let common = common.common();
             crate::repository::check_ident(&key.id)?;
             let spec = KeySpec::parse(&alg).ok_or_else(|| {
                 ArcaError::Input(format!(
@@ -731,7 +775,16 @@ fn key_cmd(cmd: KeyCmd) -> Result<()> {
             );
             Ok(())
         }
-        KeyCmd::Pub { common, key, json } => {
+        KeyCmd::Pub {
+            common,
+            created,
+            key,
+            json,
+        } => {
+            let common = Common {
+                created,
+                ..common.common()
+            };
             let (pk, created) = common.public(&key.id, key.on.as_deref())?;
             let v = serde_json::json!({
                 "id": key.id, "created": created, "key": pk.conex_string(), "key_id": pk.key_id().to_string(),
@@ -821,7 +874,7 @@ fn root_cmd(cmd: RootCmd) -> Result<()> {
             json,
         } => {
             let anchors = parse_anchors(&anchors)?;
-            let mut repo = common.repo()?;
+            let mut repo = common.common().repo()?;
             let r = repo.root();
             flush(&mut repo);
             let st = crate::status::root_status(&r?, &anchors);
@@ -898,14 +951,14 @@ fn targets_cmd(cmd: TargetsCmd) -> Result<()> {
             Ok(())
         }
         TargetsCmd::Hash { common, id } => {
-            let mut repo = common.repo()?;
+            let mut repo = common.common().repo()?;
             let t = repo.targets(&id);
             flush(&mut repo);
             println!("{}", t?.valid_hash()?);
             Ok(())
         }
         TargetsCmd::Status { common, id, json } => {
-            let mut repo = common.repo()?;
+            let mut repo = common.common().repo()?;
             let t = repo.targets(&id);
             flush(&mut repo);
             let st = crate::status::file_status(&t?);
@@ -938,6 +991,7 @@ fn online_cmd<R: Resource + OnlineCreate>(cmd: OnlineCmd, role: Role) -> Result<
         } => {
             let mut repo = common.repo()?;
             let id = role_id(&mut repo, role, id)?;
+            let epoch = online_epoch::<R>(&mut repo, role, &id, epoch)?;
             let (s, created) = common.signer(&id, on.as_deref())?;
             let r = R::create(&mut repo, &id, s.public_key().clone(), &created, epoch);
             flush(&mut repo);
@@ -959,13 +1013,74 @@ fn online_cmd<R: Resource + OnlineCreate>(cmd: OnlineCmd, role: Role) -> Result<
             Ok(())
         }
         OnlineCmd::Status { common, id, json } => {
-            let mut repo = common.repo()?;
+            let mut repo = common.common().repo()?;
             let id = role_id(&mut repo, role, id)?;
             let f: R = repo.read(&[id])?;
+            let root = repo.root();
             flush(&mut repo);
-            let st = crate::status::file_status(&f);
+            let st = match root {
+                Ok(root) => crate::status::online_status(&f, &root, role),
+                Err(_) => crate::status::file_status(&f),
+            };
             output(json, &st, |s| s.render());
             Ok(())
+        }
+    }
+}
+
+/// The epoch a re-made snapshot or timestamp file gets. Without `--epoch`
+/// it follows the epoch the root's role names (after a bump-epoch ceremony
+/// the next `create` moves to the new epoch, and its counter restarts);
+/// an explicit `--epoch` other than the root's is made as asked, with a
+/// warning that `arca verify` refuses the file until the root names it.
+fn online_epoch<R: Resource>(
+    repo: &mut Repo,
+    role: Role,
+    id: &str,
+    given: Option<u64>,
+) -> Result<Option<u64>> {
+    let root = repo.root()?;
+    let Ok(Some((rid, _, want))) = root.single_role(role) else {
+        return Ok(given);
+    };
+    if !crate::conex::expr::id_equal(&rid, id) {
+        return Ok(given);
+    }
+    match given {
+        Some(e) if e != want => {
+            repo.notices.push(format!(
+                "warning: the root's {role} role names epoch {want}; `arca verify` refuses a {} with epoch {e} (\"{} with bad epoch\")",
+                R::TYP,
+                R::TYP
+            ));
+            Ok(Some(e))
+        }
+        Some(e) => Ok(Some(e)),
+        None => {
+            let path = repo.dir.join(id);
+            let current = if path.exists() {
+                repo.read::<R>(&[id.to_string()])
+                    .ok()
+                    .map(|f| f.header().epoch)
+            } else {
+                None
+            };
+            match current {
+                Some(c) if c > want => {
+                    repo.notices.push(format!(
+                        "warning: {id} has epoch {c} but the root's {role} role names epoch {want}; \
+                         `arca verify` refuses it until the root names epoch {c}"
+                    ));
+                    Ok(None)
+                }
+                Some(c) if c < want => {
+                    repo.notices.push(format!(
+                        "{id}: following the root's {role} role to epoch {want}"
+                    ));
+                    Ok(Some(want))
+                }
+                _ => Ok(Some(want)),
+            }
         }
     }
 }
@@ -1068,6 +1183,7 @@ pub fn report(
             Ok(())
         }
         Err(msg) => {
+            let msg = explain(&msg, warnings);
             if json {
                 println!(
                     "{}",
@@ -1077,6 +1193,49 @@ pub fn report(
             Err(ArcaError::Verify(msg))
         }
     }
+}
+
+/// A verdict with what people need to act on it: the cause of a failed
+/// comparison (which conex gives only among its warnings), and what is
+/// missing when the online files are not there yet.
+fn explain(msg: &str, warnings: &[String]) -> String {
+    let mut out = msg.to_string();
+    if msg.contains("comparison failed: ") {
+        // why the signed tree lacks the path: targets files not used
+        let causes: Vec<&str> = warnings
+            .iter()
+            .map(String::as_str)
+            .filter(|w| {
+                w.starts_with("couldn't load or verify target ")
+                    || w.starts_with("dropping ")
+                    || (w.starts_with("expression ") && w.contains(" is not satisfied"))
+            })
+            .collect();
+        if causes.is_empty() {
+            if msg.contains(" only exists on disk") {
+                out.push_str(" (no targets file signs it)");
+            }
+        } else {
+            out.push_str(&format!(" (because {})", causes.join("; ")));
+            if causes
+                .iter()
+                .any(|c| c.contains("no match in snapshot targets"))
+            {
+                out.push_str(
+                    "; the snapshot predates that targets file: the online signer runs `arca online sign`",
+                );
+            }
+        }
+    }
+    for typ in ["timestamp", "snapshot"] {
+        if msg.ends_with(&format!("(type {typ}) was not found in repository")) {
+            out.push_str(&format!(
+                ": the online signer has not made the {typ} file yet (`arca online sign` on the online side); \
+                 to check your own targets file meanwhile: `arca targets status --id YOUR-ID`"
+            ));
+        }
+    }
+    out
 }
 
 fn ceremony_cmd(cmd: CeremonyCmd) -> Result<()> {
@@ -1113,7 +1272,15 @@ fn ceremony_cmd(cmd: CeremonyCmd) -> Result<()> {
             } else {
                 path
             };
-            let entries = crate::journal::read_chain(&j)?;
+            // a journal that cannot be read is an I/O error (3); one that
+            // reads but whose chain does not hold failed verification (1)
+            let entries = crate::journal::read_chain(&j).map_err(|e| {
+                if e.line == 0 {
+                    ArcaError::io(&j, &e.msg)
+                } else {
+                    ArcaError::Verify(e.to_string())
+                }
+            })?;
             let last = entries.last().map(|e| e.step.clone()).unwrap_or_default();
             let head = entries.last().map(|e| e.hash.clone()).unwrap_or_default();
             let v = serde_json::json!({
@@ -1133,16 +1300,21 @@ fn ceremony_cmd(cmd: CeremonyCmd) -> Result<()> {
     }
 }
 
+/// The built-in create-root example (`ceremonies/create-root.toml`).
+pub(crate) fn builtin_ceremony() -> Result<crate::ceremony::script::Ceremony> {
+    Ok(crate::ceremony::script::Ceremony::parse(
+        std::path::Path::new("create-root.toml (built in)"),
+        include_str!("../../ceremonies/create-root.toml").to_string(),
+    )?)
+}
+
 pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
     use crate::ceremony::{profile::Profile, rehearse, script::Ceremony};
     use crate::operator::{scripted::Scripted, terminal::TerminalOperator, Operator};
     use std::io::IsTerminal as _;
     let c = match &a.file {
         Some(f) => Ceremony::load(f)?,
-        None => Ceremony::parse(
-            std::path::Path::new("create-root.toml (built in)"),
-            include_str!("../../ceremonies/create-root.toml").to_string(),
-        )?,
+        None => builtin_ceremony()?,
     };
     let (profile, base, mut op): (Profile, PathBuf, Box<dyn Operator>) = if a.rehearse {
         let base = match &a.base {
@@ -1177,9 +1349,9 @@ pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
             Some(f) => Box::new(Scripted::from_file(f).map_err(ArcaError::Input)?),
             None if std::io::stdin().is_terminal() => Box::new(TerminalOperator::new()),
             None => {
-                return Err(ArcaError::Input(
+                return Err(ArcaError::Key(keys::KeyError::Declined(
                     "no terminal to ask the people in the room: give --answers FILE (see docs/ceremonies.md)".into(),
-                ))
+                )))
             }
         };
         (
@@ -1356,10 +1528,15 @@ fn piv_cmd(cmd: PivCmd) -> Result<()> {
     }
 }
 
-/// Full verification of a folder (the menu's "verify a repository").
-pub(crate) fn verify_dir(dir: PathBuf, anchors: &[String], quorum: Option<usize>) -> Result<()> {
+/// Full verification of a folder (the menu's "verify a repository"): the
+/// warnings and the verdict, for [`report`].
+pub(crate) fn verify_dir(
+    dir: PathBuf,
+    anchors: BTreeSet<Digest>,
+    quorum: Option<usize>,
+) -> (Vec<String>, std::result::Result<verify::Summary, String>) {
     let opts = verify::Options {
-        anchors: parse_anchors(anchors)?,
+        anchors,
         quorum,
         now: now_secs(),
         ..verify::Options::default()
@@ -1367,7 +1544,7 @@ pub(crate) fn verify_dir(dir: PathBuf, anchors: &[String], quorum: Option<usize>
     let src = DirSource(dir);
     let mut v = Verifier::new(&src, opts);
     let r = v.verify_full();
-    report(&v.warnings, r, false, false)
+    (v.warnings, r)
 }
 
 /// A janitor signs their targets file (the menu's janitor item).

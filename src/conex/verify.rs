@@ -604,10 +604,21 @@ impl<'a> Verifier<'a> {
         }
         let quorum_ok = self.opts.quorum.is_none_or(|q| q <= ids.len());
         if !root.valid.eval(&HashMap::new(), &ids) {
-            return Err("couldn't validate root role".into());
+            if self.opts.anchors.is_empty() {
+                return Err("couldn't validate root role: no trust anchors were given".into());
+            }
+            return Err(format!(
+                "couldn't validate root role: {} valid signature(s) by trust anchors, the root needs {}",
+                ids.len(),
+                root.valid
+            ));
         }
         if !quorum_ok {
-            return Err("provided quorum was not matched".into());
+            return Err(format!(
+                "provided quorum was not matched: {} valid signature(s) by trust anchors, {} needed",
+                ids.len(),
+                self.opts.quorum.unwrap_or(0)
+            ));
         }
         if root.valid.min_signers() < 1 {
             self.warnings

@@ -189,6 +189,28 @@ impl Term {
             .unwrap();
     }
 
+    /// Pastes `s` as a terminal paste does (all at once, from tmux's
+    /// paste buffer), without Enter.
+    pub fn paste(&self, s: &str) {
+        std::thread::sleep(Duration::from_millis(120));
+        let st = Command::new("tmux")
+            .args(["-L", &self.sock, "set-buffer", "--", s])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let st = Command::new("tmux")
+            .args(["-L", &self.sock, "paste-buffer", "-t", "t"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Whether the pane shows its cursor (a program that hid it and was
+    /// interrupted leaves it hidden).
+    pub fn cursor_visible(&self) -> bool {
+        self.pane("#{cursor_flag}") == "1"
+    }
+
     /// Types a secret: `⌫` in `s` is a Backspace key, not a character.
     pub fn type_secret(&self, s: &str) {
         for (i, part) in s.split('⌫').enumerate() {

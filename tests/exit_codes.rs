@@ -1,0 +1,283 @@
+//! Every exit code of the README's table, provoked through the real binary
+//! by what a person or a script would do.
+
+mod support;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use support::*;
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("arca exited, not killed")
+}
+
+/// Runs arca and checks its exit code and that the error is one line
+/// naming `needle`.
+fn expect(args: &[&str], want: i32, needle: &str) -> Output {
+    let o = arca(args);
+    let err = stderr(&o);
+    assert_eq!(
+        code(&o),
+        want,
+        "arca {args:?} exited {:?}, expected {want}:\n{err}",
+        o.status.code()
+    );
+    assert!(
+        err.contains(needle),
+        "arca {args:?}: {needle:?} not in:\n{err}"
+    );
+    if want != 0 {
+        // arca's own errors are one line; clap's start with "error: "
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("arca: ")).collect();
+        assert!(
+            lines.len() == 1 || err.starts_with("error: "),
+            "not one error line:\n{err}"
+        );
+    }
+    o
+}
+
+fn vector_repo(dir: &Path) -> String {
+    let repo = dir.join("repo");
+    copy_tree(&vectors().join("repo"), &repo);
+    repo.display().to_string()
+}
+
+fn anchors() -> String {
+    format!("{ANCHOR_A},{ANCHOR_B}")
+}
+
+#[test]
+fn code_0_success() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = vector_repo(tmp.path());
+    let o = expect(&["verify", "--dir", &repo, "-t", &anchors()], 0, "");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("verified: root counter 1"));
+}
+
+#[test]
+fn code_1_verification_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = vector_repo(tmp.path());
+    // a file changed on the mirror
+    std::fs::write(
+        Path::new(&repo).join("packages/foo/foo.1.0.0/opam"),
+        "opam-version: \"2.0\"\nbuild: [\"rm\" \"-rf\" \"/\"]\n",
+    )
+    .unwrap();
+    expect(
+        &["verify", "--dir", &repo, "-t", &anchors()],
+        1,
+        "verification failed: comparison failed: no matching digest for packages/foo/foo.1.0.0/opam",
+    );
+}
+
+#[test]
+fn code_1_tampered_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("journal.jsonl");
+    let mut j = arca::journal::Journal::open(&p).unwrap();
+    j.append(
+        "create-root",
+        "begin",
+        serde_json::json!({}),
+        BTreeMap::new(),
+    )
+    .unwrap();
+    j.append(
+        "create-root",
+        "sign:rootA",
+        serde_json::json!({"counter": 1}),
+        BTreeMap::new(),
+    )
+    .unwrap();
+    drop(j);
+    let path = p.display().to_string();
+    let o = expect(&["ceremony", "verify-transcript", &path], 0, "");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("chain intact"));
+    // someone edits what rootA signed
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("rootA", "rootC");
+    std::fs::write(&p, text).unwrap();
+    expect(
+        &["ceremony", "verify-transcript", &path],
+        1,
+        "verification failed: ",
+    );
+    // a journal that is not there is an I/O error, not a verdict
+    let missing = tmp.path().join("nothing/journal.jsonl");
+    expect(
+        &["ceremony", "verify-transcript", missing.to_str().unwrap()],
+        3,
+        "nothing/journal.jsonl",
+    );
+}
+
+#[test]
+fn code_2_bad_command_line_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = vector_repo(tmp.path());
+    // a cut anchor and an anchor without its prefix are the same mistake
+    expect(
+        &["verify", "--dir", &repo, "-t", "sha256=abc"],
+        2,
+        "trust anchor \"sha256=abc\": expected sha256=<64 hex digits>",
+    );
+    let bare = ANCHOR_A.trim_start_matches("sha256=");
+    expect(
+        &["verify", "--dir", &repo, "-t", bare],
+        2,
+        "expected sha256=<64 hex digits>",
+    );
+    // in a comma-separated list, the bad one is named
+    expect(
+        &[
+            "verify",
+            "--dir",
+            &repo,
+            "-t",
+            &format!("{ANCHOR_A},sha256=12"),
+        ],
+        2,
+        "trust anchor \"sha256=12\"",
+    );
+    expect(
+        &["root", "status", "-r", &repo, "-t", "xyz"],
+        2,
+        "trust anchor",
+    );
+    expect(&["verify", "--no-such-flag"], 2, "--no-such-flag");
+    expect(&["verify", "-t", &anchors()], 2, "give --dir DIR");
+}
+
+#[test]
+fn code_3_malformed_file_or_io() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = vector_repo(tmp.path());
+    std::fs::write(Path::new(&repo).join("root"), "signed: [\n  [counter\n").unwrap();
+    expect(&["root", "status", "-r", &repo], 3, "root");
+    let none = tmp.path().join("no-repo");
+    expect(
+        &[
+            "targets",
+            "status",
+            "-r",
+            none.to_str().unwrap(),
+            "--id",
+            "m1",
+        ],
+        3,
+        "no-repo",
+    );
+}
+
+#[test]
+fn code_4_key_or_device_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ks = tmp.path().join("empty-store");
+    std::fs::create_dir(&ks).unwrap();
+    expect(
+        &[
+            "key",
+            "pub",
+            "--id",
+            "rootZ",
+            "--key-store",
+            ks.to_str().unwrap(),
+        ],
+        4,
+        "rootZ",
+    );
+}
+
+#[test]
+fn code_5_declined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = vector_repo(tmp.path());
+    let ks = vector_key_store(tmp.path());
+    // a person says no: the absent root holder declines the sign request
+    let req = tmp.path().join("req.txt");
+    ok(&arca([
+        "sign-request",
+        "export",
+        "--id",
+        "rootA",
+        "-r",
+        &repo,
+        "--out",
+        req.to_str().unwrap(),
+    ]));
+    let no = tmp.path().join("no.toml");
+    std::fs::write(&no, "confirm = \"no\"\n").unwrap();
+    let sig = tmp.path().join("rootA.signature");
+    expect(
+        &[
+            "sign-request",
+            "sign",
+            req.to_str().unwrap(),
+            "--id",
+            "rootA",
+            "--key-store",
+            ks.to_str().unwrap(),
+            "--answers",
+            no.to_str().unwrap(),
+            "--out",
+            sig.to_str().unwrap(),
+        ],
+        5,
+        "rootA declined to sign; nothing was signed",
+    );
+    assert!(!sig.exists());
+    // no terminal to ask the people in the room
+    let profile = file_device_profile(tmp.path(), &["alice", "bob", "carol"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args([
+            "ceremony",
+            "run",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("ceremonies/create-root.toml")
+                .to_str()
+                .unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+            "--base",
+            tmp.path().to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 5, "{}", stderr(&o));
+    assert!(stderr(&o).contains("no terminal to ask"), "{}", stderr(&o));
+    assert!(!tmp.path().join("out").exists());
+}
+
+#[test]
+fn code_6_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = vector_repo(tmp.path());
+    expect(&["root", "create", "-r", &repo], 6, "refused: ");
+    // the signed root is untouched
+    assert_eq!(
+        std::fs::read(Path::new(&repo).join("root")).unwrap(),
+        std::fs::read(vectors().join("repo/root")).unwrap()
+    );
+}
+
+/// The README's table lists exactly the codes tested here.
+#[test]
+fn readme_table_is_the_tested_codes() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let table = readme
+        .split("## Exit codes")
+        .nth(1)
+        .expect("README has an exit-code section");
+    let codes: Vec<i32> = table
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| l.trim_matches('|').split('|').next()?.trim().parse().ok())
+        .collect();
+    assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6]);
+}
