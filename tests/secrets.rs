@@ -489,7 +489,7 @@ fn encrypted_key_file_ceremony_shows_no_passphrase() {
     std::fs::create_dir_all(&secrets_dir).unwrap();
     let pass = secrets_dir.join("pass");
     std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
-    let ans = answers(base, &[("passphrase for", &pass)]);
+    let ans = answers(base, &[("passphrase:key=rootA", &pass)]);
     let run = |file: &Path, answers: &Path| {
         watched(
             &[
@@ -576,7 +576,7 @@ holders = [ {{ id = "rootA", holder = "alice" }}, {{ id = "rootC", holder = "car
     std::fs::write(&wrong, WRONG_PASSPHRASE).unwrap();
     let wrong_ans_dir = base.join("wrong-answers");
     std::fs::create_dir_all(&wrong_ans_dir).unwrap();
-    let wrong_ans = answers(&wrong_ans_dir, &[("passphrase for", &wrong)]);
+    let wrong_ans = answers(&wrong_ans_dir, &[("passphrase:key=rootA", &wrong)]);
     let w = run(&rotate("rotate-wrong"), &wrong_ans);
     assert!(!w.ok, "a wrong passphrase decrypted the key");
     assert!(w.stderr.contains("passphrase"), "{}", w.stderr);
@@ -627,7 +627,7 @@ fn bundle_online_key_passphrase_is_not_shown() {
     std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
     let wrong = secrets_dir.join("wrong");
     std::fs::write(&wrong, format!("{WRONG_PASSPHRASE}\n")).unwrap();
-    let ans = answers(base, &[("online keys", &pass)]);
+    let ans = answers(base, &[("passphrase:online-keys", &pass)]);
     let ceremony = base.join("online-keys.toml");
     std::fs::write(&ceremony, ONLINE_KEYS_CEREMONY).unwrap();
     let both = [PASSPHRASE, WRONG_PASSPHRASE];

@@ -31,6 +31,21 @@ trait Person {
     fn answer(&self, pins: &mut Vec<&str>, answer: &str) -> bool;
 }
 
+/// The steps shown as `Step k/n`: k never passes n.
+fn check_counter(all: &str) {
+    for l in all.lines() {
+        if let Some(rest) = l.split("Step ").nth(1) {
+            let Some((k, rest)) = rest.split_once('/') else {
+                continue;
+            };
+            let n: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            if let (Ok(k), Ok(n)) = (k.trim().parse::<usize>(), n.parse::<usize>()) {
+                assert!(k <= n, "the counter passed the plan: {l}");
+            }
+        }
+    }
+}
+
 impl Person for Term {
     fn menu(&self, downs: usize) {
         self.wait("the menu", |t| {
@@ -56,7 +71,7 @@ impl Person for Term {
         self.type_line(base);
         if let Some(yes) = resume {
             self.wait_last("Resume this ceremony");
-            self.keys(&[if yes { "y" } else { "n" }]);
+            self.type_line(if yes { "y" } else { "n" });
         }
     }
 
@@ -72,8 +87,11 @@ impl Person for Term {
                 pins[0]
             };
             self.type_secret(pin);
-        } else if last.trim_end().ends_with("[y/N]") {
-            self.keys(&[answer]);
+        } else if last.trim_end().ends_with("[y/N]") || last.trim_end().ends_with("[Y/n]") {
+            // as people answer: the letter, then Enter
+            self.type_line(answer);
+        } else if last.starts_with("Enter to go on") || last.contains("Enter for the next page") {
+            self.keys(&["Enter"]);
         } else {
             return false;
         }
@@ -101,10 +119,31 @@ fn answer_until_done(t: &Term, pins: &mut Vec<&str>) {
             "ceremony did not finish; screen:\n{}",
             t.screen()
         );
+        let last = t.last_line();
+        if last.contains("approve these changes") || last.contains("sign the root above") {
+            // the whole summary is on the screen with the question
+            let screen = t.screen();
+            assert!(
+                screen.contains("signed content"),
+                "the signed content's digest is not on the screen at:\n{screen}"
+            );
+            // (create-root): from its first line to the question
+            for needle in [
+                "A NEW ROOT, counter 1",
+                "ADDED rootA (rsa 4096)",
+                "timestamp:",
+            ] {
+                assert!(
+                    screen.contains(needle),
+                    "{needle:?} scrolled away at:\n{screen}"
+                );
+            }
+        }
         if !t.answer(pins, "y") {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+    check_counter(&t.text());
 }
 
 #[test]
@@ -201,7 +240,7 @@ fn declined_confirmation_leaves_nothing_written() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    t.keys(&["n"]);
+    t.type_line("n");
     t.wait("the refusal", |t| {
         t.text().contains("declined to generate rootA")
     });

@@ -99,11 +99,11 @@ pub fn run() -> i32 {
                     "rehearsal",
                 )?;
                 let resume = Path::new(&base).join(".rehearsal-tokens").exists()
-                    && dialoguer::Confirm::with_theme(theme().as_ref())
-                        .with_prompt("Resume this ceremony in that rehearsal folder if it stopped?")
-                        .default(false)
-                        .interact()
-                        .unwrap_or(false)
+                    && crate::operator::terminal::yes_no(
+                        "Resume this ceremony in that rehearsal folder if it stopped?",
+                        false,
+                    )
+                    .unwrap_or(false)
                     && ceremony_output_has_journal(&file, &base);
                 ceremony_run(
                     CeremonyRun {
@@ -196,11 +196,9 @@ fn janitor() -> Result<()> {
         "",
     )?;
     let on = (!on.trim().is_empty()).then_some(on);
-    let recompute = dialoguer::Confirm::with_theme(theme().as_ref())
-        .with_prompt("Recompute the entries of every package first?")
-        .default(false)
-        .interact()
-        .map_err(|e| ArcaError::Input(e.to_string()))?;
+    let recompute =
+        crate::operator::terminal::yes_no("Recompute the entries of every package first?", false)
+            .map_err(|e| ArcaError::Input(e.to_string()))?;
     super::janitor_sign(PathBuf::from(repo), &id, on.as_deref(), recompute)
 }
 
