@@ -563,9 +563,11 @@ root = "out/create-root/root"
 output = "out/{out}"
 target = "root"
 compromised = "rootB"
-new_root_key = {{ id = "rootD", holder = "dave", algorithm = "ed25519" }}
+new_root_key = {{ id = "{new}", holder = "dave", algorithm = "ed25519" }}
 holders = [ {{ id = "rootA", holder = "alice" }}, {{ id = "rootC", holder = "carol" }} ]
-"#
+"#,
+                // the refused run made its key; the next one makes another
+                new = if out == "rotate" { "rootD" } else { "rootE" }
             ),
         )
         .unwrap();
@@ -912,8 +914,12 @@ fn answer_prompts(t: &term::Term, answers: &[(&str, &str)]) -> Vec<String> {
             t.type_secret(a);
             asked.push(p.to_string());
         } else if prompt.ends_with("[y/N]") {
-            t.keys(&["y"]);
+            // as people answer: the letter, then Enter
+            t.type_line("y");
             asked.push(prompt.to_string());
+        } else if prompt.starts_with("Enter to go on") || prompt.contains("Enter for the next page")
+        {
+            t.keys(&["Enter"]);
         } else {
             assert!(
                 !(prompt.ends_with(':') && !t.echoes() && t.last_line() == last),

@@ -28,7 +28,10 @@ trait Person {
     fn menu(&self, downs: usize);
     fn quit(&self);
     fn rehearse_create_root(&self, base: &str, resume: Option<bool>);
-    fn answer(&self, pins: &mut Vec<&str>, answer: &str) -> bool;
+    fn answer(&self, pins: &mut Vec<&str>, answer: &str) -> bool {
+        self.answer_but(pins, answer, None)
+    }
+    fn answer_but(&self, pins: &mut Vec<&str>, answer: &str, hold: Option<&str>) -> bool;
 }
 
 /// The steps shown as `Step k/n`: k never passes n.
@@ -77,9 +80,12 @@ impl Person for Term {
 
     /// Answers the current prompt: PINs (`pins` in turn), confirmations with
     /// `answer`. Returns false when no prompt is waiting.
-    fn answer(&self, pins: &mut Vec<&str>, answer: &str) -> bool {
+    fn answer_but(&self, pins: &mut Vec<&str>, answer: &str, hold: Option<&str>) -> bool {
         let before = self.text();
         let last = self.last_line();
+        if hold.is_some_and(|h| last.contains(h)) {
+            return false;
+        }
         if last.starts_with("user PIN for token") && last.trim_end().ends_with(':') {
             let pin = if pins.len() > 1 {
                 pins.remove(0)
@@ -182,7 +188,7 @@ fn create_root_rehearsal_typed_key_by_key() {
     assert!(!all.contains("pinXY"), "a typed PIN was echoed");
     assert!(all.contains("[hidden]"), "no entered-PIN line");
     assert!(all.contains("What this root changes"));
-    assert!(all.contains("root quorum: 2 of [rootA, rootB, rootC]"));
+    assert!(all.contains("root keys: quorum 2 of [rootA, rootB, rootC]"));
     assert!(all.contains("Trust anchors"));
     // the change summary and every QR code fit an 80×24 screen
     let summary = all.split("What this root changes").nth(1).unwrap();
@@ -334,8 +340,188 @@ fn ctrl_c_at_a_pin_prompt_restores_the_terminal() {
         "not stopped by SIGINT:\n{all}"
     );
     assert!(all.contains("TTY-echo"), "echo left off:\n{all}");
+    // the terminal restored, the step and the command to resume said
+    assert!(t.cursor_visible(), "the cursor is left hidden");
+    assert!(
+        all.contains("Stopped at step 2/13 (root-key:rootA)"),
+        "{all}"
+    );
+    assert!(all.contains("journal.jsonl keeps every step"), "{all}");
+    assert!(
+        all.contains("arca ceremony resume ceremonies/create-root.toml --rehearse --base rh"),
+        "{all}"
+    );
     assert!(
         !all.contains("rehear\n") && !all.contains(": rehear"),
         "typed PIN echoed"
     );
+}
+
+/// Answers prompts with `y` + Enter until the last line shows `needle`
+/// (that prompt is left unanswered).
+fn answer_until(t: &Term, pins: &mut Vec<&str>, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !t.last_line().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "never reached {needle:?}; screen:\n{}",
+            t.screen()
+        );
+        if !t.answer_but(pins, "y", Some(needle)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn tree_digest(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v = Vec::new();
+    fn walk(d: &Path, base: &Path, v: &mut Vec<(String, Vec<u8>)>) {
+        let mut es: Vec<_> = std::fs::read_dir(d).unwrap().flatten().collect();
+        es.sort_by_key(|e| e.path());
+        for e in es {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            if p.is_dir() {
+                v.push((rel + "/", Vec::new()));
+                walk(&p, base, v);
+            } else {
+                v.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    walk(dir, dir, &mut v);
+    v
+}
+
+/// A person's own SoftHSM store ($SOFTHSM2_CONF) with one token; the menu
+/// lists the tokens first, then a rehearsal runs: the store stays byte for
+/// byte as it was. On the way: the spinner with the elapsed time during
+/// RSA-4096 generation, each long question drawn once, and "n" at the
+/// approval says the step, the journal and the command to resume.
+#[test]
+fn a_rehearsal_after_the_token_list_leaves_the_users_store_alone() {
+    if !tools() {
+        return;
+    }
+    let tmp = room();
+    let store = tmp.path().join("my-softhsm");
+    std::fs::create_dir_all(store.join("tokens")).unwrap();
+    let conf = store.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            store.join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let o = std::process::Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "mine",
+            "--so-pin",
+            "12345678",
+            "--pin",
+            "1234",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = tree_digest(&store);
+    let t = Term::start(
+        tmp.path(),
+        &[
+            ("SOFTHSM2_CONF", conf.to_str().unwrap()),
+            ("ARCA_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so"),
+        ],
+    );
+    t.menu(7); // Tokens and YubiKeys
+    t.wait("the token list", |t| t.text().contains("token mine"));
+    t.rehearse_create_root("rh", None);
+    let mut pins = vec!["rehearsal-pin"];
+    answer_until(&t, &mut pins, "approve these changes");
+    t.type_line("n");
+    t.wait("the refusal", |t| t.text().contains("arca ceremony resume"));
+    let all = t.text();
+    assert!(all.contains("the change was not approved"), "{all}");
+    assert!(all.contains("Stopped at step 6/13 (approve)"), "{all}");
+    assert!(all.contains("journal.jsonl keeps every step"), "{all}");
+    assert!(
+        all.contains("arca ceremony resume ceremonies/create-root.toml --rehearse --base rh"),
+        "{all}"
+    );
+    // the spinner ends with the time the RSA-4096 key took
+    assert!(
+        all.contains("generating rsa 4096 key rootA on token rehearsal-alice done in"),
+        "{all}"
+    );
+    // a question wider than the screen is drawn once
+    assert_eq!(all.matches("generate root key rootA").count(), 1, "{all}");
+    for l in all.lines().filter(|l| l.contains("(next: ")) {
+        assert!(
+            l.chars().count() <= 80 && l.trim_end().ends_with(')'),
+            "{l:?}"
+        );
+    }
+    t.quit();
+    assert!(t.cursor_visible());
+    assert_eq!(
+        tree_digest(&store),
+        before,
+        "the rehearsal wrote to the user's token store"
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["token", "list"])
+        .env("SOFTHSM2_CONF", &conf)
+        .env("ARCA_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
+        .output()
+        .unwrap();
+    let list = support::ok(&o);
+    assert!(!list.contains("rehearsal-"), "{list}");
+}
+
+/// Killed with SIGKILL at the first signature question, then resumed from
+/// the menu: the change summary and the signed content's digest are on the
+/// screen again before the signature is asked for.
+#[test]
+fn killed_at_the_first_signature_the_resume_shows_the_summary_again() {
+    if !tools() {
+        return;
+    }
+    let tmp = room();
+    let t = Term::start(tmp.path(), &[]);
+    t.rehearse_create_root("rh", None);
+    let mut pins = vec!["rehearsal-pin"];
+    answer_until(&t, &mut pins, "sign the root above as rootA");
+    t.kill_arca();
+    t.wait("arca to die", |t| t.text().contains("ARCA-EXITED"));
+    drop(t);
+    let t = Term::start(tmp.path(), &[]);
+    t.rehearse_create_root("rh", Some(true));
+    answer_until(&t, &mut pins, "sign the root above as rootA");
+    let all = t.text();
+    let resumed = all.split("Resume this ceremony").last().unwrap();
+    let summary = resumed
+        .find("What this root changes")
+        .expect("no summary on resume");
+    let question = resumed.find("sign the root above as rootA").unwrap();
+    assert!(summary < question, "{resumed}");
+    assert!(
+        resumed.contains("approve (done before, resumed)"),
+        "{resumed}"
+    );
+    let screen = t.screen();
+    assert!(screen.contains("signed content"), "{screen}");
+    assert!(screen.contains("A NEW ROOT, counter 1"), "{screen}");
+    answer_until_done(&t, &mut pins);
+    let all = t.text();
+    assert_eq!(
+        all.matches("Enter to go on").count(),
+        4,
+        "one QR code at a time"
+    );
+    t.quit();
 }

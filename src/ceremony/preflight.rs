@@ -327,7 +327,7 @@ fn check_against_root(c: &Ceremony, old: &Root) -> Result<()> {
     // the root keys and quorum of the root the holders sign
     let mut keys: Vec<String> = old.keys.keys().cloned().collect();
     let mut valid: Vec<String> = old.valid.local_ids().into_iter().collect();
-    let mut quorum = old.valid.min_signers() as i64;
+    let mut quorum = old.valid.min_signers();
     let mut quorum_line = c.holder_entries().first().and_then(|h| h.line);
     match &c.kind {
         Kind::RotateKey(r) => {
@@ -448,7 +448,7 @@ fn check_against_root(c: &Ceremony, old: &Root) -> Result<()> {
             let n = a
                 .quorum
                 .map(|(q, _)| q)
-                .or_else(|| old.roles.get(&a.role).map(|e| e.min_signers() as i64))
+                .or_else(|| old.roles.get(&a.role).map(|e| e.min_signers()))
                 .unwrap_or(1);
             crate::repository::quorum_bounds(
                 &format!("the {} role", a.role),
