@@ -630,3 +630,77 @@ fn an_answer_by_subject_stops_at_its_step() {
     std::fs::write(&r.answers, "confirm = \"yes\"\n").unwrap();
     ok(&r.ceremony("resume", &f));
 }
+
+/// One key for snapshot and timestamp is refused, with the reason, by the
+/// one root check ceremonies and `arca root` verbs share.
+#[test]
+fn one_key_for_snapshot_and_timestamp_is_refused() {
+    let r = room(&["alice", "bob", "carol"]);
+    let t = std::fs::read_to_string(create_root_file_in(&r.base)).unwrap();
+    let snap_key = "ed25519=BUVOg/jmubenrkMNnX0BYeZoG7NcvGlQDtH14EMbxLc=";
+    let ts_key = "ed25519=25JCcdwCHl9PK2n41yxwLJzOqVBYEdyn5owS9WW8JII=";
+    assert!(t.contains(ts_key));
+    let same = r.write("same.toml", &t.replace(ts_key, snap_key));
+    let o = r.check(&same);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let line = t.lines().position(|l| l.contains(ts_key)).unwrap() + 1;
+    assert!(
+        stderr(&o).contains(&format!(
+            "same.toml:{line}: the snapshot and timestamp roles have the same key"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let repo = r.base.join("repo");
+    copy_tree(&vectors().join("repo"), &repo);
+    let before = std::fs::read(repo.join("root")).unwrap();
+    let o = arca([
+        "root",
+        "set-role",
+        "-r",
+        repo.to_str().unwrap(),
+        "--role",
+        "timestamp",
+        "--id",
+        "ts2",
+        "--key-hash",
+        "sha256=ff3858141882954fb50076cbe394de17ed2e3748322dc837fe0d46632a35a707",
+    ]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("whoever steals it signs both files"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(repo.join("root")).unwrap(), before);
+}
+
+/// `ceremony resume --help` speaks of resuming, and the bump-epoch run
+/// tells the online side the exact command on its standard output.
+#[test]
+fn resume_help_and_the_online_sides_command() {
+    let h = ok(&arca(["ceremony", "resume", "--help"]));
+    assert!(h.contains("journal"), "{h}");
+    assert!(!h.contains("is rehearsed"), "{h}");
+    let r = room(&["alice", "bob", "carol"]);
+    ok(&r.ceremony("run", &create_root_file_in(&r.base)));
+    let bump = r.write(
+        "bump.toml",
+        r#"kind = "bump-epoch"
+title = "snapshot counter was pushed to the maximum"
+root = "out/create-root/root"
+output = "out/bump"
+role = "snapshot"
+id = "snap"
+holders = [ { id = "rootA", holder = "alice" }, { id = "rootB", holder = "bob" } ]
+"#,
+    );
+    let o = r.ceremony("run", &bump);
+    let out = ok(&o);
+    assert!(out.contains("  arca snapshot create --epoch 1\n"), "{out}");
+    assert!(
+        stderr(&o).contains("The online side must now"),
+        "{}",
+        stderr(&o)
+    );
+}

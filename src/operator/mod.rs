@@ -249,3 +249,75 @@ pub fn install_interrupt_handler() {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_typed_never_wording() {
+        for q in [
+            "approve",
+            "sign:rootA",
+            "generate:rootA",
+            "adopt:rootD",
+            "generate-online:snap",
+            "preflight:network",
+            FINAL_PIN_TRY,
+        ] {
+            assert_eq!(check_subject(q), Ok(SubjectKind::Question), "{q}");
+        }
+        for s in [
+            "pin:token=rehearsal-alice",
+            "pin:serial=42",
+            "pin:piv=15835999",
+            "pin:piv",
+            "passphrase:online-keys",
+            "passphrase:key=rootA",
+        ] {
+            assert_eq!(check_subject(s), Ok(SubjectKind::Secret), "{s}");
+        }
+        for bad in [
+            "token root-1",
+            "passphrase for",
+            "online keys",
+            "sign:",
+            "sign:a b",
+            "pin:token=",
+            "Do the root holders approve",
+        ] {
+            let e = check_subject(bad).unwrap_err();
+            assert!(
+                !e.contains('\n') && e.contains("not a question subject"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_subjects_of_locations() {
+        let l = KeyLocation::parse("pkcs11:token=root-1;object=rootA?module-path=/m.so").unwrap();
+        assert_eq!(secret_subject(&l), "pin:token=root-1");
+        let l = KeyLocation::parse("piv:serial=7;slot=9c").unwrap();
+        assert_eq!(secret_subject(&l), "pin:piv=7");
+        for s in ["pin:token=root-1", "pin:piv=7"] {
+            assert_eq!(check_subject(s), Ok(SubjectKind::Secret));
+        }
+    }
+
+    #[test]
+    fn words_wrap_and_cut_at_spaces() {
+        let w = terminal::wrap(
+            "alice: sign the root above as rootA at counter 1? [y/N]",
+            20,
+        );
+        assert!(w.iter().all(|l| l.chars().count() <= 20), "{w:?}");
+        assert_eq!(
+            w.join(" "),
+            "alice: sign the root above as rootA at counter 1? [y/N]"
+        );
+        let c = terminal::cut_words("root-key:rootB: bob generates rootB (ed25519)", 24);
+        assert_eq!(c, "root-key:rootB: bob…");
+        assert_eq!(terminal::cut_words("short", 24), "short");
+    }
+}
