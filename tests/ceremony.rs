@@ -112,7 +112,17 @@ fn verify(repo: &Path, anchors: &str) -> (bool, String) {
 #[test]
 fn create_root_then_the_repository_verifies() {
     let r = room(&["alice", "bob", "carol"]);
-    ok(&r.check(&create_root_file_in(&r.base)));
+    let c = ok(&r.check(&create_root_file_in(&r.base)));
+    // the digest witnesses read aloud, in groups of four
+    let d = c
+        .split("digest sha256=")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap();
+    assert!(c.contains(&format!("    {} {}", &d[..4], &d[4..8])), "{c}");
+    assert!(c.contains("13 steps"), "{c}");
     ok(&r.ceremony("run", &create_root_file_in(&r.base)));
     let out = r.base.join("out/create-root");
     for f in [

@@ -187,6 +187,8 @@ fn create_root_rehearsal_typed_key_by_key() {
     assert!(!all.contains("not-the-pin"), "a typed PIN was echoed");
     assert!(!all.contains("pinXY"), "a typed PIN was echoed");
     assert!(all.contains("[hidden]"), "no entered-PIN line");
+    // one PIN per key generated and per signature (3 + 3), and the wrong one
+    assert_eq!(all.matches("[hidden]").count(), 7, "{all}");
     assert!(all.contains("What this root changes"));
     assert!(all.contains("root keys: quorum 2 of [rootA, rootB, rootC]"));
     assert!(all.contains("Trust anchors"));
