@@ -714,3 +714,82 @@ holders = [ { id = "rootA", holder = "alice" }, { id = "rootB", holder = "bob" }
         stderr(&o)
     );
 }
+
+/// A token that is not there: preflight names the tokens present, without
+/// an empty entry for a free slot.
+#[test]
+fn a_missing_token_is_named_with_the_tokens_present() {
+    let module = Path::new("/usr/lib/softhsm/libsofthsm2.so");
+    if !module.exists() {
+        assert!(std::env::var_os("CI").is_none(), "SoftHSM missing in CI");
+        return;
+    }
+    let r = room(&["alice", "bob", "carol"]);
+    let store = r.base.join("hsm");
+    std::fs::create_dir_all(store.join("tokens")).unwrap();
+    let conf = store.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            store.join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "mine",
+            "--so-pin",
+            "12345678",
+            "--pin",
+            "1234",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let profile = std::fs::read_to_string(&r.profile).unwrap();
+    let line = profile
+        .lines()
+        .find(|l| l.starts_with("alice"))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &r.profile,
+        profile.replace(
+            &line,
+            &format!(
+                "alice = \"pkcs11:token=nope?module-path={}\"",
+                module.display()
+            ),
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args([
+            "ceremony",
+            "run",
+            create_root_file_in(&r.base).to_str().unwrap(),
+        ])
+        .args([
+            "--profile",
+            r.profile.to_str().unwrap(),
+            "--answers",
+            r.answers.to_str().unwrap(),
+        ])
+        .args(["--base", r.base.to_str().unwrap()])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert!(!o.status.success(), "{e}");
+    assert!(
+        e.contains("token nope is not present (present: mine)"),
+        "{e}"
+    );
+    assert!(!e.contains(", )"), "{e}");
+    assert!(!r.base.join("out/create-root").exists());
+}

@@ -527,3 +527,42 @@ fn killed_at_the_first_signature_the_resume_shows_the_summary_again() {
     );
     t.quit();
 }
+
+/// An add-role whose input root is another repository's, typed at the
+/// terminal: refused by preflight with the file and line, before any PIN
+/// prompt, and no journal is left.
+#[test]
+fn another_repositorys_root_is_refused_before_any_pin() {
+    if !tools() {
+        return;
+    }
+    let tmp = room();
+    let other = tmp.path().join("rh/other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(support::vectors().join("repo/root"), other.join("root")).unwrap();
+    // anchors that are not the root's keys (this repository's, say)
+    std::fs::write(
+        other.join("anchors.txt"),
+        "sha256=1111111111111111111111111111111111111111111111111111111111111111\n",
+    )
+    .unwrap();
+    let add = std::fs::read_to_string(tmp.path().join("ceremonies/add-role.toml"))
+        .unwrap()
+        .replace("out/create-root/root", "other/root");
+    std::fs::write(tmp.path().join("add.toml"), add).unwrap();
+    let t = Term::run(
+        tmp.path(),
+        &[],
+        &["ceremony", "run", "add.toml", "--rehearse", "--base", "rh"],
+    );
+    t.wait("arca to stop", |t| t.text().contains("ARCA-EXITED"));
+    let all = t.text();
+    assert!(all.contains("ARCA-EXITED 2"), "{all}");
+    assert!(all.contains("add.toml:5: "), "{all}");
+    assert!(
+        all.contains("does not verify with the trust anchors"),
+        "{all}"
+    );
+    assert!(!all.contains("PIN for"), "a PIN was asked: {all}");
+    assert!(!tmp.path().join("rh/out/add-role").exists());
+}
