@@ -377,7 +377,7 @@ impl Repo {
         })
     }
 
-    /// `root sign`: signs the root with `signer` as `id`.
+    /// `root sign`: signs the root with `signer` as `id` ([`sign_root`]).
     pub fn root_sign(
         &mut self,
         id: &str,
@@ -385,55 +385,10 @@ impl Repo {
         counter: Counter,
     ) -> Result<Root> {
         let mut root = self.root()?;
-        check_root_shape(&root)?;
-        let Some(key) = root.keys.get(id) else {
-            return Err(ArcaError::Refused(format!(
-                "{id} is not a root key; add it with `arca root add-key` first"
-            )));
-        };
-        if key.key != *signer.public_key() {
-            return Err(ArcaError::Refused(format!(
-                "the key of {} ({}) is not root key {id} ({})",
-                signer.describe(),
-                signer.public_key().key_id(),
-                key.key_id()
-            )));
+        let now = self.now.clone();
+        for n in sign_root(&mut root, id, &now, signer, counter)? {
+            self.note(n);
         }
-        if !root.valid.local_ids().contains(id) {
-            return Err(ArcaError::Refused(format!(
-                "{id} does not count in the root's valid expression"
-            )));
-        }
-        let others: Vec<String> = valid_signatures(&root, &mut Vec::new())
-            .into_values()
-            .filter(|s| s != id)
-            .collect();
-        let bump = match counter {
-            Counter::Increment => true,
-            Counter::Keep => false,
-            Counter::Auto => others.is_empty(),
-        };
-        if bump {
-            root.header.counter =
-                root.header.counter.checked_add(1).ok_or_else(|| {
-                    ArcaError::Refused("the root counter is at its maximum".into())
-                })?;
-            if !others.is_empty() {
-                self.note(format!(
-                    "starting a new signing round (counter {}): the signatures of {} no longer verify and are removed",
-                    root.header.counter,
-                    others.join(", ")
-                ));
-            }
-            root.signatures.clear();
-        } else if !others.is_empty() {
-            self.note(format!(
-                "joining the signing round at counter {} already signed by {} (counter unchanged)",
-                root.header.counter,
-                others.join(", ")
-            ));
-        }
-        sign_into(&mut root, id, &self.now, signer)?;
         let rel = self.root_rel();
         self.write(&rel, &root)?;
         Ok(root)
@@ -718,6 +673,111 @@ fn own_key(id: &str, key: PublicKey, created: &str) -> BTreeMap<String, Key> {
     )])
 }
 
+/// Signs a root as `id` at `now`: the one root-signing path of arca
+/// (`root sign`, ceremonies, sign requests). Refuses a root arca will not
+/// write ([`check_root_shape`]), a signer that is not a key of the root or
+/// does not count in its `valid` expression, and a device holding another
+/// key than the root's `id`; applies the round rules of `counter`; checks
+/// the new signature with the root's own key before keeping it. Returns
+/// notes for people (a new round started, a round joined).
+pub fn sign_root(
+    root: &mut Root,
+    id: &str,
+    now: &str,
+    signer: &mut dyn Signer,
+    counter: Counter,
+) -> Result<Vec<String>> {
+    check_root_shape(root)?;
+    let Some(key) = root.keys.get(id) else {
+        return Err(ArcaError::Refused(format!(
+            "{id} is not a key of this root; add it with `arca root add-key` first"
+        )));
+    };
+    if key.key != *signer.public_key() {
+        return Err(ArcaError::Refused(format!(
+            "the key of {} ({}) is not root key {id} ({})",
+            signer.describe(),
+            signer.public_key().key_id(),
+            key.key_id()
+        )));
+    }
+    if !root.valid.local_ids().contains(id) {
+        return Err(ArcaError::Refused(format!(
+            "{id} does not count in the root's valid expression"
+        )));
+    }
+    let mut notes = Vec::new();
+    let others: Vec<String> = valid_signatures(root, &mut Vec::new())
+        .into_values()
+        .filter(|s| s != id)
+        .collect();
+    let bump = match counter {
+        Counter::Increment => true,
+        Counter::Keep => false,
+        Counter::Auto => others.is_empty(),
+    };
+    if bump {
+        root.header.counter = root
+            .header
+            .counter
+            .checked_add(1)
+            .ok_or_else(|| ArcaError::Refused("the root counter is at its maximum".into()))?;
+        if !others.is_empty() {
+            notes.push(format!(
+                "starting a new signing round (counter {}): the signatures of {} no longer verify and are removed",
+                root.header.counter,
+                others.join(", ")
+            ));
+        }
+        root.signatures.clear();
+    } else if !others.is_empty() {
+        notes.push(format!(
+            "joining the signing round at counter {} already signed by {} (counter unchanged)",
+            root.header.counter,
+            others.join(", ")
+        ));
+    }
+    let alg = signer.public_key().sig_alg();
+    let tbs = root.to_be_signed(id, now, alg);
+    let (alg, raw) = sign_checked(signer, tbs.as_bytes())?;
+    add_root_signature(root, Signature::new(id, now, alg, &raw))?;
+    Ok(notes)
+}
+
+/// Adds a root signature after checking it: its signer is a key of the
+/// root that counts in `valid`, its algorithm fits the key, and it verifies
+/// over this root's signed content. Used for every root signature arca
+/// keeps, made here or imported.
+pub fn add_root_signature(root: &mut Root, sig: Signature) -> Result<()> {
+    let id = sig.id.clone();
+    let key = root
+        .keys
+        .get(&id)
+        .ok_or_else(|| ArcaError::Refused(format!("{id} is not a key of the root; not added")))?;
+    if !root.valid.local_ids().contains(&id) {
+        return Err(ArcaError::Refused(format!(
+            "{id} does not count in the root's valid expression; not added"
+        )));
+    }
+    if sig.alg != key.key.sig_alg() {
+        return Err(ArcaError::Refused(format!(
+            "a {} signature for a {} key; not added",
+            sig.alg.as_str(),
+            key.key.alg
+        )));
+    }
+    let tbs = root.to_be_signed(&id, &sig.created, sig.alg);
+    key.key
+        .verify_b64(sig.alg, tbs.as_bytes(), &sig.value)
+        .map_err(|e| {
+            ArcaError::Refused(format!(
+                "the signature of {id} does not verify over this root: {e}; not added"
+            ))
+        })?;
+    root.signatures.insert(id, sig);
+    Ok(())
+}
+
 /// Signs `r` as `id` at `now`, checking the signature before keeping it.
 pub fn sign_into<R: Resource>(
     r: &mut R,
@@ -799,21 +859,15 @@ pub fn check_root_shape(root: &Root) -> Result<()> {
         }
     }
     if let Expr::Quorum(n, refs) = &root.valid {
-        if *n < 1 && !refs.is_empty() {
-            return Err(ArcaError::Refused(
-                "a root with quorum 0 verifies with no signature at all; give --quorum 1 or more"
-                    .into(),
-            ));
-        }
-        if *n > refs.len() as i64 {
-            return Err(ArcaError::Refused(format!(
-                "quorum {n} exceeds the {} root key(s)",
-                refs.len()
-            )));
+        if !refs.is_empty() || *n != 0 {
+            quorum_bounds("the root", *n, refs.len(), "root key(s)").map_err(ArcaError::Refused)?;
         }
     }
     for (role, e) in &root.roles {
-        if e.min_signers() < 1 {
+        if let Expr::Quorum(n, refs) = e {
+            quorum_bounds(&format!("the {role} role"), *n, refs.len(), "key(s) in it")
+                .map_err(ArcaError::Refused)?;
+        } else if e.min_signers() < 1 {
             return Err(ArcaError::Refused(format!("the {role} role has quorum 0")));
         }
         if matches!(role, Role::Snapshot | Role::Timestamp)
@@ -823,6 +877,44 @@ pub fn check_root_shape(root: &Root) -> Result<()> {
                 "the {role} role must be exactly one key with quorum 1"
             )));
         }
+    }
+    let online = |role: Role| {
+        root.roles.get(&role).and_then(|e| {
+            e.refs().into_iter().find_map(|r| match r {
+                KeyRef::Remote { digest, .. } => Some(digest.clone()),
+                KeyRef::Local(_) => None,
+            })
+        })
+    };
+    if let (Some(s), Some(t)) = (online(Role::Snapshot), online(Role::Timestamp)) {
+        if s == t {
+            return Err(ArcaError::Refused(SAME_ONLINE_KEY.into()));
+        }
+    }
+    Ok(())
+}
+
+/// Why one key for snapshot and timestamp is refused.
+pub const SAME_ONLINE_KEY: &str = "the snapshot and timestamp roles have the same key: whoever steals it signs both files, and a frozen timestamp can no longer be told from a frozen snapshot; give each role its own key";
+
+/// The bounds of every quorum arca writes: at least 1 (a quorum of 0 or
+/// below is met with no signature at all) and at most the keys that could
+/// meet it. `what` names the expression (`the root`, `the maintainer role`).
+pub fn quorum_bounds(
+    what: &str,
+    n: i64,
+    keys: usize,
+    noun: &str,
+) -> std::result::Result<(), String> {
+    if n < 1 {
+        return Err(format!(
+            "{what} has quorum {n}: a quorum 0 or below is met with no signature at all; give 1 or more"
+        ));
+    }
+    if n > keys as i64 {
+        return Err(format!(
+            "{what} has quorum {n}, which exceeds the {keys} {noun}"
+        ));
     }
     Ok(())
 }

@@ -61,7 +61,7 @@ fn ceremony(online: &str) -> (Room, String) {
     std::fs::write(base.join("pass.txt"), format!("{PASSPHRASE}\n")).unwrap();
     std::fs::write(
         base.join("answers.toml"),
-        "confirm = \"yes\"\n[secrets]\n\"online keys\" = \"pass.txt\"\n",
+        "confirm = \"yes\"\n[secrets]\n\"passphrase:online-keys\" = \"pass.txt\"\n",
     )
     .unwrap();
     std::fs::write(base.join("c.toml"), format!("{CEREMONY}{online}")).unwrap();

@@ -57,8 +57,22 @@ impl Room {
     }
 }
 
-fn create_root_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremonies/create-root.toml")
+fn ceremony_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("ceremonies")
+        .join(name)
+}
+
+/// ceremonies/create-root.toml with Ed25519 root keys (RSA-4096 key files
+/// take seconds each to make).
+fn create_root_file_in(base: &Path) -> PathBuf {
+    let p = base.join("create-root.toml");
+    if !p.exists() {
+        let t = std::fs::read_to_string(ceremony_file("create-root.toml")).unwrap();
+        assert!(t.contains("\"rsa4096\""));
+        std::fs::write(&p, t.replace("\"rsa4096\"", "\"ed25519\"")).unwrap();
+    }
+    p
 }
 
 fn anchors(out: &Path) -> String {
@@ -98,8 +112,18 @@ fn verify(repo: &Path, anchors: &str) -> (bool, String) {
 #[test]
 fn create_root_then_the_repository_verifies() {
     let r = room(&["alice", "bob", "carol"]);
-    ok(&r.check(&create_root_file()));
-    ok(&r.ceremony("run", &create_root_file()));
+    let c = ok(&r.check(&create_root_file_in(&r.base)));
+    // the digest witnesses read aloud, in groups of four
+    let d = c
+        .split("digest sha256=")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap();
+    assert!(c.contains(&format!("    {} {}", &d[..4], &d[4..8])), "{c}");
+    assert!(c.contains("13 steps"), "{c}");
+    ok(&r.ceremony("run", &create_root_file_in(&r.base)));
     let out = r.base.join("out/create-root");
     for f in [
         "root",
@@ -122,7 +146,7 @@ fn create_root_then_the_repository_verifies() {
     ]));
     assert!(t.contains("chain intact"), "{t}");
     // running again into the same output is refused before anything happens
-    let o = r.ceremony("run", &create_root_file());
+    let o = r.ceremony("run", &create_root_file_in(&r.base));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("output folder"), "{}", stderr(&o));
 }
@@ -134,95 +158,9 @@ fn journal_lines(p: &Path) -> usize {
 }
 
 #[test]
-fn killed_after_every_step_resumes_to_the_same_root() {
-    let r = room(&["alice", "bob", "carol"]);
-    let out = r.base.join("out/create-root");
-    let journal = out.join("journal.jsonl");
-    let mut kills = 0;
-    for kill_at in 1..=11 {
-        let verb = if journal.exists() { "resume" } else { "run" };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_arca"))
-            .args(["ceremony", verb, create_root_file().to_str().unwrap()])
-            .args([
-                "--profile",
-                r.profile.to_str().unwrap(),
-                "--answers",
-                r.answers.to_str().unwrap(),
-            ])
-            .args(["--base", r.base.to_str().unwrap()])
-            .env("ARCA_CEREMONY_STEP_DELAY_MS", "150")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        loop {
-            if journal_lines(&journal) >= kill_at {
-                child.kill().unwrap(); // SIGKILL
-                kills += 1;
-                break;
-            }
-            if let Some(st) = child.try_wait().unwrap() {
-                panic!("ceremony ended ({st}) before step {kill_at}");
-            }
-            assert!(std::time::Instant::now() < deadline, "no progress");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        child.wait().unwrap();
-        // the chain is intact after every kill
-        ok(&arca([
-            "ceremony",
-            "verify-transcript",
-            journal.to_str().unwrap(),
-        ]));
-    }
-    assert_eq!(kills, 11);
-    ok(&r.ceremony("resume", &create_root_file()));
-    // one key per holder: nothing generated twice
-    for h in ["alice", "bob", "carol"] {
-        let n = std::fs::read_dir(r.base.join("devices").join(h))
-            .unwrap()
-            .count();
-        assert_eq!(n, 1, "{h} has {n} keys");
-    }
-    let entries: Vec<serde_json::Value> = std::fs::read_to_string(&journal)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let steps: Vec<&str> = entries
-        .iter()
-        .map(|e| e["step"].as_str().unwrap())
-        .collect();
-    let mut uniq = steps.clone();
-    uniq.sort();
-    uniq.dedup();
-    assert_eq!(uniq.len(), steps.len(), "a step ran twice: {steps:?}");
-    assert_eq!(steps.last(), Some(&"done"));
-    // every key recorded in the journal is in the root, and the root verifies
-    let root_text = std::fs::read_to_string(out.join("root")).unwrap();
-    for e in entries
-        .iter()
-        .filter(|e| e["step"].as_str().unwrap().starts_with("root-key:"))
-    {
-        let public = e["detail"]["public"].as_str().unwrap();
-        let data = public.split_once('=').unwrap().1;
-        let first_line = data.lines().nth(1).unwrap_or(data);
-        assert!(
-            root_text.contains(first_line),
-            "key of {} missing from the root",
-            e["step"]
-        );
-    }
-    let repo = repo_with_root(&r.base, &out.join("root"));
-    let (good, msg) = verify(&repo, &anchors(&out));
-    assert!(good, "{msg}");
-}
-
-#[test]
 fn rotating_a_compromised_root_key_drops_its_vote() {
     let r = room(&["alice", "bob", "carol", "dave"]);
-    ok(&r.ceremony("run", &create_root_file()));
+    ok(&r.ceremony("run", &create_root_file_in(&r.base)));
     let first = r.base.join("out/create-root");
     let rotate = r.write(
         "rotate.toml",
@@ -278,7 +216,7 @@ holders = [ { id = "rootA", holder = "alice" }, { id = "rootC", holder = "carol"
 #[test]
 fn bump_epoch_refuses_the_fast_forwarded_snapshot() {
     let r = room(&["alice", "bob", "carol"]);
-    ok(&r.ceremony("run", &create_root_file()));
+    ok(&r.ceremony("run", &create_root_file_in(&r.base)));
     let a = anchors(&r.base.join("out/create-root"));
     let bump = r.write(
         "bump.toml",
@@ -324,7 +262,7 @@ holders = [ { id = "rootA", holder = "alice" }, { id = "rootB", holder = "bob" }
 #[test]
 fn rotating_the_timestamp_key_refuses_the_old_key() {
     let r = room(&["alice", "bob", "carol"]);
-    ok(&r.ceremony("run", &create_root_file()));
+    ok(&r.ceremony("run", &create_root_file_in(&r.base)));
     let a = anchors(&r.base.join("out/create-root"));
     let ks = r.base.join("online-keys");
     ok(&arca([
@@ -402,7 +340,7 @@ fn a_bad_ceremony_file_is_refused_with_its_line() {
     let o = r.check(&bad);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("bad.toml:6: root quorum 3 must be between 1 and the 1 root key(s)"),
+        stderr(&o).contains("bad.toml:6: the root has quorum 3, which exceeds the 1 root key(s)"),
         "{}",
         stderr(&o)
     );
@@ -415,11 +353,443 @@ fn a_bad_ceremony_file_is_refused_with_its_line() {
     assert!(stderr(&r.check(&bad3)).contains("bad3.toml:4: unknown field `pin`"));
     // a profile without a device for a holder: refused before any device is opened
     std::fs::write(&r.profile, "[holders]\n").unwrap();
-    let o = r.ceremony("run", &create_root_file());
+    let o = r.ceremony("run", &create_root_file_in(&r.base));
     assert!(
         stderr(&o).contains("no device for holder(s) alice, bob, carol"),
         "{}",
         stderr(&o)
     );
     assert!(!r.base.join("out").exists());
+}
+
+/// The step names of a ceremony's plan, from `ceremony check --json`.
+fn plan_of(file: &Path) -> Vec<String> {
+    let o = ok(&arca([
+        "ceremony",
+        "check",
+        file.to_str().unwrap(),
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&o).unwrap();
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn journal_steps(journal: &Path) -> Vec<String> {
+    std::fs::read_to_string(journal)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["step"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn output_of(file: &Path) -> String {
+    let t: toml::Table = toml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    t["output"].as_str().unwrap().to_string()
+}
+
+/// Every kind, in the order the example files follow each other: killed
+/// with SIGKILL after every step of its plan (the bundle included) and
+/// resumed; the journal's steps are the plan; a resume after a kill at
+/// the first signature shows the change summary again before it.
+#[test]
+fn every_kind_follows_its_plan_through_a_kill_after_every_step() {
+    let r = room(&["alice", "bob", "carol", "dave"]);
+    let files = [
+        create_root_file_in(&r.base),
+        ceremony_file("add-role.toml"),
+        ceremony_file("rotate-key.toml"),
+        ceremony_file("bump-epoch.toml"),
+    ];
+    for f in &files {
+        let plan = plan_of(f);
+        assert_eq!(plan.first().map(String::as_str), Some("begin"));
+        assert_eq!(&plan[plan.len() - 3..], ["outputs", "bundle", "done"]);
+        let out = r.base.join(output_of(f));
+        let journal = out.join("journal.jsonl");
+        let first_sign = plan.iter().position(|s| s.starts_with("sign:")).unwrap();
+        for kill_at in 1..plan.len() {
+            let verb = if journal.exists() { "resume" } else { "run" };
+            let log = r.base.join(format!("run-{kill_at}.log"));
+            let mut child = Command::new(env!("CARGO_BIN_EXE_arca"))
+                .args(["ceremony", verb, f.to_str().unwrap()])
+                .args(["--profile", r.profile.to_str().unwrap()])
+                .args(["--answers", r.answers.to_str().unwrap()])
+                .args(["--base", r.base.to_str().unwrap()])
+                .env("ARCA_CEREMONY_STEP_DELAY_MS", "100")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                if journal_lines(&journal) >= kill_at {
+                    child.kill().unwrap(); // SIGKILL
+                    break;
+                }
+                if let Some(st) = child.try_wait().unwrap() {
+                    panic!(
+                        "{}: ended ({st}) before step {kill_at}: {}",
+                        f.display(),
+                        std::fs::read_to_string(&log).unwrap()
+                    );
+                }
+                assert!(std::time::Instant::now() < deadline, "no progress");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            child.wait().unwrap();
+            ok(&arca([
+                "ceremony",
+                "verify-transcript",
+                journal.to_str().unwrap(),
+            ]));
+            let text = std::fs::read_to_string(&log).unwrap();
+            // the run that started with the first signature still to do
+            if kill_at == first_sign + 1 {
+                let summary = text.find("What this root changes").unwrap_or(usize::MAX);
+                let question = text.find("! sign:").unwrap();
+                assert!(
+                    summary < question,
+                    "{}: resumed at the first signature without the summary:\n{text}",
+                    f.display()
+                );
+                assert!(text.contains("signed content"), "{text}");
+            }
+            for l in text.lines().filter(|l| l.starts_with('[')) {
+                if let Some((k, n)) = l[1..].split(']').next().and_then(|c| c.split_once('/')) {
+                    let (k, n): (usize, usize) = (k.parse().unwrap(), n.parse().unwrap());
+                    assert!(
+                        k <= n && n == plan.len(),
+                        "counter {l} for {} steps",
+                        plan.len()
+                    );
+                }
+            }
+        }
+        let o = r.ceremony("resume", f);
+        ok(&o);
+        assert_eq!(journal_steps(&journal), plan, "{}", f.display());
+        // resumed once more: finished, outputs named, nothing replayed
+        let o = r.ceremony("resume", f);
+        let out_text = ok(&o);
+        assert!(out_text.contains("finished before"), "{out_text}");
+        assert!(
+            stderr(&o).contains("This ceremony is finished"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("[1/"), "{}", stderr(&o));
+        assert_eq!(journal_steps(&journal), plan);
+    }
+    // one key per holder device: nothing generated twice
+    for h in ["alice", "bob", "carol", "dave"] {
+        let n = std::fs::read_dir(r.base.join("devices").join(h))
+            .unwrap()
+            .count();
+        assert_eq!(n, 1, "{h} has {n} keys");
+    }
+    // the bump-epoch's bundle tells the online side the exact command
+    let ns = std::fs::read_to_string(r.base.join("out/bump-epoch/bundle/NEXT-STEPS.txt")).unwrap();
+    assert!(ns.contains("arca snapshot create --epoch 1"), "{ns}");
+    let repo = repo_with_root(&r.base, &r.base.join("out/rotate-key/root"));
+    let (good, msg) = verify(&repo, &anchors(&r.base.join("out/rotate-key")));
+    assert!(good, "{msg}");
+}
+
+/// What needs no PIN is checked before any step: an input root of another
+/// repository, holders who cannot reach the quorum, a holder who is not a
+/// key of the root, root key ids taken on their devices, answers files
+/// that address prompts by their wording. Each is refused with the file
+/// and line, and leaves no output folder.
+#[test]
+fn what_needs_no_pin_is_refused_before_the_first_step() {
+    let r = room(&["alice", "bob", "carol"]);
+    ok(&r.ceremony("run", &create_root_file_in(&r.base)));
+    let refused = |name: &str, text: &str, needle: &str| {
+        let f = r.write(name, text);
+        let o = r.ceremony("run", &f);
+        let e = stderr(&o);
+        assert!(!o.status.success(), "{name}: {e}");
+        assert!(e.contains(needle), "{name}: {e}");
+        assert!(!e.contains("[1/"), "{name}: a step ran: {e}");
+        assert!(!r.base.join("out/x").exists(), "{name}: output left behind");
+    };
+    let add = std::fs::read_to_string(ceremony_file("add-role.toml"))
+        .unwrap()
+        .replace("out/add-role", "out/x");
+    // a root from another repository (its own anchors.txt next to it)
+    let other = r.base.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let mut root = std::fs::read_to_string(vectors().join("repo/root")).unwrap();
+    root = root.replace("rootA", "rootAnn");
+    std::fs::write(other.join("root"), &root).unwrap();
+    std::fs::write(
+        other.join("anchors.txt"),
+        anchors(&r.base.join("out/create-root")),
+    )
+    .unwrap();
+    refused(
+        "other-repo.toml",
+        &add.replace("out/create-root/root", "other/root"),
+        "other-repo.toml:5: ",
+    );
+    // the same repository's anchors pinned, another root
+    let pinned = add.replace(
+        "root = \"out/create-root/root\"",
+        &format!(
+            "root = \"out/create-root/root\"\nanchors = \"{}\"",
+            "sha256=1111111111111111111111111111111111111111111111111111111111111111"
+        ),
+    );
+    refused(
+        "pinned.toml",
+        &pinned,
+        "does not verify with the trust anchors",
+    );
+    // a holder who is no key of the root
+    refused(
+        "stranger.toml",
+        &add.replace(
+            "{ id = \"rootB\", holder = \"bob\" }",
+            "{ id = \"rootAnn\", holder = \"bob\" }",
+        ),
+        "rootAnn is not a key of the root out/create-root/root",
+    );
+    // one holder for a quorum of 2
+    let one = add.replace("  { id = \"rootB\", holder = \"bob\" },\n", "");
+    assert_ne!(one, add);
+    refused("one.toml", &one, "cannot reach the root quorum 2");
+    // create-root again with the same devices: the key ids are taken
+    let again = std::fs::read_to_string(create_root_file_in(&r.base))
+        .unwrap()
+        .replace("out/create-root", "out/x");
+    refused(
+        "again.toml",
+        &again,
+        "again.toml:14: a key rootA already exists",
+    );
+    // answers that name the wording of a prompt
+    let bad = r.write(
+        "bad-answers.toml",
+        "confirm = \"yes\"\n[secrets]\n\"token root-1\" = \"pin\"\n",
+    );
+    let o = arca([
+        "ceremony",
+        "run",
+        create_root_file_in(&r.base).to_str().unwrap(),
+        "--profile",
+        r.profile.to_str().unwrap(),
+        "--answers",
+        bad.to_str().unwrap(),
+        "--base",
+        r.base.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(
+        e.contains("bad-answers.toml:3: \"token root-1\" is not a question subject"),
+        "{e}"
+    );
+    let bad = r.write(
+        "bad-answers2.toml",
+        "[answers]\n\"alice: sign the root\" = \"yes\"\n",
+    );
+    let o = arca([
+        "ceremony",
+        "run",
+        create_root_file_in(&r.base).to_str().unwrap(),
+        "--profile",
+        r.profile.to_str().unwrap(),
+        "--answers",
+        bad.to_str().unwrap(),
+        "--base",
+        r.base.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).contains("bad-answers2.toml:2:"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Answers files address questions by subject: a "no" for one holder's
+/// signature stops there, with the step and the command to resume.
+#[test]
+fn an_answer_by_subject_stops_at_its_step() {
+    let r = room(&["alice", "bob", "carol"]);
+    std::fs::write(
+        &r.answers,
+        "confirm = \"yes\"\n[answers]\n\"sign:rootB\" = \"no\"\n",
+    )
+    .unwrap();
+    let f = create_root_file_in(&r.base);
+    let o = r.ceremony("run", &f);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("bob declined to sign"), "{e}");
+    assert!(e.contains("Stopped at step 8/13 (sign:rootB)"), "{e}");
+    assert!(e.contains("arca ceremony resume"), "{e}");
+    std::fs::write(&r.answers, "confirm = \"yes\"\n").unwrap();
+    ok(&r.ceremony("resume", &f));
+}
+
+/// One key for snapshot and timestamp is refused, with the reason, by the
+/// one root check ceremonies and `arca root` verbs share.
+#[test]
+fn one_key_for_snapshot_and_timestamp_is_refused() {
+    let r = room(&["alice", "bob", "carol"]);
+    let t = std::fs::read_to_string(create_root_file_in(&r.base)).unwrap();
+    let snap_key = "ed25519=BUVOg/jmubenrkMNnX0BYeZoG7NcvGlQDtH14EMbxLc=";
+    let ts_key = "ed25519=25JCcdwCHl9PK2n41yxwLJzOqVBYEdyn5owS9WW8JII=";
+    assert!(t.contains(ts_key));
+    let same = r.write("same.toml", &t.replace(ts_key, snap_key));
+    let o = r.check(&same);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let line = t.lines().position(|l| l.contains(ts_key)).unwrap() + 1;
+    assert!(
+        stderr(&o).contains(&format!(
+            "same.toml:{line}: the snapshot and timestamp roles have the same key"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let repo = r.base.join("repo");
+    copy_tree(&vectors().join("repo"), &repo);
+    let before = std::fs::read(repo.join("root")).unwrap();
+    let o = arca([
+        "root",
+        "set-role",
+        "-r",
+        repo.to_str().unwrap(),
+        "--role",
+        "timestamp",
+        "--id",
+        "ts2",
+        "--key-hash",
+        "sha256=ff3858141882954fb50076cbe394de17ed2e3748322dc837fe0d46632a35a707",
+    ]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("whoever steals it signs both files"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(repo.join("root")).unwrap(), before);
+}
+
+/// `ceremony resume --help` speaks of resuming, and the bump-epoch run
+/// tells the online side the exact command on its standard output.
+#[test]
+fn resume_help_and_the_online_sides_command() {
+    let h = ok(&arca(["ceremony", "resume", "--help"]));
+    assert!(h.contains("journal"), "{h}");
+    assert!(!h.contains("is rehearsed"), "{h}");
+    let r = room(&["alice", "bob", "carol"]);
+    ok(&r.ceremony("run", &create_root_file_in(&r.base)));
+    let bump = r.write(
+        "bump.toml",
+        r#"kind = "bump-epoch"
+title = "snapshot counter was pushed to the maximum"
+root = "out/create-root/root"
+output = "out/bump"
+role = "snapshot"
+id = "snap"
+holders = [ { id = "rootA", holder = "alice" }, { id = "rootB", holder = "bob" } ]
+"#,
+    );
+    let o = r.ceremony("run", &bump);
+    let out = ok(&o);
+    assert!(out.contains("  arca snapshot create --epoch 1\n"), "{out}");
+    assert!(
+        stderr(&o).contains("The online side must now"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A token that is not there: preflight names the tokens present, without
+/// an empty entry for a free slot.
+#[test]
+fn a_missing_token_is_named_with_the_tokens_present() {
+    let module = Path::new("/usr/lib/softhsm/libsofthsm2.so");
+    if !module.exists() {
+        assert!(std::env::var_os("CI").is_none(), "SoftHSM missing in CI");
+        return;
+    }
+    let r = room(&["alice", "bob", "carol"]);
+    let store = r.base.join("hsm");
+    std::fs::create_dir_all(store.join("tokens")).unwrap();
+    let conf = store.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            store.join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "mine",
+            "--so-pin",
+            "12345678",
+            "--pin",
+            "1234",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let profile = std::fs::read_to_string(&r.profile).unwrap();
+    let line = profile
+        .lines()
+        .find(|l| l.starts_with("alice"))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &r.profile,
+        profile.replace(
+            &line,
+            &format!(
+                "alice = \"pkcs11:token=nope?module-path={}\"",
+                module.display()
+            ),
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args([
+            "ceremony",
+            "run",
+            create_root_file_in(&r.base).to_str().unwrap(),
+        ])
+        .args([
+            "--profile",
+            r.profile.to_str().unwrap(),
+            "--answers",
+            r.answers.to_str().unwrap(),
+        ])
+        .args(["--base", r.base.to_str().unwrap()])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert!(!o.status.success(), "{e}");
+    assert!(
+        e.contains("token nope is not present (present: mine)"),
+        "{e}"
+    );
+    assert!(!e.contains(", )"), "{e}");
+    assert!(!r.base.join("out/create-root").exists());
 }

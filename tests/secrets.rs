@@ -489,7 +489,7 @@ fn encrypted_key_file_ceremony_shows_no_passphrase() {
     std::fs::create_dir_all(&secrets_dir).unwrap();
     let pass = secrets_dir.join("pass");
     std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
-    let ans = answers(base, &[("passphrase for", &pass)]);
+    let ans = answers(base, &[("passphrase:key=rootA", &pass)]);
     let run = |file: &Path, answers: &Path| {
         watched(
             &[
@@ -563,9 +563,11 @@ root = "out/create-root/root"
 output = "out/{out}"
 target = "root"
 compromised = "rootB"
-new_root_key = {{ id = "rootD", holder = "dave", algorithm = "ed25519" }}
+new_root_key = {{ id = "{new}", holder = "dave", algorithm = "ed25519" }}
 holders = [ {{ id = "rootA", holder = "alice" }}, {{ id = "rootC", holder = "carol" }} ]
-"#
+"#,
+                // the refused run made its key; the next one makes another
+                new = if out == "rotate" { "rootD" } else { "rootE" }
             ),
         )
         .unwrap();
@@ -576,7 +578,7 @@ holders = [ {{ id = "rootA", holder = "alice" }}, {{ id = "rootC", holder = "car
     std::fs::write(&wrong, WRONG_PASSPHRASE).unwrap();
     let wrong_ans_dir = base.join("wrong-answers");
     std::fs::create_dir_all(&wrong_ans_dir).unwrap();
-    let wrong_ans = answers(&wrong_ans_dir, &[("passphrase for", &wrong)]);
+    let wrong_ans = answers(&wrong_ans_dir, &[("passphrase:key=rootA", &wrong)]);
     let w = run(&rotate("rotate-wrong"), &wrong_ans);
     assert!(!w.ok, "a wrong passphrase decrypted the key");
     assert!(w.stderr.contains("passphrase"), "{}", w.stderr);
@@ -627,7 +629,7 @@ fn bundle_online_key_passphrase_is_not_shown() {
     std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
     let wrong = secrets_dir.join("wrong");
     std::fs::write(&wrong, format!("{WRONG_PASSPHRASE}\n")).unwrap();
-    let ans = answers(base, &[("online keys", &pass)]);
+    let ans = answers(base, &[("passphrase:online-keys", &pass)]);
     let ceremony = base.join("online-keys.toml");
     std::fs::write(&ceremony, ONLINE_KEYS_CEREMONY).unwrap();
     let both = [PASSPHRASE, WRONG_PASSPHRASE];
@@ -912,8 +914,12 @@ fn answer_prompts(t: &term::Term, answers: &[(&str, &str)]) -> Vec<String> {
             t.type_secret(a);
             asked.push(p.to_string());
         } else if prompt.ends_with("[y/N]") {
-            t.keys(&["y"]);
+            // as people answer: the letter, then Enter
+            t.type_line("y");
             asked.push(prompt.to_string());
+        } else if prompt.starts_with("Enter to go on") || prompt.contains("Enter for the next page")
+        {
+            t.keys(&["Enter"]);
         } else {
             assert!(
                 !(prompt.ends_with(':') && !t.echoes() && t.last_line() == last),

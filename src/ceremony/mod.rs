@@ -15,9 +15,11 @@ use crate::conex::verify::{DirSource, Options, Verifier};
 use crate::conex::{Digest, Root};
 use crate::error::{ArcaError, Result};
 use crate::keys::{KeyLocation, SecretSource, Signer};
-use crate::operator::{Danger, Operator};
+use crate::operator::{Operator, Question};
 use crate::repository::write_atomic;
+use crate::repository::Counter;
 use journal::Journal;
+use kinds::{Planned, Step};
 use profile::Profile;
 use script::Ceremony;
 use serde::{de::DeserializeOwned, Serialize};
@@ -51,8 +53,12 @@ pub struct Engine<'a> {
     pub journal: Journal,
     /// Whether this is a rehearsal.
     pub rehearsal: bool,
-    n: usize,
-    total: usize,
+    /// The steps, in order: the only list of them.
+    pub plan: Vec<Planned>,
+    /// The command that resumes this ceremony, for people.
+    pub resume_command: String,
+    last: Option<usize>,
+    current: usize,
     delay: Option<std::time::Duration>,
     online_pass: Option<zeroize::Zeroizing<String>>,
 }
@@ -68,6 +74,11 @@ pub struct Outcome {
     pub bundle: PathBuf,
     /// The bundle's digest (`sha256=` of its MANIFEST).
     pub bundle_digest: String,
+    /// What the online side must do with this root, when something beyond
+    /// the usual (a new epoch).
+    pub next_steps: Option<String>,
+    /// The ceremony had finished before (a resume found it done).
+    pub finished_before: bool,
 }
 
 fn now_secs() -> i64 {
@@ -87,8 +98,99 @@ pub fn digest(bytes: &[u8]) -> String {
     Digest::sha256(bytes).to_string()
 }
 
+/// A `sha256=…` digest in groups of four, eight groups a line, indented.
+pub fn grouped_lines(d: &str, indent: &str) -> String {
+    match Digest::parse(d) {
+        Ok(d) => crate::status::read_aloud_lines(&d, indent),
+        Err(_) => format!("{indent}{d}"),
+    }
+}
+
+/// What the holders see before they approve and before every signature:
+/// the change summary and the digest of exactly the content signed.
+pub fn what_is_signed(old: Option<&Root>, new: &Root) -> String {
+    let d = digest(new.canonical_signed().as_bytes());
+    let g = crate::bundle::grouped(&d);
+    let groups: Vec<&str> = g.split(' ').collect();
+    let mid = groups.len().div_ceil(2);
+    format!(
+        "{}signed content  {}\n                {}",
+        summary::describe_change(old, new),
+        groups[..mid].join(" "),
+        groups[mid..].join(" ")
+    )
+}
+
+/// What the online side does after a root that moves an online role to a
+/// new epoch (or a new key), as exact commands; None when nothing changes
+/// for it.
+pub fn online_next_steps(old: Option<&Root>, new: &Root) -> Option<String> {
+    use crate::conex::Role;
+    let old = old?;
+    let mut lines = Vec::new();
+    let mut snapshot_epoch = None;
+    let mut timestamp_epoch = None;
+    for role in [Role::Snapshot, Role::Timestamp] {
+        let a = old.single_role(role).ok().flatten();
+        let b = new.single_role(role).ok().flatten();
+        if let Some((id, d, e)) = &b {
+            if a.as_ref()
+                .is_some_and(|(ia, da, ea)| ia != id || da != d || ea != e)
+            {
+                lines.push(format!(
+                    "The root expects the {role} file {id} at epoch {e} (its counter restarts)."
+                ));
+                match role {
+                    Role::Snapshot => snapshot_epoch = Some(*e),
+                    _ => timestamp_epoch = Some(*e),
+                }
+            }
+        }
+    }
+    let mut janitors = Vec::new();
+    if let (Some(a), Some(b)) = (
+        old.roles.get(&Role::Maintainer),
+        new.roles.get(&Role::Maintainer),
+    ) {
+        for r in b.refs() {
+            if let crate::conex::KeyRef::Remote { id, epoch, .. } = r {
+                let before = a.refs().into_iter().find_map(|x| match x {
+                    crate::conex::KeyRef::Remote {
+                        id: i, epoch: e, ..
+                    } if i == id => Some(*e),
+                    _ => None,
+                });
+                if before.is_some_and(|e| e != *epoch) {
+                    janitors.push(format!(
+                        "Janitor {id} makes and signs their targets file again at epoch {epoch}: arca targets create --id {id} --epoch {epoch}"
+                    ));
+                }
+            }
+        }
+    }
+    if lines.is_empty() && janitors.is_empty() {
+        return None;
+    }
+    if !lines.is_empty() {
+        lines.push("On the online machine, with this root in the repository:".into());
+        lines.push(match snapshot_epoch {
+            Some(e) => format!("  arca snapshot create --epoch {e}"),
+            None => "  arca snapshot create".into(),
+        });
+        lines.push("  arca snapshot sign".into());
+        lines.push(match timestamp_epoch {
+            Some(e) => format!("  arca timestamp create --epoch {e}"),
+            None => "  arca timestamp create".into(),
+        });
+        lines.push("  arca timestamp sign".into());
+    }
+    lines.extend(janitors);
+    Some(lines.join("\n") + "\n")
+}
+
 impl<'a> Engine<'a> {
-    /// Prepares a run: preflight, then the journal.
+    /// Prepares a run: the checks that need no PIN (a refusal here leaves
+    /// no journal), the preflight list, then the journal.
     pub fn start(
         c: &'a Ceremony,
         profile: &'a Profile,
@@ -96,38 +198,37 @@ impl<'a> Engine<'a> {
         base: &Path,
         resume: bool,
         rehearsal: bool,
+        resume_command: String,
     ) -> Result<Engine<'a>> {
         profile.check_holders(&c.path.display().to_string(), &c.holders())?;
+        preflight::inputs(c, profile, base, resume)?;
         let out = base.join(c.output());
         let checks = preflight::run(c, profile, &out, resume, now_secs());
         let mut text = String::new();
         for ch in &checks {
-            text.push_str(&format!(
-                "[{}] {}: {}\n",
-                if ch.ok { " ok " } else { "FAIL" },
-                ch.name,
-                ch.detail
-            ));
+            let (mark, note) = match (ch.ok, ch.acknowledgeable && rehearsal) {
+                (true, _) => (" ok ", ""),
+                (false, true) => ("warn", " (rehearsal)"),
+                (false, false) => ("FAIL", ""),
+            };
+            text.push_str(&format!("[{mark}] {}: {}{note}\n", ch.name, ch.detail));
         }
         let cdigest = digest(c.text.as_bytes());
         text.push_str(&format!(
             "ceremony file digest (witnesses read it aloud):\n{}\n",
-            crate::status::read_aloud_lines(
-                &Digest::parse(&cdigest).map_err(|_| ArcaError::Input("digest".into()))?,
-                "    "
-            )
+            grouped_lines(&cdigest, "    ")
         ));
         op.show("Preflight", &text);
         for ch in &checks {
-            if ch.ok {
+            if ch.ok || (ch.acknowledgeable && rehearsal) {
                 continue;
             }
             if ch.acknowledgeable
-                && (rehearsal
-                    || op.confirm(
-                        &format!("{}: {} — go on anyway?", ch.name, ch.detail),
-                        Danger::Destructive,
-                    )?)
+                && op.ask(&Question::normal(
+                    format!("preflight:{}", ch.name),
+                    format!("{}: {} — go on anyway?", ch.name, ch.detail),
+                    false,
+                ))?
             {
                 continue;
             }
@@ -137,6 +238,7 @@ impl<'a> Engine<'a> {
             )));
         }
         let journal = Journal::open(&out.join("journal.jsonl"))?;
+        let plan = kinds::plan(c);
         if resume {
             match journal.find("begin") {
                 Some(b)
@@ -149,14 +251,23 @@ impl<'a> Engine<'a> {
                 }
                 None => return Err(ArcaError::Refused("the journal has no begin step".into())),
             }
+            for en in &journal.entries {
+                if !plan.iter().any(|p| p.step.to_string() == en.step) {
+                    return Err(ArcaError::Refused(format!(
+                        "{}:{}: step {} is not in the plan of this ceremony",
+                        journal.path().display(),
+                        en.seq,
+                        crate::conex::shown(&en.step)
+                    )));
+                }
+            }
         }
         let delay = std::env::var("ARCA_CEREMONY_STEP_DELAY_MS")
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .map(std::time::Duration::from_millis);
-        let steps = kinds::plan(c);
-        op.plan(&format!("{} — {} steps", c.title(), steps.len()), &steps);
-        let total = steps.len();
+        let lines: Vec<String> = plan.iter().map(|p| p.to_string()).collect();
+        op.plan(&format!("{} — {} steps", c.title(), plan.len()), &lines);
         let mut e = Engine {
             c,
             profile,
@@ -165,12 +276,14 @@ impl<'a> Engine<'a> {
             base: base.to_path_buf(),
             journal,
             rehearsal,
-            n: 0,
-            total,
+            plan,
+            resume_command,
+            last: None,
+            current: 0,
             delay,
             online_pass: None,
         };
-        e.step("begin", |e| {
+        e.step(&Step::Begin, |e| {
             Ok((
                 serde_json::json!({"kind": e.c.kind(), "title": e.c.title(), "ceremony_digest": cdigest, "rehearsal": rehearsal}),
                 BTreeMap::new(),
@@ -179,15 +292,56 @@ impl<'a> Engine<'a> {
         Ok(e)
     }
 
-    /// Runs a step once: a step already in the journal returns what it
-    /// recorded (after checking its output files are unchanged).
+    /// What people are told when the ceremony stops at the current step.
+    pub fn stopped_note(&self) -> String {
+        let n = self.current + 1;
+        let name = self
+            .plan
+            .get(self.current)
+            .map(|p| p.step.to_string())
+            .unwrap_or_default();
+        format!(
+            "Stopped at step {n}/{} ({name}). The journal {} keeps every step done so far.\nResume with:\n  {}\n",
+            self.plan.len(),
+            self.journal.path().display(),
+            self.resume_command
+        )
+    }
+
+    /// Runs a step of the plan once: a step already in the journal returns
+    /// what it recorded (after checking its output files are unchanged). A
+    /// step that is not in the plan, or comes out of the plan's order, is
+    /// refused.
     pub fn step<T: Serialize + DeserializeOwned>(
         &mut self,
-        name: &str,
+        step: &Step,
         f: impl FnOnce(&mut Self) -> Result<(T, BTreeMap<String, String>)>,
     ) -> Result<T> {
-        self.n += 1;
-        if let Some(e) = self.journal.find(name).cloned() {
+        let name = step.to_string();
+        let idx = self
+            .plan
+            .iter()
+            .position(|p| p.step == *step)
+            .ok_or_else(|| {
+                ArcaError::Refused(format!(
+                    "step {name} is not in the plan of this {} ceremony",
+                    self.c.kind()
+                ))
+            })?;
+        if self.last.is_some_and(|l| idx <= l) {
+            return Err(ArcaError::Refused(format!(
+                "step {name} comes out of the plan's order"
+            )));
+        }
+        self.last = Some(idx);
+        self.current = idx;
+        let n = idx + 1;
+        let total = self.plan.len();
+        let next = self.plan.get(idx + 1).map(|p| p.to_string());
+        if self.journal.find("begin").is_some() || step != &Step::Begin {
+            crate::operator::set_interrupt_note(Some(self.stopped_note()));
+        }
+        if let Some(e) = self.journal.find(&name).cloned() {
             for (file, d) in &e.outputs {
                 let p = self.out.join(file);
                 if let Ok(bytes) = std::fs::read(&p) {
@@ -206,17 +360,19 @@ impl<'a> Engine<'a> {
                 }
             }
             self.op.step(
-                self.n,
-                self.total,
+                n,
+                total,
                 &format!("{name} (done before, resumed)"),
+                next.as_deref(),
             );
             return serde_json::from_value(e.detail)
                 .map_err(|err| ArcaError::Input(format!("journal step {name}: {err}")));
         }
-        self.op.step(self.n, self.total, name);
+        self.op.step(n, total, &name, next.as_deref());
         let (v, outputs) = f(self)?;
         let detail = serde_json::to_value(&v).map_err(|e| ArcaError::Input(e.to_string()))?;
-        self.journal.append(&now(), name, detail, outputs)?;
+        self.journal.append(&now(), &name, detail, outputs)?;
+        crate::operator::set_interrupt_note(Some(self.stopped_note()));
         if let Some(d) = self.delay {
             std::thread::sleep(d);
         }
@@ -256,7 +412,7 @@ impl<'a> Engine<'a> {
         Ok(loc.for_key(id)?)
     }
 
-    /// Opens a holder's key (PIN through the operator).
+    /// Opens a holder's key (PIN through the operator, asked once).
     pub fn open(&mut self, holder: &str, id: &str) -> Result<Box<dyn Signer>> {
         if holder.is_empty() && self.generates(id) {
             return self.generate_online(id);
@@ -266,19 +422,30 @@ impl<'a> Engine<'a> {
             "{holder}: connect the device holding {id} ({})",
             loc.short()
         ));
-        self.with_pin(|s| crate::keys::open(&loc, s))
+        self.open_at(&loc)
     }
 
-    /// Runs a device operation that asks for a PIN; a wrong PIN is reported
-    /// and asked again (the device's own retry counter bounds it).
+    /// Opens the key at a location (PIN through the operator).
+    pub fn open_at(&mut self, loc: &KeyLocation) -> Result<Box<dyn Signer>> {
+        let subject = crate::operator::secret_subject(loc);
+        self.with_pin(&subject, |s| crate::keys::open(loc, s))
+    }
+
+    /// Runs a device operation that asks for the secret `subject`; a wrong
+    /// PIN is reported and asked again (the device's own retry counter
+    /// bounds it).
     pub fn with_pin<T>(
         &mut self,
+        subject: &str,
         mut f: impl FnMut(&mut dyn SecretSource) -> std::result::Result<T, crate::keys::KeyError>,
     ) -> Result<T> {
         let mut attempts = 0;
         loop {
-            let secrets: &mut dyn SecretSource = self.op;
-            match f(secrets) {
+            let mut s = crate::operator::Subjected {
+                op: &mut *self.op,
+                subject: subject.to_string(),
+            };
+            match f(&mut s) {
                 Err(crate::keys::KeyError::WrongPin(msg)) if attempts < 9 => {
                     attempts += 1;
                     self.op.notice(&format!("{msg} — try again"));
@@ -288,37 +455,37 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Signs the working root as `id` by `holder`, joining the current round.
+    /// Shows the change summary and the digest of the signed content of
+    /// `root`: before every approval and every signature.
+    pub fn show_what_is_signed(&mut self, root: &Root) -> Result<()> {
+        let old = self.old_root()?;
+        let text = what_is_signed(old.as_ref(), root);
+        self.op.show("What this root changes", &text);
+        Ok(())
+    }
+
+    /// Signs the working root as `id` by `holder`, after showing it.
     pub fn sign_root(&mut self, holder: &str, id: &str) -> Result<()> {
-        let name = format!("sign:{id}");
-        self.step(&name, |e| {
+        self.step(&Step::Sign(id.to_string()), |e| {
             let mut root = e.work_root()?;
-            if !e.op.confirm(
-                &format!(
+            e.show_what_is_signed(&root)?;
+            if !e.op.ask(&Question::destructive(
+                format!("sign:{id}"),
+                format!(
                     "{holder}: sign the root above as {id} at counter {}?",
                     root.header.counter
                 ),
-                Danger::Destructive,
-            )? {
+            ))? {
                 return Err(ArcaError::Key(crate::keys::KeyError::Declined(format!(
                     "{holder} declined to sign; nothing was signed"
                 ))));
             }
             let mut s = e.open(holder, id)?;
-            let key = root
-                .keys
-                .get(id)
-                .ok_or_else(|| ArcaError::Refused(format!("{id} is not a key of the new root")))?;
-            if key.key != *s.public_key() {
-                return Err(ArcaError::Refused(format!(
-                    "the device of {holder} holds another key than {id}"
-                )));
-            }
             let t = now();
-            crate::repository::sign_into(&mut root, id, &t, s.as_mut())?;
+            crate::repository::sign_root(&mut root, id, &t, s.as_mut(), Counter::Keep)?;
             let w = e.write("work/root", root.to_file_string().as_bytes())?;
             Ok((
-                serde_json::json!({"id": id, "holder": holder, "signature_time": t}),
+                serde_json::json!({"id": id, "holder": holder, "signature_time": t, "signed": digest(root.canonical_signed().as_bytes())}),
                 BTreeMap::from([w]),
             ))
         })
@@ -332,26 +499,41 @@ impl<'a> Engine<'a> {
         Ok(Root::parse(&text, &mut Vec::new()).map_err(|e| e.in_file(p.display()))?)
     }
 
-    /// Writes the unsigned working root and shows what changes.
-    pub fn build_root(&mut self, old: Option<&Root>, new: Root) -> Result<()> {
+    /// The copy of the current root a re-signing ceremony changes.
+    pub fn old_root(&self) -> Result<Option<Root>> {
+        let p = self.out.join("work/root.old");
+        if !p.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&p).map_err(|e| ArcaError::io(&p, e))?;
+        Ok(Some(
+            Root::parse(&text, &mut Vec::new()).map_err(|e| e.in_file(p.display()))?,
+        ))
+    }
+
+    /// Writes the unsigned working root and asks the holders to approve
+    /// what it changes.
+    pub fn build_root(&mut self, new: Root) -> Result<()> {
         crate::repository::check_root_shape(&new)?;
-        self.step("build", |e| {
+        self.step(&Step::Build, |e| {
             let w = e.write("work/root", new.to_file_string().as_bytes())?;
             Ok((serde_json::json!({"counter": new.header.counter, "signed": digest(new.canonical_signed().as_bytes())}), BTreeMap::from([w])))
         })?;
-        let root = self.work_root()?;
-        let text = summary::describe_change(old, &root);
-        self.step("approve", |e| {
-            e.op.show("What this root changes", &text);
-            if !e.op.confirm(
+        self.step(&Step::Approve, |e| {
+            let root = e.work_root()?;
+            e.show_what_is_signed(&root)?;
+            if !e.op.ask(&Question::destructive(
+                "approve",
                 "Do the root holders approve these changes?",
-                Danger::Destructive,
-            )? {
+            ))? {
                 return Err(ArcaError::Key(crate::keys::KeyError::Declined(
                     "the change was not approved; nothing was signed".into(),
                 )));
             }
-            Ok((serde_json::json!({"approved": true}), BTreeMap::new()))
+            Ok((
+                serde_json::json!({"approved": true, "signed": digest(root.canonical_signed().as_bytes())}),
+                BTreeMap::new(),
+            ))
         })
         .map(|_: serde_json::Value| ())
     }
@@ -368,7 +550,7 @@ impl<'a> Engine<'a> {
             .map(|k| k.key_id().to_string())
             .collect();
         let quorum = root.valid.min_signers();
-        self.step("verify", |e| {
+        self.step(&Step::Verify, |e| {
             let opts = Options {
                 anchors: anchors
                     .iter()
@@ -390,7 +572,7 @@ impl<'a> Engine<'a> {
         })?;
         let root_text = root.to_file_string();
         let anchors_line = anchors.join(",");
-        self.step("outputs", |e| {
+        self.step(&Step::Outputs, |e| {
             let mut outs = BTreeMap::new();
             let (k, d) = e.write_final("root", root_text.as_bytes())?;
             outs.insert(k, d);
@@ -403,8 +585,9 @@ impl<'a> Engine<'a> {
             outs.insert(k, d);
             Ok((serde_json::json!({"anchors": anchors_line}), outs))
         })?;
-        let bundle_digest: String = self.step("bundle", |e| {
-            let digest = e.write_bundle(&root_text)?;
+        let next_steps = online_next_steps(self.old_root()?.as_ref(), &root);
+        let bundle_digest: String = self.step(&Step::Bundle, |e| {
+            let digest = e.write_bundle(&root_text, next_steps.as_deref())?;
             let m = e.out.join("bundle/MANIFEST");
             let mbytes = std::fs::read(&m).map_err(|err| ArcaError::io(&m, err))?;
             Ok((
@@ -412,38 +595,43 @@ impl<'a> Engine<'a> {
                 BTreeMap::from([("bundle/MANIFEST".to_string(), self::digest(&mbytes))]),
             ))
         })?;
-        let anchors_line2 = anchors.join(",");
         let bd = bundle_digest.clone();
-        self.step("done", |e| {
-            let list: Vec<&str> = anchors_line2.split(',').collect();
-            e.op.show(
-                "Trust anchors (give these to clients)",
-                &list.join(
-                    "
-",
-                ),
-            );
-            for (i, a) in list.iter().enumerate() {
-                e.op.show_qr(&format!("trust anchor {} of {}", i + 1, list.len()), a);
+        let anchors2 = anchors.clone();
+        let ns = next_steps.clone();
+        self.step(&Step::Done, |e| {
+            let mut text = String::new();
+            for a in &anchors2 {
+                text.push_str(&format!("{a}\n{}\n", grouped_lines(a, "    ")));
+            }
+            text.push_str("(anchors.txt holds them comma-separated, for `arca verify -t`)");
+            e.op.show("Trust anchors (give these to clients)", &text);
+            for (i, a) in anchors2.iter().enumerate() {
+                e.op.show_qr(&format!("trust anchor {} of {}", i + 1, anchors2.len()), a);
+                e.op.pause(&format!("trust anchor {} of {}", i + 1, anchors2.len()))?;
             }
             e.op.show(
                 "Bundle for the online signer (compare this digest on the online side)",
                 &format!(
-                    "{}
-{bd}
-{}",
+                    "{}\n{bd}\n{}",
                     e.out.join("bundle").display(),
-                    crate::bundle::grouped(&bd)
+                    grouped_lines(&bd, "    ")
                 ),
             );
             e.op.show_qr("bundle digest", &bd);
+            e.op.pause("bundle digest")?;
+            if let Some(ns) = &ns {
+                e.op.show("The online side must now", ns.trim_end());
+            }
             Ok((serde_json::json!({"bundle_digest": bd}), BTreeMap::new()))
         })?;
+        crate::operator::set_interrupt_note(None);
         Ok(Outcome {
             root: self.out.join("root"),
             anchors,
             bundle: self.out.join("bundle"),
             bundle_digest,
+            next_steps,
+            finished_before: false,
         })
     }
 
@@ -451,10 +639,13 @@ impl<'a> Engine<'a> {
     /// the journal so far, PIV attestations found in `<output>/attestations/`
     /// and the encrypted online keys this ceremony generated. Returns the
     /// bundle digest.
-    fn write_bundle(&self, root_text: &str) -> Result<String> {
+    fn write_bundle(&self, root_text: &str, next_steps: Option<&str>) -> Result<String> {
         let jp = self.journal.path().to_path_buf();
         let journal = std::fs::read(&jp).map_err(|e| ArcaError::io(&jp, e))?;
         let mut b = crate::bundle::Contents::for_root(root_text, &journal)?;
+        if let Some(ns) = next_steps {
+            b.add("NEXT-STEPS.txt", ns.as_bytes())?;
+        }
         for (dir, prefix) in [("attestations", "attestations/")] {
             let d = self.out.join(dir);
             if let Ok(rd) = std::fs::read_dir(&d) {
@@ -471,7 +662,7 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        for id in self.generated_ids() {
+        for id in self.c.generated_ids() {
             let dir = self.out.join("work/online-keys");
             let enc = dir.join(format!("{id}.encrypted.pem"));
             let pubf = dir.join(format!("{id}.pub"));
@@ -487,24 +678,8 @@ impl<'a> Engine<'a> {
         b.write_dir(&self.out.join("bundle"))
     }
 
-    /// Ids of delegated keys the ceremony file asks to generate in memory.
-    pub fn generated_ids(&self) -> Vec<String> {
-        use script::CeremonyFile as F;
-        let specs: Vec<&script::DelegateSpec> = match &self.c.file {
-            F::CreateRoot(c) => c.snapshot.iter().chain(c.timestamp.iter()).collect(),
-            F::AddRole(c) => c.add.iter().collect(),
-            F::RotateKey(c) => c.replacement.iter().collect(),
-            F::BumpEpoch(_) => Vec::new(),
-        };
-        specs
-            .into_iter()
-            .filter(|d| d.generate)
-            .map(|d| d.id.get_ref().clone())
-            .collect()
-    }
-
     fn generates(&self, id: &str) -> bool {
-        self.generated_ids().iter().any(|g| g == id)
+        self.c.generated_ids().iter().any(|g| g == id)
     }
 
     /// Generates an online key in memory and keeps it only encrypted with a
@@ -520,12 +695,12 @@ impl<'a> Engine<'a> {
                 .map_err(|e| e.in_file(pubf.display()))?;
             return Ok(Box::new(EncryptedOnly { id: id.into(), pk }));
         }
-        if !self.op.confirm(
-            &format!(
+        if !self.op.ask(&Question::destructive(
+            format!("generate-online:{id}"),
+            format!(
                 "generate the online key {id} here; it leaves this machine only encrypted with a passphrase?"
             ),
-            Danger::Destructive,
-        )? {
+        ))? {
             return Err(ArcaError::Key(crate::keys::KeyError::Declined(format!(
                 "declined to generate {id}"
             ))));
@@ -544,11 +719,14 @@ impl<'a> Engine<'a> {
         }
         if self.online_pass.is_none() {
             let ask = |op: &mut dyn Operator, what: &str| {
-                op.secret(&crate::keys::SecretRequest {
-                    what: what.into(),
-                    retries_left: None,
-                    final_try: false,
-                })
+                op.secret_as(
+                    "passphrase:online-keys",
+                    &crate::keys::SecretRequest {
+                        what: what.into(),
+                        retries_left: None,
+                        final_try: false,
+                    },
+                )
             };
             let a = ask(&mut *self.op, "passphrase for the online keys")?;
             let b = ask(&mut *self.op, "passphrase for the online keys (again)")?;
@@ -581,7 +759,7 @@ impl<'a> Engine<'a> {
             &format!(
                 "{}\n{}",
                 pk.key_id(),
-                crate::status::read_aloud(&pk.key_id())
+                crate::status::read_aloud_lines(&pk.key_id(), "    ")
             ),
         );
         Ok(Box::new(EncryptedOnly { id: id.into(), pk }))
@@ -611,7 +789,9 @@ impl Signer for EncryptedOnly {
 }
 
 /// Runs (or resumes) a ceremony file with a profile and an operator;
-/// `base` is the folder outputs are relative to.
+/// `base` is the folder outputs are relative to. A resumed ceremony that
+/// had finished says so and where its outputs are.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     c: &Ceremony,
     profile: &Profile,
@@ -619,14 +799,83 @@ pub fn run(
     base: &Path,
     resume: bool,
     rehearsal: bool,
+    resume_command: String,
 ) -> Result<Outcome> {
-    let mut e = Engine::start(c, profile, op, base, resume, rehearsal)?;
+    if resume {
+        if let Some(o) = finished(c, op, base)? {
+            return Ok(o);
+        }
+    }
+    let mut e = Engine::start(c, profile, op, base, resume, rehearsal, resume_command)?;
     let r = kinds::run(&mut e);
-    if let Err(ArcaError::Key(crate::keys::KeyError::Declined(_))) = &r {
-        // declined before anything was done: leave nothing behind
-        if e.journal.entries.len() <= 1 && !resume {
+    if r.is_err() {
+        crate::operator::set_interrupt_note(None);
+        if matches!(&r, Err(ArcaError::Key(crate::keys::KeyError::Declined(_))))
+            && e.journal.entries.len() <= 1
+            && !resume
+        {
+            // declined before anything was done: leave nothing behind
             let _ = std::fs::remove_dir_all(&e.out);
+            e.op.notice("Nothing was written.");
+        } else {
+            let note = e.stopped_note();
+            e.op.notice(note.trim_end());
         }
     }
     r
+}
+
+/// A finished ceremony's outcome from its journal (None: not finished).
+fn finished(c: &Ceremony, op: &mut dyn Operator, base: &Path) -> Result<Option<Outcome>> {
+    let out = base.join(c.output());
+    let jp = out.join("journal.jsonl");
+    if !jp.exists() {
+        return Ok(None);
+    }
+    let journal = Journal::open(&jp)?;
+    let Some(done) = journal.find("done") else {
+        return Ok(None);
+    };
+    let cdigest = digest(c.text.as_bytes());
+    if journal
+        .find("begin")
+        .and_then(|b| b.detail.get("ceremony_digest").and_then(|d| d.as_str()))
+        != Some(cdigest.as_str())
+    {
+        return Err(ArcaError::Refused(
+            "the journal belongs to a different ceremony file (digest differs)".into(),
+        ));
+    }
+    let bd = done
+        .detail
+        .get("bundle_digest")
+        .and_then(|d| d.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let anchors: Vec<String> = std::fs::read_to_string(out.join("anchors.txt"))
+        .unwrap_or_default()
+        .trim()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    op.show(
+        "This ceremony is finished",
+        &format!(
+            "It finished at {}; nothing is left to do.\nroot: {}\ntrust anchors: {}\nbundle: {} (digest {bd})\njournal: {}",
+            done.time,
+            out.join("root").display(),
+            out.join("anchors.txt").display(),
+            out.join("bundle").display(),
+            jp.display()
+        ),
+    );
+    Ok(Some(Outcome {
+        root: out.join("root"),
+        anchors,
+        bundle: out.join("bundle"),
+        bundle_digest: bd,
+        next_steps: None,
+        finished_before: true,
+    }))
 }

@@ -6,7 +6,7 @@ use crate::conex::resource::{format_time, parse_time, Resource};
 use crate::conex::{Digest, Root, Signature};
 use crate::error::{ArcaError, Result};
 use crate::keys::{self, file::FileLocation, KeyLocation, KeySpec, SecretRequest};
-use crate::operator::{Danger, Operator};
+use crate::operator::{Operator, Question};
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -565,24 +565,25 @@ pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
                     root.header.counter
                 )));
             }
-            let key = root.keys.get(&id).ok_or_else(|| {
-                ArcaError::Refused(format!("{id} is not a key of the requested root"))
-            })?;
+            if !root.keys.contains_key(&id) {
+                return Err(ArcaError::Refused(format!(
+                    "{id} is not a key of the requested root"
+                )));
+            }
             let mut op = operator(answers.as_deref())?;
             op.show(
                 &format!("Root to sign as {id}, counter {}", root.header.counter),
                 &format!(
-                    "{}{}signed content: {d}\n    {}\n",
-                    crate::ceremony::summary::describe_change(None, &root),
-                    keys_text(&root),
-                    b::grouped(&d)
+                    "{}{}",
+                    crate::ceremony::what_is_signed(None, &root),
+                    keys_text(&root)
                 ),
             );
             op.show("Summary from the exporting side", &req.summary);
-            if !op.confirm(
-                &format!("sign this root as {id} at counter {}?", root.header.counter),
-                Danger::Destructive,
-            )? {
+            if !op.ask(&Question::destructive(
+                format!("sign:{id}"),
+                format!("sign this root as {id} at counter {}?", root.header.counter),
+            ))? {
                 return Err(ArcaError::Key(keys::KeyError::Declined(format!(
                     "{id} declined to sign; nothing was signed"
                 ))));
@@ -598,21 +599,30 @@ pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
                 }),
             };
             let mut signer = {
-                let s: &mut dyn keys::SecretSource = op.as_mut();
-                keys::open(&loc, s)?
+                let mut s = crate::operator::Subjected {
+                    op: op.as_mut(),
+                    subject: crate::operator::secret_subject(&loc),
+                };
+                keys::open(&loc, &mut s)?
             };
-            if *signer.public_key() != key.key {
-                return Err(ArcaError::Refused(format!(
-                    "the key at {loc} ({}) is not {id} of this root ({})",
-                    signer.public_key().key_id(),
-                    key.key_id()
-                )));
-            }
             let t = created(when.as_deref())?;
-            let alg = signer.public_key().sig_alg();
-            let tbs = root.to_be_signed(&id, &t, alg);
-            let (alg, raw) = keys::sign_checked(signer.as_mut(), tbs.as_bytes())?;
-            let sig = Signature::new(&id, &t, alg, &raw);
+            // the one root-signing path, on a copy: the signature leaves as a file
+            let mut signed = root.clone();
+            for n in crate::repository::sign_root(
+                &mut signed,
+                &id,
+                &t,
+                signer.as_mut(),
+                crate::repository::Counter::Keep,
+            )? {
+                eprintln!("{n}");
+            }
+            let sig = signed
+                .signatures
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| ArcaError::Refused(format!("no signature of {id} was made")))?;
+            let alg = sig.alg;
             eprintln!(
                 "signed as {id}: counter {}, signed content {d}",
                 root.header.counter
@@ -663,30 +673,9 @@ pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
                     s.id, s.signed_digest
                 )));
             }
-            let key = r.keys.get(&s.id).ok_or_else(|| {
-                ArcaError::Refused(format!(
-                    "{fname}: {} is not a key of the pending root; not added",
-                    s.id
-                ))
-            })?;
             let alg = crate::conex::SigAlg::parse(&s.alg).ok_or_else(|| {
                 ArcaError::Input(format!("{fname}: signature algorithm {:?}", s.alg))
             })?;
-            if alg != key.key.sig_alg() {
-                return Err(ArcaError::Refused(format!(
-                    "{fname}: a {} signature for a {} key; not added",
-                    s.alg, key.key.alg
-                )));
-            }
-            let tbs = r.to_be_signed(&s.id, &s.created, alg);
-            key.key
-                .verify_b64(alg, tbs.as_bytes(), &s.value)
-                .map_err(|e| {
-                    ArcaError::Refused(format!(
-                        "{fname}: the signature of {} does not verify over the pending root: {e}; not added",
-                        s.id
-                    ))
-                })?;
             let sig = Signature {
                 id: s.id.clone(),
                 created: s.created.clone(),
@@ -701,7 +690,10 @@ pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
                 );
                 return Ok(());
             }
-            r.signatures.insert(s.id.clone(), sig);
+            crate::repository::add_root_signature(&mut r, sig).map_err(|e| match e {
+                ArcaError::Refused(m) => ArcaError::Refused(format!("{fname}: {m}")),
+                other => other,
+            })?;
             crate::repository::write_atomic(&rp, r.to_file_string().as_bytes())?;
             let who: Vec<&str> = r.signatures.keys().map(String::as_str).collect();
             println!(

@@ -68,13 +68,10 @@ fn input(prompt: &str, default: Option<&str>, allow_empty: bool) -> Result<Strin
 
 /// A yes/no question answered with a typed `y` or `n` and Enter (Enter
 /// alone: no).
+/// The menu's yes/no questions: the one yes/no of arca's prompts (a typed
+/// answer confirmed with Enter; Enter alone is No).
 fn yes_no(prompt: &str) -> Result<bool> {
-    dialoguer::Confirm::with_theme(theme().as_ref())
-        .with_prompt(prompt)
-        .default(false)
-        .wait_for_newline(true)
-        .interact()
-        .map_err(|e| ArcaError::Input(format!("no answer: {e}")))
+    crate::operator::terminal::yes_no(prompt, false).map_err(|e| ArcaError::Input(e.to_string()))
 }
 
 /// The ceremony file to run: one of `ceremonies/*.toml` here, the built-in

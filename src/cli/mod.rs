@@ -158,7 +158,12 @@ enum CeremonyCmd {
     },
     /// Run a ceremony.
     Run(CeremonyRun),
-    /// Resume a ceremony that stopped, from its journal.
+    /// Resume a ceremony that stopped, from the journal in its output folder.
+    ///
+    /// Give the same file, profile (or --rehearse) and --base as the run;
+    /// a ceremony that stops prints this exact command. Steps in the journal
+    /// are not done again; the change summary is shown again before any
+    /// signature. A finished ceremony says so and where its outputs are.
     Resume(CeremonyRun),
     /// Check a ceremony journal's hash chain.
     VerifyTranscript {
@@ -172,8 +177,8 @@ enum CeremonyCmd {
 
 #[derive(Args, Debug)]
 pub(crate) struct CeremonyRun {
-    /// The ceremony file (with --rehearse it may be left out: the built-in
-    /// create-root example is rehearsed).
+    /// The ceremony file (with --rehearse it may be left out for the
+    /// built-in create-root example).
     #[arg(required_unless_present = "rehearse")]
     pub(crate) file: Option<PathBuf>,
     /// The device profile (machine-local; maps holders to devices).
@@ -1252,16 +1257,20 @@ fn ceremony_cmd(cmd: CeremonyCmd) -> Result<()> {
                 prof.check_holders(&p.display().to_string(), &c.holders())?;
             }
             let d = crate::ceremony::digest(c.text.as_bytes());
+            let plan = crate::ceremony::kinds::plan(&c);
             let v = serde_json::json!({
                 "file": file.display().to_string(), "kind": c.kind(), "title": c.title(), "digest": d,
-                "steps": crate::ceremony::kinds::plan(&c),
+                "steps": plan.iter().map(|p| p.step.to_string()).collect::<Vec<_>>(),
+                "plan": plan.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             });
             output(json, &v, |_| {
                 format!(
-                    "{}: {} ceremony \"{}\" is valid; digest {d}\n",
+                    "{}: {} ceremony \"{}\" is valid; {} steps; digest {d}\n{}\n",
                     file.display(),
                     c.kind(),
-                    c.title()
+                    c.title(),
+                    plan.len(),
+                    crate::ceremony::grouped_lines(&d, "    ")
                 )
             });
             Ok(())
@@ -1308,6 +1317,101 @@ pub(crate) fn builtin_ceremony() -> Result<crate::ceremony::script::Ceremony> {
     )?)
 }
 
+/// `s` quoted for a shell when it needs it.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_./=:,+@".contains(&c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The exact command that resumes this ceremony.
+fn resume_command(a: &CeremonyRun) -> String {
+    let mut v = vec!["arca".to_string(), "ceremony".into(), "resume".into()];
+    if let Some(f) = &a.file {
+        v.push(shell_word(&f.display().to_string()));
+    }
+    if a.rehearse {
+        v.push("--rehearse".into());
+    }
+    if let Some(p) = &a.profile {
+        v.push("--profile".into());
+        v.push(shell_word(&p.display().to_string()));
+    }
+    if let Some(f) = &a.answers {
+        v.push("--answers".into());
+        v.push(shell_word(&f.display().to_string()));
+    }
+    if a.yes {
+        v.push("--yes".into());
+    }
+    if let Some(b) = &a.base {
+        v.push("--base".into());
+        v.push(shell_word(&b.display().to_string()));
+    }
+    v.join(" ")
+}
+
+/// Set in the process that runs a rehearsal for another arca process.
+const REHEARSAL_CHILD: &str = "ARCA_REHEARSAL_CHILD";
+
+/// Runs a rehearsal in a process of its own with the rehearsal's SoftHSM
+/// configuration: a PKCS#11 module this process loaded earlier (the menu's
+/// token list, say) keeps the configuration it was loaded with, and a
+/// rehearsal must never write to a token store it did not make.
+fn rehearse_in_child(a: &CeremonyRun, base: &std::path::Path, resume: bool) -> Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    let exe = std::env::current_exe().map_err(|e| ArcaError::io("arca's own executable", e))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["ceremony", if resume { "resume" } else { "run" }]);
+    if let Some(f) = &a.file {
+        cmd.arg(f);
+    }
+    cmd.arg("--rehearse").arg("--base").arg(base);
+    if let Some(f) = &a.answers {
+        cmd.arg("--answers").arg(f);
+    }
+    if a.yes {
+        cmd.arg("--yes");
+    }
+    cmd.env(REHEARSAL_CHILD, "1").env(
+        "SOFTHSM2_CONF",
+        base.join(".rehearsal-tokens").join("softhsm2.conf"),
+    );
+    // SAFETY: only resets a signal disposition between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    // Ctrl-C is the child's to handle (it says where it stopped)
+    // SAFETY: plain signal disposition changes.
+    let old = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let st = cmd.status();
+    // SAFETY: restores the disposition saved above.
+    unsafe { libc::signal(libc::SIGINT, old) };
+    let st = st.map_err(|e| ArcaError::io("the rehearsal process", e))?;
+    use std::os::unix::process::ExitStatusExt as _;
+    if st.signal() == Some(libc::SIGINT) || st.code() == Some(130) {
+        std::process::exit(130);
+    }
+    let msg = "the rehearsal stopped (its messages are above)".to_string();
+    match st.code() {
+        Some(0) => Ok(()),
+        Some(1) => Err(ArcaError::Verify(msg)),
+        Some(2) => Err(ArcaError::Input(msg)),
+        Some(3) => Err(ArcaError::io("rehearsal", msg)),
+        Some(5) => Err(ArcaError::Key(keys::KeyError::Declined(msg))),
+        Some(6) => Err(ArcaError::Refused(msg)),
+        _ => Err(ArcaError::Key(keys::KeyError::Device(msg))),
+    }
+}
+
 pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
     use crate::ceremony::{profile::Profile, rehearse, script::Ceremony};
     use crate::operator::{scripted::Scripted, terminal::TerminalOperator, Operator};
@@ -1316,7 +1420,7 @@ pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
         Some(f) => Ceremony::load(f)?,
         None => builtin_ceremony()?,
     };
-    let (profile, base, mut op): (Profile, PathBuf, Box<dyn Operator>) = if a.rehearse {
+    if a.rehearse && std::env::var_os(REHEARSAL_CHILD).is_none() {
         let base = match &a.base {
             Some(b) => b.clone(),
             None => tempfile::Builder::new()
@@ -1325,8 +1429,18 @@ pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
                 .map_err(|e| ArcaError::io("temporary folder", e))?
                 .keep(),
         };
+        if let Some(f) = &a.answers {
+            // a bad answers file is refused before anything is made
+            Scripted::from_file(f).map_err(ArcaError::Input)?;
+        }
+        return rehearse_in_child(&a, &base, resume);
+    }
+    let (profile, base, mut op): (Profile, PathBuf, Box<dyn Operator>) = if a.rehearse {
+        let base = a
+            .base
+            .clone()
+            .ok_or_else(|| ArcaError::Input("--base FOLDER is required".into()))?;
         let interactive = a.answers.is_none() && !a.yes && std::io::stdin().is_terminal();
-        let profile = rehearse::prepare(&c, &base.join(".rehearsal-tokens"), !interactive)?;
         let op: Box<dyn Operator> = match (&a.answers, interactive) {
             (Some(f), _) => Box::new(Scripted::from_file(f).map_err(ArcaError::Input)?),
             (None, true) => {
@@ -1338,6 +1452,7 @@ pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
             }
             (None, false) => Box::new(Scripted::yes(Default::default())),
         };
+        let profile = rehearse::prepare(&c, &base.join(".rehearsal-tokens"), !interactive)?;
         (profile, base, op)
     } else {
         let profile = Profile::load(
@@ -1360,9 +1475,36 @@ pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
             op,
         )
     };
-    let out = crate::ceremony::run(&c, &profile, op.as_mut(), &base, resume, a.rehearse)?;
-    println!("root written: {}", out.root.display());
+    crate::operator::install_interrupt_handler();
+    let mut again = CeremonyRun {
+        file: a.file.clone(),
+        profile: a.profile.clone(),
+        answers: a.answers.clone(),
+        rehearse: a.rehearse,
+        yes: a.yes,
+        base: a.base.clone(),
+    };
+    if a.rehearse {
+        again.base = Some(base.clone());
+    }
+    let out = crate::ceremony::run(
+        &c,
+        &profile,
+        op.as_mut(),
+        &base,
+        resume,
+        a.rehearse,
+        resume_command(&again),
+    )?;
+    if out.finished_before {
+        println!("finished before: {}", out.root.display());
+    } else {
+        println!("root written: {}", out.root.display());
+    }
     println!("trust anchors: {}", out.anchors.join(","));
+    if let Some(ns) = &out.next_steps {
+        print!("{ns}");
+    }
     Ok(())
 }
 

@@ -1910,6 +1910,23 @@ pub fn list_keys(
     Ok(out)
 }
 
+/// Whether the key the URI names (its `object=` label or `id=`) is on its
+/// token, found without a login through its public key object (arca makes
+/// public key objects public). For preflight: a key id to generate must be
+/// free before anyone types a PIN.
+pub fn key_present(uri: &Pkcs11Uri) -> Result<bool, KeyError> {
+    let module = uri.module()?;
+    let ctx = context(&module)?;
+    let (slot, ti) = select_token(&ctx, uri)?;
+    let label = trimmed(ti.label()).to_string();
+    let s = ctx
+        .open_ro_session(slot)
+        .map_err(|e| dev(format!("opening a session on token {label:?}"), e))?;
+    let found = find(&s, &key_template(ObjectClass::PUBLIC_KEY, uri))
+        .map_err(|e| dev(format!("looking for a key on token {label:?}"), e))?;
+    Ok(!found.is_empty())
+}
+
 /// Checks the token of `uri` is present, without logging in; describes it
 /// with its PIN state for preflight lists.
 pub fn probe(uri: &Pkcs11Uri) -> Result<String, KeyError> {
@@ -1920,7 +1937,11 @@ pub fn probe(uri: &Pkcs11Uri) -> Result<String, KeyError> {
             && uri.serial.as_ref().is_none_or(|s| *s == t.serial)
     });
     let Some(t) = found else {
-        let present: Vec<&str> = tokens.iter().map(|t| t.label.as_str()).collect();
+        let present: Vec<&str> = tokens
+            .iter()
+            .map(|t| t.label.as_str())
+            .filter(|l| !l.trim().is_empty())
+            .collect();
         return Err(KeyError::NotFound(format!(
             "token {} is not present (present: {})",
             uri.token

@@ -1,74 +1,137 @@
 //! An operator driven by an answers file, for CI, rehearsals and tests.
 //!
 //! ```toml
-//! confirm = "yes"                  # answer to every confirmation (default: no)
-//! [secrets]                        # secret requests, matched by substring,
-//! "token root-1" = "pins/root-1"   # answered from these files
+//! confirm = "yes"                      # every question not listed below (default: no)
+//! [answers]                            # questions by subject
+//! approve = "yes"
+//! "sign:rootA" = "yes"
+//! [secrets]                            # secrets by subject, from these files
+//! "pin:token=root-1" = "pins/root-1"
+//! "passphrase:online-keys" = "pins/online"
 //! ```
+//! Questions and secrets are addressed by their subject, never by the
+//! wording of a prompt; an unknown subject is refused with its line.
 //! Secrets come only from files; an answers file never holds a PIN itself.
 
-use super::{Danger, Operator};
+use super::{check_subject, Danger, Operator, Question, SubjectKind};
 use crate::keys::{KeyError, SecretRequest, SecretSource};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use toml::Spanned;
 use zeroize::Zeroizing;
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 struct Answers {
     #[serde(default)]
-    confirm: Option<String>,
+    confirm: Option<Spanned<String>>,
     #[serde(default)]
-    secrets: BTreeMap<String, PathBuf>,
+    answers: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    secrets: BTreeMap<Spanned<String>, PathBuf>,
 }
 
 /// Answers from a file; everything shown is printed to stderr.
 pub struct Scripted {
     yes: bool,
+    answers: BTreeMap<String, bool>,
     secrets: BTreeMap<String, PathBuf>,
     /// Everything shown, for tests and transcripts.
     pub shown: Vec<String>,
     quiet: bool,
 }
 
+fn yes_no(s: &str) -> Option<bool> {
+    match s {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
 impl Scripted {
     /// Reads an answers file (paths in it are relative to the file).
     pub fn from_file(path: &Path) -> Result<Scripted, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let at = |span: std::ops::Range<usize>| {
+            crate::ceremony::script::line_of(&text, &span)
+                .map(|l| format!(":{l}"))
+                .unwrap_or_default()
+        };
         let a: Answers = toml::from_str(&text).map_err(|e| {
             let (line, msg) = crate::ceremony::script::toml_error(&text, &e);
             let at = line.map(|l| format!(":{l}")).unwrap_or_default();
             format!("{}{at}: {msg}", path.display())
         })?;
-        let yes = match a.confirm.as_deref() {
-            None | Some("no") => false,
-            Some("yes") => true,
-            Some(o) => {
-                return Err(format!(
-                    "{}: confirm = {o:?}: expected \"yes\" or \"no\"",
-                    path.display()
-                ))
-            }
+        let yes = match &a.confirm {
+            None => false,
+            Some(c) => yes_no(c.get_ref()).ok_or_else(|| {
+                format!(
+                    "{}{}: confirm = \"{}\": expected \"yes\" or \"no\"",
+                    path.display(),
+                    at(c.span()),
+                    crate::conex::shown(c.get_ref())
+                )
+            })?,
         };
+        let mut answers = BTreeMap::new();
+        for (k, v) in &a.answers {
+            match check_subject(k.get_ref()) {
+                Ok(SubjectKind::Question) => {}
+                Ok(SubjectKind::Secret) => {
+                    return Err(format!(
+                        "{}{}: {} is a secret: list it under [secrets] with the file that holds it",
+                        path.display(),
+                        at(k.span()),
+                        k.get_ref()
+                    ))
+                }
+                Err(e) => return Err(format!("{}{}: {e}", path.display(), at(k.span()))),
+            }
+            let b = yes_no(v.get_ref()).ok_or_else(|| {
+                format!(
+                    "{}{}: {} = \"{}\": expected \"yes\" or \"no\"",
+                    path.display(),
+                    at(v.span()),
+                    k.get_ref(),
+                    crate::conex::shown(v.get_ref())
+                )
+            })?;
+            answers.insert(k.get_ref().clone(), b);
+        }
         let base = path.parent().unwrap_or(Path::new("."));
-        let secrets = a
-            .secrets
-            .into_iter()
-            .map(|(k, v)| (k, base.join(v)))
-            .collect();
+        let mut secrets = BTreeMap::new();
+        for (k, v) in a.secrets {
+            match check_subject(k.get_ref()) {
+                Ok(SubjectKind::Secret) => {}
+                Ok(SubjectKind::Question) => {
+                    return Err(format!(
+                        "{}{}: {} is a question: list it under [answers] as \"yes\" or \"no\"",
+                        path.display(),
+                        at(k.span()),
+                        k.get_ref()
+                    ))
+                }
+                Err(e) => return Err(format!("{}{}: {e}", path.display(), at(k.span()))),
+            }
+            secrets.insert(k.into_inner(), base.join(v));
+        }
         Ok(Scripted {
             yes,
+            answers,
             secrets,
             shown: Vec::new(),
             quiet: false,
         })
     }
 
-    /// Answers yes to everything and takes secrets from the given files.
+    /// Answers yes to everything and takes secrets (by subject) from the
+    /// given files.
     pub fn yes(secrets: BTreeMap<String, PathBuf>) -> Scripted {
         Scripted {
             yes: true,
+            answers: BTreeMap::new(),
             secrets,
             shown: Vec::new(),
             quiet: false,
@@ -87,26 +150,27 @@ impl Scripted {
         }
         self.shown.push(s);
     }
+
+    fn answer(&self, subject: &str) -> bool {
+        self.answers.get(subject).copied().unwrap_or(self.yes)
+    }
 }
 
 impl SecretSource for Scripted {
     fn secret(&mut self, req: &SecretRequest) -> Result<Zeroizing<String>, KeyError> {
-        let file = self
-            .secrets
-            .iter()
-            .find(|(k, _)| req.what.contains(k.as_str()))
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| {
-                KeyError::Declined(format!("the answers file has no secret for {}", req.what))
-            })?;
-        crate::keys::read_secret_file(&file, "secret file")
+        Err(KeyError::Declined(format!(
+            "the answers file cannot answer {} (no subject)",
+            req.what
+        )))
     }
     fn confirm_risky(&mut self, question: &str) -> Result<bool, KeyError> {
+        let a = self.answer(super::FINAL_PIN_TRY);
         self.out(format!(
-            "? {question} -> {}",
-            if self.yes { "yes" } else { "no" }
+            "? {}: {question} -> {}",
+            super::FINAL_PIN_TRY,
+            if a { "yes" } else { "no" }
         ));
-        Ok(self.yes)
+        Ok(a)
     }
     fn notice(&mut self, message: &str) {
         self.out(message.to_string());
@@ -114,17 +178,33 @@ impl SecretSource for Scripted {
 }
 
 impl Operator for Scripted {
-    fn confirm(&mut self, question: &str, danger: Danger) -> Result<bool, KeyError> {
-        let mark = if danger == Danger::Destructive {
+    fn ask(&mut self, q: &Question) -> Result<bool, KeyError> {
+        let mark = if q.danger == Danger::Destructive {
             "!"
         } else {
             "?"
         };
+        let a = self.answer(&q.subject);
         self.out(format!(
-            "{mark} {question} -> {}",
-            if self.yes { "yes" } else { "no" }
+            "{mark} {}: {} -> {}",
+            q.subject,
+            q.text,
+            if a { "yes" } else { "no" }
         ));
-        Ok(self.yes)
+        Ok(a)
+    }
+    fn secret_as(
+        &mut self,
+        subject: &str,
+        req: &SecretRequest,
+    ) -> Result<Zeroizing<String>, KeyError> {
+        let file = self.secrets.get(subject).cloned().ok_or_else(|| {
+            KeyError::Declined(format!(
+                "the answers file has no secret for {} (add \"{subject}\" = \"FILE\" under [secrets])",
+                req.what
+            ))
+        })?;
+        crate::keys::read_secret_file(&file, "secret file")
     }
     fn show(&mut self, title: &str, body: &str) {
         self.out(format!("== {title}\n{body}"));
@@ -132,11 +212,7 @@ impl Operator for Scripted {
     fn show_qr(&mut self, caption: &str, data: &str) {
         self.out(format!("[QR] {caption}: {data}"));
     }
-    fn step(&mut self, n: usize, total: usize, what: &str) {
-        self.out(if total > 0 {
-            format!("[{n}/{total}] {what}")
-        } else {
-            format!("[step {n}] {what}")
-        });
+    fn step(&mut self, n: usize, total: usize, what: &str, _next: Option<&str>) {
+        self.out(format!("[{n}/{total}] {what}"));
     }
 }

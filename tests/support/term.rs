@@ -112,6 +112,40 @@ impl Term {
             .expect("tmux shows the pane's pid")
     }
 
+    /// Whether the pane shows the cursor (a program that hid it and
+    /// stopped without showing it again leaves it hidden).
+    pub fn cursor_visible(&self) -> bool {
+        self.pane("#{cursor_flag}") == "1"
+    }
+
+    /// The processes started under the pane's shell (arca and any process
+    /// arca started), deepest first.
+    pub fn arca_pids(&self) -> Vec<u32> {
+        fn children(pid: u32, out: &mut Vec<u32>) {
+            let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                return;
+            };
+            for t in rd.flatten() {
+                let c = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                for k in c.split_whitespace().filter_map(|x| x.parse::<u32>().ok()) {
+                    children(k, out);
+                    out.push(k);
+                }
+            }
+        }
+        let mut v = Vec::new();
+        children(self.pane_pid(), &mut v);
+        v
+    }
+
+    /// SIGKILL to every process arca runs in the pane, as a power cut.
+    pub fn kill_arca(&self) {
+        for pid in self.arca_pids() {
+            // SAFETY: a signal to a process this terminal started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+
     /// Whether the pane's terminal echoes what is typed. arca turns echo
     /// off while it reads a secret, so a secret is typed only once this is
     /// false: typed earlier, the terminal would show it.

@@ -6,14 +6,13 @@
 use super::{load_root, next_root, sign_all};
 use crate::ceremony::script::BumpEpoch;
 use crate::ceremony::{Engine, Outcome};
-use crate::conex::{Expr, KeyRef, Role};
+use crate::conex::{Expr, KeyRef};
 use crate::error::{ArcaError, Result};
 
 /// Runs the ceremony.
 pub fn run(e: &mut Engine, c: &BumpEpoch) -> Result<Outcome> {
-    let old = load_root(e, c.root.get_ref())?;
-    let role = Role::parse(c.role.get_ref()).ok_or_else(|| ArcaError::Input("role".into()))?;
-    let id = c.id.get_ref();
+    let old = load_root(e)?;
+    let role = c.role;
     let mut new = next_root(&old)?;
     let Some(Expr::Quorum(n, refs)) = old.roles.get(&role) else {
         return Err(ArcaError::Refused(format!(
@@ -24,14 +23,10 @@ pub fn run(e: &mut Engine, c: &BumpEpoch) -> Result<Outcome> {
     let refs: Vec<KeyRef> = refs
         .iter()
         .map(|r| match r {
-            KeyRef::Remote {
-                id: rid,
-                digest,
-                epoch,
-            } if rid == id => {
+            KeyRef::Remote { id, digest, epoch } if *id == c.id => {
                 found = true;
                 KeyRef::Remote {
-                    id: rid.clone(),
+                    id: id.clone(),
                     digest: digest.clone(),
                     epoch: epoch.saturating_add(1),
                 }
@@ -40,10 +35,13 @@ pub fn run(e: &mut Engine, c: &BumpEpoch) -> Result<Outcome> {
         })
         .collect();
     if !found {
-        return Err(ArcaError::Input(format!("{id} is not in the {role} role")));
+        return Err(ArcaError::Input(format!(
+            "{} is not in the {role} role",
+            c.id
+        )));
     }
     new.roles.insert(role, Expr::quorum(*n, refs));
-    e.build_root(Some(&old), new)?;
-    sign_all(e, &c.holders, None)?;
+    e.build_root(new)?;
+    sign_all(e)?;
     e.finish()
 }

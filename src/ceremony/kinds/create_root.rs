@@ -2,7 +2,7 @@
 //! the quorum, delegate janitors, snapshot and timestamp, collect every
 //! holder's signature over one counter, verify, write the outputs.
 
-use super::{delegate_digest, delegate_key, root_key, KeyRecord};
+use super::{delegate_key, delegate_ref, root_key, sign_all, KeyRecord};
 use crate::ceremony::script::CreateRoot;
 use crate::ceremony::{Engine, Outcome};
 use crate::conex::{Expr, KeyRef, Role, Root};
@@ -11,7 +11,7 @@ use crate::error::Result;
 /// Runs the ceremony.
 pub fn run(e: &mut Engine, c: &CreateRoot) -> Result<Outcome> {
     let mut recs: Vec<KeyRecord> = Vec::new();
-    for k in &c.root.keys {
+    for k in &c.keys {
         recs.push(root_key(e, k)?);
     }
     let mut root = Root::new(&crate::ceremony::now());
@@ -19,22 +19,15 @@ pub fn run(e: &mut Engine, c: &CreateRoot) -> Result<Outcome> {
     for r in &recs {
         root.keys.insert(r.id.clone(), r.key()?);
     }
-    root.valid = Expr::quorum(
-        *c.root.quorum.get_ref(),
-        recs.iter().map(|r| KeyRef::Local(r.id.clone())),
-    );
+    root.valid = Expr::quorum(c.quorum, recs.iter().map(|r| KeyRef::Local(r.id.clone())));
     if let Some(m) = &c.maintainers {
         let mut refs = Vec::new();
-        for j in &m.janitors {
+        for j in &m.keys {
             let pk = delegate_key(e, j)?;
-            refs.push(KeyRef::Remote {
-                id: j.id.get_ref().clone(),
-                digest: delegate_digest(&pk),
-                epoch: j.epoch,
-            });
+            refs.push(delegate_ref(j, &pk, j.epoch));
         }
         root.roles
-            .insert(Role::Maintainer, Expr::quorum(*m.quorum.get_ref(), refs));
+            .insert(Role::Maintainer, Expr::quorum(m.quorum, refs));
     }
     for (role, d) in [
         (Role::Snapshot, &c.snapshot),
@@ -42,22 +35,11 @@ pub fn run(e: &mut Engine, c: &CreateRoot) -> Result<Outcome> {
     ] {
         if let Some(d) = d {
             let pk = delegate_key(e, d)?;
-            root.roles.insert(
-                role,
-                Expr::quorum(
-                    1,
-                    [KeyRef::Remote {
-                        id: d.id.get_ref().clone(),
-                        digest: delegate_digest(&pk),
-                        epoch: d.epoch,
-                    }],
-                ),
-            );
+            root.roles
+                .insert(role, Expr::quorum(1, [delegate_ref(d, &pk, d.epoch)]));
         }
     }
-    e.build_root(None, root)?;
-    for k in &c.root.keys {
-        e.sign_root(k.holder.get_ref(), k.id.get_ref())?;
-    }
+    e.build_root(root)?;
+    sign_all(e)?;
     e.finish()
 }

@@ -1,29 +1,163 @@
-//! The ceremony kinds: each a fixed order of steps; the file only
-//! parametrises it.
+//! The ceremony kinds: each a fixed order of steps ([`plan`]); the file
+//! only parametrises it. The plan is the one list of steps: the screen's
+//! list, the `[k/n]` counter, the journal's step names and resume all come
+//! from it, and the engine refuses a step that is not in it.
 
 pub mod add_role;
 pub mod bump_epoch;
 pub mod create_root;
 pub mod rotate_key;
 
-use super::script::{CeremonyFile, DelegateSpec, Holder, RootKeySpec};
+use super::script::{Ceremony, Delegate, Kind, RootKey, Source};
 use super::{Engine, Outcome};
-use crate::conex::resource::Resource;
-use crate::conex::verify::{DirSource, Options, Verifier};
-use crate::conex::{Digest, Key, PublicKey, Root};
+use crate::conex::{Digest, Key, KeyRef, PublicKey, Root};
 use crate::error::{ArcaError, Result};
-use crate::keys::{KeyError, KeySpec};
-use crate::operator::Danger;
+use crate::keys::KeyError;
+use crate::operator::Question;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
+
+/// One step of a ceremony.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Preflight done, the journal starts.
+    Begin,
+    /// The current root is read and verified.
+    LoadRoot,
+    /// A root key is generated (or taken) on its holder's device.
+    RootKey(String),
+    /// A delegated key is read from a device or generated in memory.
+    DelegateKey(String),
+    /// The new root is assembled.
+    Build,
+    /// The root holders approve the change.
+    Approve,
+    /// A root holder signs.
+    Sign(String),
+    /// The signed root verifies with its own anchors and quorum.
+    Verify,
+    /// Root, anchors, opam configuration written.
+    Outputs,
+    /// The air-gap bundle written.
+    Bundle,
+    /// Trust anchors and the bundle digest shown.
+    Done,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Begin => f.write_str("begin"),
+            Step::LoadRoot => f.write_str("load-root"),
+            Step::RootKey(id) => write!(f, "root-key:{id}"),
+            Step::DelegateKey(id) => write!(f, "delegate-key:{id}"),
+            Step::Build => f.write_str("build"),
+            Step::Approve => f.write_str("approve"),
+            Step::Sign(id) => write!(f, "sign:{id}"),
+            Step::Verify => f.write_str("verify"),
+            Step::Outputs => f.write_str("outputs"),
+            Step::Bundle => f.write_str("bundle"),
+            Step::Done => f.write_str("done"),
+        }
+    }
+}
+
+/// A step of the plan with what it does, for people.
+#[derive(Clone, Debug, Serialize)]
+pub struct Planned {
+    /// The step (its journal name).
+    #[serde(serialize_with = "as_name")]
+    pub step: Step,
+    /// What it does.
+    pub what: String,
+}
+
+fn as_name<S: serde::Serializer>(s: &Step, ser: S) -> std::result::Result<S::Ok, S::Error> {
+    ser.serialize_str(&s.to_string())
+}
+
+impl fmt::Display for Planned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.step, self.what)
+    }
+}
+
+/// The steps a ceremony takes, in order, with what each does.
+pub fn plan(c: &Ceremony) -> Vec<Planned> {
+    let p = |step: Step, what: String| Planned { step, what };
+    let mut v = vec![p(Step::Begin, "preflight done, the journal starts".into())];
+    if c.input_root().is_some() {
+        v.push(p(
+            Step::LoadRoot,
+            "the current root is read and verified".into(),
+        ));
+    }
+    for k in c.root_keys() {
+        let verb = if k.existing { "takes" } else { "generates" };
+        v.push(p(
+            Step::RootKey(k.id.clone()),
+            format!("{} {verb} {} ({})", k.holder, k.id, spec_words(k.spec)),
+        ));
+    }
+    for d in c.delegates() {
+        match &d.source {
+            Source::Holder(h) => v.push(p(
+                Step::DelegateKey(d.id.clone()),
+                format!("read {}'s public key from {h}'s device", d.id),
+            )),
+            Source::Generate => v.push(p(
+                Step::DelegateKey(d.id.clone()),
+                format!("generate the online key {} (kept encrypted)", d.id),
+            )),
+            Source::Key(_) => {}
+        }
+    }
+    v.push(p(Step::Build, "the new root is assembled".into()));
+    v.push(p(
+        Step::Approve,
+        "the root holders approve the summary".into(),
+    ));
+    for (id, holder) in c.signers() {
+        v.push(p(
+            Step::Sign(id.clone()),
+            format!("{holder} signs with {id}"),
+        ));
+    }
+    v.push(p(
+        Step::Verify,
+        "the new root verifies with its own anchors and quorum".into(),
+    ));
+    v.push(p(
+        Step::Outputs,
+        "root, anchors, opam configuration written".into(),
+    ));
+    v.push(p(
+        Step::Bundle,
+        "the bundle for the online signer written".into(),
+    ));
+    v.push(p(
+        Step::Done,
+        "trust anchors and the bundle digest shown".into(),
+    ));
+    v
+}
+
+/// A key spec as people read it: `rsa 4096`, `ed25519`.
+pub fn spec_words(s: crate::keys::KeySpec) -> String {
+    match s {
+        crate::keys::KeySpec::Ed25519 => "ed25519".into(),
+        crate::keys::KeySpec::Rsa(bits) => format!("rsa {bits}"),
+    }
+}
 
 /// Runs the kind of the engine's ceremony.
 pub fn run(e: &mut Engine) -> Result<Outcome> {
-    match &e.c.file.clone() {
-        CeremonyFile::CreateRoot(c) => create_root::run(e, c),
-        CeremonyFile::AddRole(c) => add_role::run(e, c),
-        CeremonyFile::RotateKey(c) => rotate_key::run(e, c),
-        CeremonyFile::BumpEpoch(c) => bump_epoch::run(e, c),
+    match &e.c.kind.clone() {
+        Kind::CreateRoot(c) => create_root::run(e, c),
+        Kind::AddRole(c) => add_role::run(e, c),
+        Kind::RotateKey(c) => rotate_key::run(e, c),
+        Kind::BumpEpoch(c) => bump_epoch::run(e, c),
     }
 }
 
@@ -54,89 +188,122 @@ impl KeyRecord {
 }
 
 /// Generates (or, with `existing`, opens) a root key on its holder's
-/// device. A key found where one is to be generated is adopted only when
-/// resuming and the operator agrees.
-pub fn root_key(e: &mut Engine, k: &RootKeySpec) -> Result<KeyRecord> {
-    let id = k.id.get_ref().clone();
-    let holder = k.holder.get_ref().clone();
-    let spec = KeySpec::parse(k.algorithm.get_ref())
-        .ok_or_else(|| ArcaError::Input("algorithm".into()))?;
+/// device; the PIN is asked once. A key found where one is to be generated
+/// (preflight refused that on a first run) is adopted only when resuming
+/// and the holders agree: the ceremony probably made it before it stopped.
+pub fn root_key(e: &mut Engine, k: &RootKey) -> Result<KeyRecord> {
+    let id = k.id.clone();
+    let holder = k.holder.clone();
+    let spec = k.spec;
     let existing = k.existing;
-    e.step(&format!("root-key:{id}"), |e| {
+    e.step(&Step::RootKey(id.clone()), |e| {
         let loc = e.location(&holder, &id)?;
         let resuming = e.journal.entries.len() > 1;
-        e.op.notice(&format!("{holder}: connect the device for {id} ({})", loc.short()));
+        e.op.notice(&format!(
+            "{holder}: connect the device for {id} ({})",
+            loc.short()
+        ));
+        let present = super::preflight::key_present(&loc);
         let signer = if existing {
-            e.with_pin(|s| crate::keys::open(&loc, s))?
-        } else {
-            let found = match e.with_pin(|s| crate::keys::open(&loc, s)) {
-                Err(ArcaError::Key(k)) => Err(k),
-                Err(other) => return Err(other),
-                Ok(s) => Ok(s),
-            };
-            match found {
-                Ok(s) => {
-                    let q = format!(
-                        "a key {id} already exists at {loc} ({}). {} Use it as {id}?",
-                        s.public_key().key_id(),
-                        if resuming { "It was probably generated by this ceremony before it was interrupted." } else { "" }
-                    );
-                    if !resuming || !e.op.confirm(&q, Danger::Destructive)? {
-                        return Err(ArcaError::Refused(format!(
-                            "a key {id} already exists at {loc}; set existing = true to use it, or choose another label"
-                        )));
-                    }
-                    s
-                }
-                Err(KeyError::NotFound(_)) => {
-                    if !e.op.confirm(&format!("{holder}: generate root key {id} ({spec}) on {}?",
-                            loc.short()), Danger::Destructive)? {
-                        return Err(ArcaError::Key(KeyError::Declined(format!("{holder} declined to generate {id}"))));
-                    }
-                    e.op.busy(&format!("generating {spec} key {id} on {}…", loc.short()));
-                    let g = e.with_pin(|s| crate::keys::generate(&loc, spec, s));
-                    e.op.done();
-                    g?
-                }
-                Err(err) => return Err(err.into()),
+            e.open_at(&loc)?
+        } else if present == Some(true) {
+            let q = Question::destructive(
+                format!("adopt:{id}"),
+                format!(
+                    "{holder}: a key {id} already exists on {}; this ceremony probably generated it before it stopped. Use it as {id}?",
+                    loc.short()
+                ),
+            );
+            if !resuming || !e.op.ask(&q)? {
+                return Err(ArcaError::Refused(format!(
+                    "a key {id} already exists at {loc}; set existing = true for {id} in the ceremony file to use it, or choose another id"
+                )));
             }
+            e.open_at(&loc)?
+        } else {
+            let q = Question::destructive(
+                format!("generate:{id}"),
+                format!(
+                    "{holder}: generate root key {id} ({}) on {}?",
+                    spec_words(spec),
+                    loc.short()
+                ),
+            );
+            if !e.op.ask(&q)? {
+                return Err(ArcaError::Key(KeyError::Declined(format!(
+                    "{holder} declined to generate {id}"
+                ))));
+            }
+            e.op.busy(&format!(
+                "generating {} key {id} on {}",
+                spec_words(spec),
+                loc.short()
+            ));
+            let subject = crate::operator::secret_subject(&loc);
+            let g = e.with_pin(&subject, |s| crate::keys::generate(&loc, spec, s));
+            e.op.done();
+            g?
         };
         let pk = signer.public_key().clone();
         if pk.alg != spec.alg() && !existing {
-            return Err(ArcaError::Refused(format!("{id} at {loc} is {} but the ceremony asks for {spec}", pk.alg)));
+            return Err(ArcaError::Refused(format!(
+                "{id} at {loc} is {} but the ceremony asks for {}",
+                pk.alg,
+                spec_words(spec)
+            )));
         }
-        pk.validate().map_err(|err| ArcaError::Refused(format!("{id}: {err}")))?;
-        e.op.show(&format!("root key {id} of {holder}"), &format!("{}\n{}", pk.key_id(), crate::status::read_aloud(&pk.key_id())));
+        pk.validate()
+            .map_err(|err| ArcaError::Refused(format!("{id}: {err}")))?;
+        e.op.show(
+            &format!("root key {id} of {holder}"),
+            &format!(
+                "{}\n{}",
+                pk.key_id(),
+                crate::status::read_aloud_lines(&pk.key_id(), "    ")
+            ),
+        );
         drop(signer);
         let mut outputs = BTreeMap::new();
         if let crate::keys::KeyLocation::Piv(p) = &loc {
             // the YubiKey's attestation: this key was generated on that device
             let a = crate::keys::piv::attest(p)?;
             a.check(&pk)?;
-            let (k, d) = e.write(&format!("attestations/{id}-{}-{:02x}.der", a.serial, a.slot), &a.certificate)?;
+            let (k, d) = e.write(
+                &format!("attestations/{id}-{}-{:02x}.der", a.serial, a.slot),
+                &a.certificate,
+            )?;
             outputs.insert(k, d);
-            let (k, d) = e.write(&format!("attestations/{id}-{}-f9.der", a.serial), &a.intermediate)?;
+            let (k, d) = e.write(
+                &format!("attestations/{id}-{}-f9.der", a.serial),
+                &a.intermediate,
+            )?;
             outputs.insert(k, d);
-            e.op.notice(&format!("{id}: attestation of YubiKey {} slot {:02x} checked and kept", a.serial, a.slot));
+            e.op.notice(&format!(
+                "{id}: attestation of YubiKey {} slot {:02x} checked and kept",
+                a.serial, a.slot
+            ));
         }
-        let rec = KeyRecord { id: id.clone(), holder: holder.clone(), location: loc.to_string(), public: pk.conex_string(), created: super::now() };
+        let rec = KeyRecord {
+            id: id.clone(),
+            holder: holder.clone(),
+            location: loc.to_string(),
+            public: pk.conex_string(),
+            created: super::now(),
+        };
         Ok((rec, outputs))
     })
 }
 
-/// The public key of a delegated key (given in the file, or read from the
-/// holder's device).
-pub fn delegate_key(e: &mut Engine, d: &DelegateSpec) -> Result<PublicKey> {
-    if let Some(k) = &d.key {
-        return Ok(PublicKey::parse_conex(k.get_ref())?);
-    }
-    let holder = d
-        .holder
-        .as_ref()
-        .map(|h| h.get_ref().clone())
-        .unwrap_or_default();
-    let id = d.id.get_ref().clone();
-    let rec: KeyRecord = e.step(&format!("delegate-key:{id}"), |e| {
+/// The public key of a delegated key (given in the file, read from the
+/// holder's device, or generated in memory).
+pub fn delegate_key(e: &mut Engine, d: &Delegate) -> Result<PublicKey> {
+    let holder = match &d.source {
+        Source::Key(k) => return Ok(k.clone()),
+        Source::Holder(h) => h.clone(),
+        Source::Generate => String::new(),
+    };
+    let id = d.id.clone();
+    let rec: KeyRecord = e.step(&Step::DelegateKey(id.clone()), |e| {
         let s = e.open(&holder, &id)?;
         let pk = s.public_key().clone();
         Ok((
@@ -153,48 +320,24 @@ pub fn delegate_key(e: &mut Engine, d: &DelegateSpec) -> Result<PublicKey> {
     Ok(PublicKey::parse_conex(&rec.public)?)
 }
 
-/// Loads the current root named by the ceremony, checks it verifies with
-/// its own keys and quorum, and keeps a copy in the output folder.
-pub fn load_root(e: &mut Engine, path: &str) -> Result<Root> {
-    let p = e.base.join(path);
-    e.step("load-root", |e| {
-        let text =
-            crate::conex::resource::read_text_limited(&p).map_err(|err| ArcaError::io(&p, err))?;
-        let mut warnings = Vec::new();
-        let root = Root::parse(&text, &mut warnings).map_err(|err| err.in_file(p.display()))?;
-        if let Some(w) = warnings.first() {
-            return Err(ArcaError::Refused(format!("{}: {w}", p.display())));
-        }
-        crate::repository::lint(&root).map_err(|err| err.in_file(p.display()))?;
-        let dir = tempfile::tempdir().map_err(|err| ArcaError::io("temporary folder", err))?;
-        std::fs::write(dir.path().join("root"), &text)
-            .map_err(|err| ArcaError::io(dir.path(), err))?;
-        let anchors = root
-            .valid
-            .local_ids()
-            .iter()
-            .filter_map(|id| root.keys.get(id))
-            .map(|k| k.key_id())
-            .collect();
-        let src = DirSource(dir.path().to_path_buf());
-        let mut v = Verifier::new(
-            &src,
-            Options {
-                anchors,
-                ..Options::default()
-            },
-        );
-        v.verify_root()
-            .map_err(|m| ArcaError::Verify(format!("the current root {}: {m}", p.display())))?;
+/// Keeps a copy of the current root (verified in preflight with its trust
+/// anchors) in the output folder and returns it.
+pub fn load_root(e: &mut Engine) -> Result<Root> {
+    let input =
+        e.c.input_root()
+            .cloned()
+            .ok_or_else(|| ArcaError::Input("this ceremony has no input root".into()))?;
+    let p = e.base.join(&input.path);
+    e.step(&Step::LoadRoot, |e| {
+        let (root, text) = super::preflight::verified_input_root(e.c, &e.base)?;
         let w = e.write("work/root.old", text.as_bytes())?;
         Ok((
             serde_json::json!({"counter": root.header.counter, "file": p.display().to_string()}),
             BTreeMap::from([w]),
         ))
     })?;
-    let old = e.out.join("work/root.old");
-    let text = std::fs::read_to_string(&old).map_err(|err| ArcaError::io(&old, err))?;
-    Ok(Root::parse(&text, &mut Vec::new()).map_err(|err| err.in_file(old.display()))?)
+    e.old_root()?
+        .ok_or_else(|| ArcaError::Input("the copy of the current root is missing".into()))
 }
 
 /// The next root: the old one with counter + 1 and no signatures.
@@ -210,13 +353,10 @@ pub fn next_root(old: &Root) -> Result<Root> {
     Ok(r)
 }
 
-/// Collects signatures from the listed holders.
-pub fn sign_all(e: &mut Engine, holders: &[Holder], skip: Option<&str>) -> Result<()> {
-    for h in holders {
-        if Some(h.id.get_ref().as_str()) == skip {
-            continue;
-        }
-        e.sign_root(h.holder.get_ref(), h.id.get_ref())?;
+/// Collects the signatures of the ceremony's signers, in order.
+pub fn sign_all(e: &mut Engine) -> Result<()> {
+    for (id, holder) in e.c.signers() {
+        e.sign_root(&holder, &id)?;
     }
     Ok(())
 }
@@ -227,97 +367,11 @@ pub fn delegate_digest(pk: &PublicKey) -> Digest {
     pk.key_id()
 }
 
-/// The steps a ceremony will take, in order, with what each does.
-pub fn plan(c: &super::script::Ceremony) -> Vec<String> {
-    let mut v = vec!["begin: preflight done, the journal starts".to_string()];
-    let delegates = |ds: Vec<&DelegateSpec>, v: &mut Vec<String>| {
-        for d in ds {
-            if let Some(h) = &d.holder {
-                v.push(format!(
-                    "delegate-key:{}: read {}'s public key from {}'s device",
-                    d.id.get_ref(),
-                    d.id.get_ref(),
-                    h.get_ref()
-                ));
-            }
-        }
-    };
-    let signers = |hs: &[Holder], skip: Option<&str>, v: &mut Vec<String>| {
-        for h in hs.iter().filter(|h| Some(h.id.get_ref().as_str()) != skip) {
-            v.push(format!(
-                "sign:{}: {} signs with {}",
-                h.id.get_ref(),
-                h.holder.get_ref(),
-                h.id.get_ref()
-            ));
-        }
-    };
-    let tail = |v: &mut Vec<String>| {
-        v.push("verify: the new root verifies with its own anchors and quorum".into());
-        v.push("outputs: root, anchors, opam configuration written".into());
-        v.push("done: trust anchors shown".into());
-    };
-    let head = |v: &mut Vec<String>| {
-        v.push("build: the new root is assembled".into());
-        v.push("approve: the root holders approve the summary".into());
-    };
-    match &c.file {
-        CeremonyFile::CreateRoot(c) => {
-            for k in &c.root.keys {
-                let verb = if k.existing { "takes" } else { "generates" };
-                v.push(format!(
-                    "root-key:{}: {} {verb} {} ({})",
-                    k.id.get_ref(),
-                    k.holder.get_ref(),
-                    k.id.get_ref(),
-                    k.algorithm.get_ref()
-                ));
-            }
-            let mut ds: Vec<&DelegateSpec> = c
-                .maintainers
-                .iter()
-                .flat_map(|m| m.janitors.iter())
-                .collect();
-            ds.extend(c.snapshot.iter().chain(c.timestamp.iter()));
-            delegates(ds, &mut v);
-            head(&mut v);
-            for k in &c.root.keys {
-                v.push(format!(
-                    "sign:{}: {} signs with {}",
-                    k.id.get_ref(),
-                    k.holder.get_ref(),
-                    k.id.get_ref()
-                ));
-            }
-        }
-        CeremonyFile::AddRole(c) => {
-            v.push("load-root: the current root is read and verified".into());
-            delegates(c.add.iter().collect(), &mut v);
-            head(&mut v);
-            signers(&c.holders, None, &mut v);
-        }
-        CeremonyFile::RotateKey(c) => {
-            v.push("load-root: the current root is read and verified".into());
-            if let Some(k) = &c.new_root_key {
-                v.push(format!(
-                    "root-key:{}: {} generates {} ({})",
-                    k.id.get_ref(),
-                    k.holder.get_ref(),
-                    k.id.get_ref(),
-                    k.algorithm.get_ref()
-                ));
-            }
-            delegates(c.replacement.iter().collect(), &mut v);
-            head(&mut v);
-            let skip = (c.target.get_ref() == "root").then_some(c.compromised.get_ref().as_str());
-            signers(&c.holders, skip, &mut v);
-        }
-        CeremonyFile::BumpEpoch(c) => {
-            v.push("load-root: the current root is read and verified".into());
-            head(&mut v);
-            signers(&c.holders, None, &mut v);
-        }
+/// A remote reference to a delegated key.
+pub fn delegate_ref(d: &Delegate, pk: &PublicKey, epoch: u64) -> KeyRef {
+    KeyRef::Remote {
+        id: d.id.clone(),
+        digest: delegate_digest(pk),
+        epoch,
     }
-    tail(&mut v);
-    v
 }

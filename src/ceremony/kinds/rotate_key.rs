@@ -6,28 +6,24 @@
 //!   reference, so the online file restarts its counter;
 //! * janitor: remove it, add the replacement, quorum re-checked.
 
-use super::{delegate_digest, delegate_key, load_root, next_root, root_key, sign_all};
-use crate::ceremony::script::RotateKey;
+use super::{delegate_key, delegate_ref, load_root, next_root, root_key, sign_all};
+use crate::ceremony::script::{RotateKey, Target};
 use crate::ceremony::{Engine, Outcome};
 use crate::conex::{Expr, KeyRef, Role};
 use crate::error::{ArcaError, Result};
 
 /// Runs the ceremony.
 pub fn run(e: &mut Engine, c: &RotateKey) -> Result<Outcome> {
-    let old = load_root(e, c.root.get_ref())?;
-    let bad = c.compromised.get_ref().clone();
+    let old = load_root(e)?;
+    let bad = c.compromised.clone();
     let mut new = next_root(&old)?;
-    match c.target.get_ref().as_str() {
-        "root" => {
+    match &c.target {
+        Target::Root { new_key, quorum } => {
             if new.keys.remove(&bad).is_none() {
                 return Err(ArcaError::Input(format!("{bad} is not a root key")));
             }
             new.signatures.remove(&bad);
-            let k = c
-                .new_root_key
-                .as_ref()
-                .ok_or_else(|| ArcaError::Input("new_root_key".into()))?;
-            let rec = root_key(e, k)?;
+            let rec = root_key(e, new_key)?;
             new.keys.insert(rec.id.clone(), rec.key()?);
             let Expr::Quorum(n, refs) = &old.valid else {
                 return Err(ArcaError::Refused(
@@ -36,11 +32,15 @@ pub fn run(e: &mut Engine, c: &RotateKey) -> Result<Outcome> {
             };
             let mut refs: Vec<KeyRef> = refs.iter().filter(|r| r.id() != bad).cloned().collect();
             refs.push(KeyRef::Local(rec.id.clone()));
-            let q = c.quorum.as_ref().map(|q| *q.get_ref()).unwrap_or(*n);
+            let q = quorum.map(|(q, _)| q).unwrap_or(*n);
             new.valid = Expr::quorum(q, refs);
         }
-        t @ ("snapshot" | "timestamp") => {
-            let role = Role::parse(t).ok_or_else(|| ArcaError::Input("role".into()))?;
+        Target::Snapshot(d) | Target::Timestamp(d) => {
+            let role = if matches!(c.target, Target::Snapshot(_)) {
+                Role::Snapshot
+            } else {
+                Role::Timestamp
+            };
             let (id, _, epoch) = old
                 .single_role(role)
                 .map_err(ArcaError::Refused)?
@@ -50,27 +50,17 @@ pub fn run(e: &mut Engine, c: &RotateKey) -> Result<Outcome> {
                     "the {role} role is {id}, not {bad}"
                 )));
             }
-            let d = c
-                .replacement
-                .as_ref()
-                .ok_or_else(|| ArcaError::Input("replacement".into()))?;
             let pk = delegate_key(e, d)?;
             let new_epoch = epoch
                 .checked_add(1)
                 .ok_or_else(|| ArcaError::Refused("epoch at its maximum".into()))?;
-            new.roles.insert(
-                role,
-                Expr::quorum(
-                    1,
-                    [KeyRef::Remote {
-                        id: d.id.get_ref().clone(),
-                        digest: delegate_digest(&pk),
-                        epoch: new_epoch,
-                    }],
-                ),
-            );
+            new.roles
+                .insert(role, Expr::quorum(1, [delegate_ref(d, &pk, new_epoch)]));
         }
-        _ => {
+        Target::Janitor {
+            replacement,
+            quorum,
+        } => {
             let Some(Expr::Quorum(n, refs)) = old.roles.get(&Role::Maintainer) else {
                 return Err(ArcaError::Refused(
                     "the root has no plain maintainer role".into(),
@@ -81,37 +71,26 @@ pub fn run(e: &mut Engine, c: &RotateKey) -> Result<Outcome> {
                     "{bad} is not a janitor of this root"
                 )));
             }
-            let d = c
-                .replacement
-                .as_ref()
-                .ok_or_else(|| ArcaError::Input("replacement".into()))?;
-            let pk = delegate_key(e, d)?;
+            let pk = delegate_key(e, replacement)?;
             let mut refs: Vec<KeyRef> = refs.iter().filter(|r| r.id() != bad).cloned().collect();
-            refs.push(KeyRef::Remote {
-                id: d.id.get_ref().clone(),
-                digest: delegate_digest(&pk),
-                epoch: d.epoch,
-            });
-            let q = c.quorum.as_ref().map(|q| *q.get_ref()).unwrap_or(*n);
-            if q < 1 || q > refs.len() as i64 {
-                return Err(ArcaError::Refused(format!(
-                    "janitor quorum {q} does not fit {} janitor(s)",
-                    refs.len()
-                )));
-            }
+            refs.push(delegate_ref(replacement, &pk, replacement.epoch));
+            let q = quorum.map(|(q, _)| q).unwrap_or(*n);
             new.roles.insert(Role::Maintainer, Expr::quorum(q, refs));
         }
     }
-    e.build_root(Some(&old), new)?;
-    let skip = (c.target.get_ref() == "root").then_some(bad.as_str());
-    sign_all(e, &c.holders, skip)?;
+    e.build_root(new)?;
+    sign_all(e)?;
     let out = e.finish()?;
-    if c.target.get_ref() == "root" {
+    if matches!(c.target, Target::Root { .. }) {
         e.op.show(
             "Clients must change their trust anchors",
             &format!(
                 "{bad} is no longer a root key. New anchors:\n{}",
-                out.anchors.join(",")
+                out.anchors
+                    .iter()
+                    .map(|a| crate::bundle::grouped(a))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ),
         );
     }
