@@ -239,12 +239,6 @@ impl Term {
         assert!(st.success());
     }
 
-    /// Whether the pane shows its cursor (a program that hid it and was
-    /// interrupted leaves it hidden).
-    pub fn cursor_visible(&self) -> bool {
-        self.pane("#{cursor_flag}") == "1"
-    }
-
     /// Types a secret: `⌫` in `s` is a Backspace key, not a character.
     pub fn type_secret(&self, s: &str) {
         for (i, part) in s.split('⌫').enumerate() {
