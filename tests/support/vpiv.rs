@@ -592,6 +592,22 @@ impl Card {
     /// YubiKey does; GET RESPONSE (C0) returns the next Le bytes the same
     /// way.
     pub fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
+        let reply = self.process_inner(apdu);
+        if std::env::var_os("ARCA_VPIV_TRACE").is_some() {
+            // Straight to stderr: the test harness captures eprintln!.
+            use std::io::Write as _;
+            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            let _ = writeln!(
+                std::io::stderr(),
+                "vpiv > {}\nvpiv < {}",
+                hex(&apdu[..apdu.len().min(16)]),
+                hex(&reply[reply.len().saturating_sub(2)..])
+            );
+        }
+        reply
+    }
+
+    fn process_inner(&mut self, apdu: &[u8]) -> Vec<u8> {
         let Some((data, le)) = split_apdu(apdu) else {
             return SW_WRONG_LENGTH.to_be_bytes().to_vec();
         };
