@@ -252,6 +252,8 @@ pub struct Trace {
     pub get_responses: usize,
     /// Le of every command APDU (256 for a short `00` or none).
     pub le: Vec<usize>,
+    /// VERIFY commands that carried a PIN (not the empty status query).
+    pub pins_sent: usize,
 }
 
 /// The card's state (persistent and volatile).
@@ -708,6 +710,7 @@ impl Card {
         if data.len() != 8 {
             return Err(SW_INCORRECT_DATA);
         }
+        self.trace.pins_sent += 1;
         if data == pad_pin(&self.pin) {
             self.pin_tries = self.pin_max;
             self.pin_verified = true;
