@@ -521,3 +521,124 @@ fn ykcs11_over_the_virtual_card() {
         "no root is written"
     );
 }
+
+/// `token list` and `token keys` as people read them: SoftHSM's spare
+/// uninitialised slot is named as such, an empty token says "no keys", an
+/// ECDSA key says conex has no ECDSA, and a wrong PIN is reported as the
+/// token reports it (SoftHSM's count-low flag says a wrong PIN was entered,
+/// not that few tries are left).
+#[test]
+fn token_list_and_keys_say_what_the_token_says() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(imp) = softhsm() else { return };
+    let list = imp.arca_ok(&["token", "list", "--module", SOFTHSM]);
+    assert!(list.contains("impl-softhsm — SoftHSM"), "{list}");
+    assert!(
+        list.contains("uninitialised slot") && list.contains("no token yet"),
+        "{list}"
+    );
+    assert!(
+        !list
+            .lines()
+            .any(|l| l.starts_with(" — ") || l.ends_with("serial ")),
+        "an empty entry: {list}"
+    );
+    let keys = imp.arca_ok(&["token", "keys", "--on", &imp.uri(None)]);
+    assert_eq!(keys.trim(), "no keys on this token");
+
+    // an ECDSA key made with pkcs11-tool
+    let mut cmd = Command::new("pkcs11-tool");
+    cmd.args(["--module", SOFTHSM, "--token-label", &imp.token])
+        .args(["--login", "--keypairgen", "--key-type", "EC:prime256v1"])
+        .args(["--label", "ecdsa-key", "--id", "0e"]);
+    for (k, v) in &imp.env {
+        cmd.env(k, v);
+    }
+    let (status, out) = pty::run_typing(cmd, "PIN", &format!("{TEST_PIN}\n"));
+    assert!(status.success(), "{out}");
+    let keys = imp.arca_ok(&["token", "keys", "--on", &imp.uri(None)]);
+    assert!(keys.contains("ecdsa-key ec"), "{keys}");
+    assert!(keys.contains("conex has no ECDSA"), "{keys}");
+    assert!(!keys.contains("public key cannot be read"), "{keys}");
+
+    // one wrong PIN, then the right one
+    let wrong = imp.dir.path().join("wrong-pin");
+    std::fs::write(&wrong, "not-the-pin\n").unwrap();
+    let wrong_uri = imp.uri(None).replace(
+        &format!("pin-source=file:{}", imp.pin_file.display()),
+        &format!("pin-source=file:{}", wrong.display()),
+    );
+    let o = imp.arca(&["token", "keys", "--on", &wrong_uri]);
+    let err = support::stderr(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("did not accept that PIN"), "{err}");
+    assert!(!err.to_lowercase().contains("few tries"), "{err}");
+    let o = imp.arca(&["token", "keys", "--on", &imp.uri(None)]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        support::stderr(&o)
+    );
+    assert!(o.status.success(), "{all}");
+    assert!(!all.to_lowercase().contains("few tries"), "{all}");
+}
+
+/// ykcs11 2.2 with an Ed25519 key on the card (made by arca, firmware 5.7):
+/// `token keys` lists what it can, says why a key cannot be read, and goes
+/// on to the others.
+#[test]
+fn ykcs11_token_keys_goes_on_past_an_unreadable_key() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    if !Path::new(YKCS11).exists() && missing("ykcs11") {
+        return;
+    }
+    let Some(_lock) = pcsc_card::pcsc_lock() else {
+        return;
+    };
+    let serial = 19_100_002;
+    let _plugged = pcsc_card::Plugged::new(vpiv::CardConfig::fw57(serial));
+    let dir = tempfile::tempdir().unwrap();
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, format!("{CARD_PIN}\n")).unwrap();
+    for (slot, spec) in [
+        ("9a", arca::keys::KeySpec::Ed25519),
+        ("9c", arca::keys::KeySpec::Rsa(2048)),
+    ] {
+        let loc = arca::keys::piv::PivLocation::parse(&format!(
+            "piv:serial={serial};slot={slot};pin-source=file:{}",
+            pin_file.display()
+        ))
+        .unwrap();
+        arca::keys::piv::PivSigner::generate(&loc, spec, &mut arca::keys::NoSecrets)
+            .expect("generate");
+    }
+    let imp = Impl {
+        name: "ykcs11",
+        module: YKCS11.into(),
+        token: format!("YubiKey PIV #{serial}"),
+        pin_file,
+        env: vec![],
+        dir,
+    };
+    let o = imp.arca(&["token", "keys", "--on", &imp.uri(None)]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        support::stderr(&o)
+    );
+    assert!(o.status.success(), "{all}");
+    assert!(
+        all.contains("rsa 2048 sha256="),
+        "the RSA key is listed: {all}"
+    );
+    let ed = all
+        .split("Private key for ")
+        .find(|b| b.starts_with("PIV Authentication"))
+        .unwrap_or_else(|| panic!("the 9a key is listed: {all}"));
+    assert!(
+        ed.contains("PROBLEM: the token cannot read this key's attributes"),
+        "{all}"
+    );
+    // and the attestation key (ECDSA P-256) says why conex cannot use it
+    assert!(all.contains("conex has no ECDSA"), "{all}");
+}
