@@ -235,13 +235,21 @@ fn openssl_verifies_the_attestation_chain() {
 
 /// A certificate for `public` stored in 9c's certificate object with
 /// yubico-piv-tool. The certificate is made by openssl with a throw-away
-/// issuer key: Debian's yubico-piv-tool 2.2 cannot sign certificates with
+/// RSA-2048 issuer key (so that, like a YubiKey's own, it is over 512 bytes
+/// and takes three replies to read): Debian's yubico-piv-tool 2.2 cannot sign certificates with
 /// OpenSSL 3 ("Failed signing certificate", before anything reaches the
 /// card), and a PIV certificate object only has to carry the public key.
 fn certify_and_import(public: &Path, cert: &Path, subject: &str) {
     let issuer = cert.with_extension("issuer.pem");
     run(Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "rsa",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
         .arg(&issuer));
     run(Command::new("openssl")
         .args(["x509", "-new", "-days", "365", "-subj", subject, "-key"])
@@ -325,9 +333,22 @@ fn yubico_piv_tool_key_used_by_opensc_and_arca() {
         TEST_MGM,
     );
     certify_and_import(&public, &cert, "/CN=janitor j1");
+    let der = run(Command::new("openssl")
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(&cert)
+        .arg("-out")
+        .arg(tmp.path().join("cert.der")));
+    let _ = der;
+    let size = std::fs::metadata(tmp.path().join("cert.der"))
+        .unwrap()
+        .len();
+    assert!(
+        size > 512,
+        "the certificate spans three replies: {size} bytes"
+    );
 
     // OpenSC: the key and its certificate, 761 bytes and more, read whole
-    let objects = run(Command::new("pkcs11-tool").args(["--module", OPENSC, "--list-objects"]));
+    let objects = pkcs11_tool_with_pin(OPENSC, &["--login", "--list-objects"]);
     assert!(
         objects.contains("Certificate Object") && objects.contains("janitor j1"),
         "OpenSC lists the 9c certificate:\n{objects}"
@@ -335,6 +356,10 @@ fn yubico_piv_tool_key_used_by_opensc_and_arca() {
     assert!(
         objects.contains("Public Key Object; RSA 2048 bits"),
         "OpenSC lists the 9c key:\n{objects}"
+    );
+    assert!(
+        objects.contains("Private Key Object; RSA"),
+        "OpenSC lists the 9c private key:\n{objects}"
     );
     let msg = tmp.path().join("msg");
     let sig = tmp.path().join("sig");
