@@ -452,7 +452,18 @@ fn ykcs11_over_the_virtual_card() {
     let on = imp.uri(None).replacen('?', ";id=%02?", 1);
     janitor_flow(&imp, &on, "rsa");
 
-    // no Ed25519: refused before any PIN is asked or sent to the card
+    // no Ed25519: the token listing says so, and arca refuses before any
+    // PIN is asked for or sent to the card
+    let list = imp.arca_ok(&["token", "list", "--module", YKCS11]);
+    let line = list
+        .lines()
+        .find(|l| l.contains("can generate:"))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        line.contains("rsa2048") && !line.contains("ed25519") && !line.contains("rsa4096"),
+        "{list}"
+    );
+    eprintln!("ykcs11 2.2: no CKM_EC_EDWARDS_KEY_PAIR_GEN/CKM_EDDSA, RSA up to 2048 bits: checking that arca refuses cleanly");
     let verifies_before = plugged.card().trace.pins_sent;
     let ks = imp.dir.path().join("ks");
     let o = imp.arca(&[
