@@ -1540,6 +1540,16 @@ fn token_cmd(cmd: TokenCmd) -> Result<()> {
                 println!("no token present");
             } else {
                 for t in &tokens {
+                    if !t.initialized {
+                        // SoftHSM always shows one such slot
+                        println!(
+                            "uninitialised slot {} ({} {}): no token yet; initialise it with the vendor's tool",
+                            t.slot_id,
+                            t.manufacturer,
+                            if t.model.is_empty() { &t.slot_description } else { &t.model }
+                        );
+                        continue;
+                    }
                     println!(
                         "{} — {} {} serial {}",
                         t.label, t.manufacturer, t.model, t.serial
@@ -1578,6 +1588,8 @@ fn token_cmd(cmd: TokenCmd) -> Result<()> {
             let list = keys::pkcs11::list_keys(&u, secrets.as_mut())?;
             if json {
                 print_json(&list);
+            } else if list.is_empty() {
+                println!("no keys on this token");
             } else {
                 for k in &list {
                     println!(
@@ -1590,7 +1602,9 @@ fn token_cmd(cmd: TokenCmd) -> Result<()> {
                     for p in &k.problems {
                         println!("    PROBLEM: {p}");
                     }
-                    println!("    {}", k.uri);
+                    if !k.uri.is_empty() {
+                        println!("    {}", k.uri);
+                    }
                 }
             }
             Ok(())

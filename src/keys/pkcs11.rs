@@ -717,7 +717,7 @@ fn prepare_pin_request(
         }
     } else if f.count_low {
         secrets.notice(&format!(
-            "token {label:?}: a wrong PIN was entered before; only a few tries are left before the user PIN locks"
+            "token {label:?} reports that a wrong PIN was entered since the last right one (it does not say how many tries are left)"
         ));
     }
     Ok(SecretRequest {
@@ -798,9 +798,14 @@ fn login(
                     "wrong PIN for token {label:?}, and the user PIN is now locked; the security officer must unblock it"
                 )));
             }
+            // Only what the token reports: count-low means "a wrong PIN was
+            // entered since the last right one" (PKCS#11), not how many
+            // tries are left; SoftHSM sets it after one wrong PIN and never
+            // locks.
             let left = match after {
-                Some(t) if t.user_pin_final_try() => " Only ONE try is left before the PIN locks.",
-                Some(t) if t.user_pin_count_low() => " Few tries are left before the PIN locks.",
+                Some(t) if t.user_pin_final_try() => {
+                    " The token reports that ONE try is left before the PIN locks."
+                }
                 _ => "",
             };
             Err(KeyError::WrongPin(format!(
@@ -1818,16 +1823,40 @@ pub fn list_keys(
     let serial = trimmed(ti.serial_number()).to_string();
     let mut out = Vec::new();
     for private in privs {
-        let attrs = s
-            .get_attributes(
-                private,
-                &[
-                    AttributeType::KeyType,
-                    AttributeType::Label,
-                    AttributeType::Id,
-                ],
-            )
-            .map_err(|e| dev(format!("reading a key on token {:?}", ts.label), e))?;
+        let attrs = match s.get_attributes(
+            private,
+            &[
+                AttributeType::KeyType,
+                AttributeType::Label,
+                AttributeType::Id,
+            ],
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                // Listed with the reason; the other keys are still listed.
+                let label = s
+                    .get_attributes(private, &[AttributeType::Label])
+                    .ok()
+                    .and_then(|a| attr_bytes(&a, AttributeType::Label))
+                    .map(|l| String::from_utf8_lossy(&l).into_owned());
+                out.push(TokenKeyInfo {
+                    label,
+                    id: String::new(),
+                    key_type: "unknown".into(),
+                    bits: None,
+                    flags: KeyFlags::default(),
+                    usable: false,
+                    problems: vec![format!(
+                        "the token cannot read this key's attributes ({})",
+                        ck_msg(&e)
+                    )],
+                    key_id: None,
+                    public_key: None,
+                    uri: String::new(),
+                });
+                continue;
+            }
+        };
         let kt = attr_key_type(&attrs);
         let label = attr_bytes(&attrs, AttributeType::Label)
             .map(|l| String::from_utf8_lossy(&l).into_owned());
@@ -1835,6 +1864,7 @@ pub fn list_keys(
         let key_type = match kt {
             Some(k) if k == KeyType::RSA => "rsa".to_string(),
             Some(k) if k == KeyType::EC_EDWARDS => "ed25519".to_string(),
+            Some(k) if k == KeyType::EC => "ec".to_string(),
             Some(k) => k.to_string(),
             None => "unknown".into(),
         };
@@ -1870,9 +1900,12 @@ pub fn list_keys(
                 }
             }
         };
+        let is_ec = kt == Some(KeyType::EC);
         let pk = kt.and_then(|k| public_key_of(s, private, public, k, &what).ok());
         let mut problems: Vec<String> = flags.problems().into_iter().map(String::from).collect();
-        if pk.is_none() {
+        if is_ec {
+            problems.push("an ECDSA key: conex has no ECDSA (only RSA-PSS and Ed25519)".into());
+        } else if pk.is_none() {
             problems.push("its public key cannot be read".into());
         }
         let mut too_small = false;
@@ -2120,7 +2153,12 @@ mod tests {
         let r = prepare_pin_request("root-1", f, &mut p).unwrap();
         assert!(!r.final_try);
         assert_eq!(p.notices.len(), 1);
-        assert!(p.notices[0].contains("few tries"), "{:?}", p.notices);
+        assert!(
+            p.notices[0].contains("wrong PIN was entered"),
+            "{:?}",
+            p.notices
+        );
+        assert!(!p.notices[0].contains("few tries"), "{:?}", p.notices);
     }
 
     #[test]

@@ -25,9 +25,17 @@
 //! certificate in object 5FFF01, GET METADATA (F7), command chaining (CLA 0x10) and
 //! GET RESPONSE (C0).
 //!
+//! Also IMPORT ASYMMETRIC KEY (FE), SET PIN RETRIES (FA) and RESET (FB, only
+//! with PIN and PUK blocked), generation of P-384 and (firmware ≥ 5.7)
+//! X25519 keys. Replies follow ISO 7816-4 as a YubiKey's do: at most Le
+//! bytes, then `61 XX` with XX the bytes left (`00` for 256 or more).
+//! Other instructions answer `6D00`, unknown algorithms `6A80`, as a
+//! YubiKey does.
+//!
 //! Not modelled: touch (a touch policy is stored and reported but never
 //! waited for), the Yubico attestation CA (the F9 certificate here is
-//! self-signed), timing, key import, reset, the OTP/management applets.
+//! self-signed, with basicConstraints cA TRUE), timing, the OTP/management
+//! applets.
 
 #![allow(dead_code)]
 
@@ -155,6 +163,9 @@ enum KeyKind {
     Rsa(Box<rsa::RsaPrivateKey>),
     Ed25519(Box<ed25519_dalek::SigningKey>),
     P256(Box<p256::ecdsa::SigningKey>),
+    P384(Box<p384::ecdsa::SigningKey>),
+    /// X25519 (key agreement only): the public key.
+    X25519([u8; 32]),
 }
 
 struct SlotKey {
@@ -162,6 +173,8 @@ struct SlotKey {
     key: KeyKind,
     pin_policy: u8,
     touch_policy: u8,
+    /// 1 generated on the card, 2 imported.
+    origin: u8,
 }
 
 impl SlotKey {
@@ -177,6 +190,8 @@ impl SlotKey {
             }
             KeyKind::Ed25519(k) => tlv(0x86, k.verifying_key().as_bytes()),
             KeyKind::P256(k) => tlv(0x86, k.verifying_key().to_sec1_point(false).as_bytes()),
+            KeyKind::P384(k) => tlv(0x86, k.verifying_key().to_sec1_point(false).as_bytes()),
+            KeyKind::X25519(public) => tlv(0x86, public),
         }
     }
 
@@ -205,6 +220,21 @@ impl SlotKey {
                     .as_bytes()
                     .to_vec()
             }
+            KeyKind::P384(k) => {
+                use p384::pkcs8::EncodePublicKey;
+                k.verifying_key()
+                    .to_public_key_der()
+                    .expect("P-384 SPKI encodes")
+                    .as_bytes()
+                    .to_vec()
+            }
+            KeyKind::X25519(public) => {
+                let mut v = vec![
+                    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00,
+                ];
+                v.extend_from_slice(public);
+                v
+            }
         }
     }
 }
@@ -220,6 +250,10 @@ pub struct Trace {
     pub chained_parts: usize,
     /// Number of GET RESPONSE commands answered.
     pub get_responses: usize,
+    /// Le of every command APDU (256 for a short `00` or none).
+    pub le: Vec<usize>,
+    /// VERIFY commands that carried a PIN (not the empty status query).
+    pub pins_sent: usize,
 }
 
 /// The card's state (persistent and volatile).
@@ -228,8 +262,10 @@ pub struct Card {
     serial: u32,
     pin: Vec<u8>,
     pin_tries: u8,
+    pin_max: u8,
     puk: Vec<u8>,
     puk_tries: u8,
+    puk_max: u8,
     pin_verified: bool,
     /// Set by a successful VERIFY, consumed by one signature with PIN
     /// policy "always".
@@ -430,6 +466,39 @@ fn unpad_pin(p: &[u8]) -> Vec<u8> {
     p.iter().copied().take_while(|b| *b != 0xff).collect()
 }
 
+/// Splits a command APDU into its data and Le (the number of bytes the
+/// reader accepts: 256 for a short Le of `00` or none, 65536 for an extended
+/// Le of `00 00`). `None` for a malformed APDU.
+fn split_apdu(apdu: &[u8]) -> Option<(&[u8], usize)> {
+    let body = apdu.get(4..)?;
+    let short_le = |b: u8| if b == 0 { 256 } else { b as usize };
+    let ext_le = |hi: u8, lo: u8| match u16::from_be_bytes([hi, lo]) {
+        0 => 65536,
+        n => n as usize,
+    };
+    match body {
+        [] => Some((&[], 256)),
+        [le] => Some((&[], short_le(*le))),
+        [0, hi, lo] => Some((&[], ext_le(*hi, *lo))),
+        [0, hi, lo, rest @ ..] if !rest.is_empty() => {
+            let lc = u16::from_be_bytes([*hi, *lo]) as usize;
+            match rest.len().checked_sub(lc)? {
+                0 => Some((&rest[..lc], 65536)),
+                2 => Some((&rest[..lc], ext_le(rest[lc], rest[lc + 1]))),
+                _ => None,
+            }
+        }
+        [lc, rest @ ..] => {
+            let lc = *lc as usize;
+            match rest.len().checked_sub(lc)? {
+                0 => Some((&rest[..lc], 256)),
+                1 => Some((&rest[..lc], short_le(rest[lc]))),
+                _ => None,
+            }
+        }
+    }
+}
+
 // ------------------------------------------------------------------- card
 
 impl Card {
@@ -448,8 +517,10 @@ impl Card {
             serial: cfg.serial,
             pin: cfg.pin.clone(),
             pin_tries: MAX_TRIES,
+            pin_max: MAX_TRIES,
             puk: cfg.puk.clone(),
             puk_tries: MAX_TRIES,
+            puk_max: MAX_TRIES,
             pin_verified: false,
             pin_fresh: false,
             mgm_alg: cfg.mgm_alg,
@@ -516,24 +587,41 @@ impl Card {
     }
 
     /// Handles one command APDU and returns the response APDU.
+    ///
+    /// Short and extended APDUs (ISO 7816-4 cases 1–4). A reply longer than
+    /// Le (short: 256 for Le `00`) is cut after Le bytes and ends with
+    /// `61 XX`, XX the number of bytes left (`00` for 256 or more), as a
+    /// YubiKey does; GET RESPONSE (C0) returns the next Le bytes the same
+    /// way.
     pub fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
-        if apdu.len() < 4 {
-            return SW_WRONG_LENGTH.to_be_bytes().to_vec();
+        let reply = self.process_inner(apdu);
+        if std::env::var_os("ARCA_VPIV_TRACE").is_some() {
+            // Straight to stderr: the test harness captures eprintln!.
+            use std::io::Write as _;
+            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            let _ = writeln!(
+                std::io::stderr(),
+                "vpiv > {}\nvpiv < {}",
+                hex(&apdu[..apdu.len().min(16)]),
+                hex(&reply[reply.len().saturating_sub(2)..])
+            );
         }
-        let (cla, ins, p1, p2) = (apdu[0], apdu[1], apdu[2], apdu[3]);
-        let data: &[u8] = if apdu.len() > 5 {
-            let lc = apdu[4] as usize;
-            match apdu.get(5..5 + lc) {
-                Some(d) => d,
-                None => return SW_WRONG_LENGTH.to_be_bytes().to_vec(),
-            }
-        } else {
-            &[]
+        reply
+    }
+
+    fn process_inner(&mut self, apdu: &[u8]) -> Vec<u8> {
+        let Some((data, le)) = split_apdu(apdu) else {
+            return SW_WRONG_LENGTH.to_be_bytes().to_vec();
         };
+        let (cla, ins, p1, p2) = (apdu[0], apdu[1], apdu[2], apdu[3]);
+        self.trace.le.push(le);
         if ins == 0xc0 {
             self.trace.get_responses += 1;
+            if self.pending.is_empty() {
+                return 0x6985u16.to_be_bytes().to_vec();
+            }
             let rest = std::mem::take(&mut self.pending);
-            return self.respond(rest);
+            return self.respond(rest, le);
         }
         self.pending.clear();
         if cla & 0x10 != 0 {
@@ -545,18 +633,22 @@ impl Card {
         full.extend_from_slice(data);
         self.trace.ins.push(ins);
         match self.dispatch(ins, p1, p2, &full) {
-            Ok(body) => self.respond(body),
+            Ok(body) => self.respond(body, le),
             Err(sw) => sw.to_be_bytes().to_vec(),
         }
     }
 
-    fn respond(&mut self, mut body: Vec<u8>) -> Vec<u8> {
-        if body.len() <= 256 {
+    fn respond(&mut self, mut body: Vec<u8>, le: usize) -> Vec<u8> {
+        if body.len() <= le {
             body.extend(SW_OK.to_be_bytes());
             return body;
         }
-        let rest = body.split_off(256);
-        let left = rest.len().min(0xff) as u8;
+        let rest = body.split_off(le);
+        let left = if rest.len() >= 256 {
+            0
+        } else {
+            rest.len() as u8
+        };
         self.pending = rest;
         body.extend([0x61, left]);
         body
@@ -578,6 +670,9 @@ impl Card {
             0xff => self.set_mgm(p1, p2, data),
             0xf7 => self.metadata(p2),
             0xf9 => self.attest(p1),
+            0xfe => self.import(p1, p2, data),
+            0xfa => self.set_pin_retries(p1, p2),
+            0xfb => self.reset(),
             _ => Err(SW_INS_NOT_SUPPORTED),
         }
     }
@@ -615,8 +710,9 @@ impl Card {
         if data.len() != 8 {
             return Err(SW_INCORRECT_DATA);
         }
+        self.trace.pins_sent += 1;
         if data == pad_pin(&self.pin) {
-            self.pin_tries = MAX_TRIES;
+            self.pin_tries = self.pin_max;
             self.pin_verified = true;
             self.pin_fresh = true;
             Ok(vec![])
@@ -633,9 +729,9 @@ impl Card {
             return Err(SW_INCORRECT_DATA);
         }
         let (old, new) = (unpad_pin(&data[..8]), unpad_pin(&data[8..]));
-        let (secret, tries) = match p2 {
-            0x80 => (&mut self.pin, &mut self.pin_tries),
-            0x81 => (&mut self.puk, &mut self.puk_tries),
+        let (secret, tries, max) = match p2 {
+            0x80 => (&mut self.pin, &mut self.pin_tries, self.pin_max),
+            0x81 => (&mut self.puk, &mut self.puk_tries, self.puk_max),
             _ => return Err(SW_REF_NOT_FOUND),
         };
         if *tries == 0 {
@@ -649,7 +745,7 @@ impl Card {
             return Err(SW_INCORRECT_DATA);
         }
         *secret = new;
-        *tries = MAX_TRIES;
+        *tries = max;
         Ok(vec![])
     }
 
@@ -668,9 +764,9 @@ impl Card {
         if new.len() < 6 {
             return Err(SW_INCORRECT_DATA);
         }
-        self.puk_tries = MAX_TRIES;
+        self.puk_tries = self.puk_max;
         self.pin = new;
-        self.pin_tries = MAX_TRIES;
+        self.pin_tries = self.pin_max;
         Ok(vec![])
     }
 
@@ -783,6 +879,14 @@ impl Card {
                     k.sign_prehash(input).map_err(|_| SW_INCORRECT_DATA)?;
                 sig.to_der().as_bytes().to_vec()
             }
+            KeyKind::P384(k) => {
+                use p384::ecdsa::signature::hazmat::PrehashSigner;
+                let sig: p384::ecdsa::Signature =
+                    k.sign_prehash(input).map_err(|_| SW_INCORRECT_DATA)?;
+                sig.to_der().as_bytes().to_vec()
+            }
+            // X25519 keys only agree on secrets (tag 85), never sign.
+            KeyKind::X25519(_) => return Err(SW_INCORRECT_DATA),
         };
         if key.pin_policy == 3 {
             self.pin_fresh = false;
@@ -823,9 +927,15 @@ impl Card {
             })),
             0x05 if new57 => KeyKind::Rsa(Box::new(gen_rsa(3072))),
             0x16 if new57 => KeyKind::Rsa(Box::new(gen_rsa(4096))),
+            0x14 => KeyKind::P384(Box::new(loop {
+                if let Ok(k) = p384::ecdsa::SigningKey::from_slice(&random::<48>()) {
+                    break k;
+                }
+            })),
             0xe0 if new57 => KeyKind::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(
                 &random::<32>(),
             ))),
+            0xe1 if new57 => KeyKind::X25519(x25519_public(&random::<32>())),
             _ => return Err(SW_INCORRECT_DATA),
         };
         let sk = SlotKey {
@@ -833,10 +943,135 @@ impl Card {
             key,
             pin_policy,
             touch_policy,
+            origin: 1,
         };
         let body = tlv_7f49(&sk.public_tlvs());
         self.slots.insert(slot, sk);
         Ok(body)
+    }
+
+    /// IMPORT ASYMMETRIC KEY (FE): P1 the algorithm, P2 the slot; RSA as
+    /// the CRT parts (tags 01–05), ECC as the private scalar (06), Ed25519
+    /// (07) and X25519 (08) as the 32-byte secret; PIN and touch policy in
+    /// AA and AB.
+    fn import(&mut self, alg: u8, slot: u8, data: &[u8]) -> Result<Vec<u8>, Sw> {
+        if !self.mgm_authenticated {
+            return Err(SW_SECURITY);
+        }
+        if !valid_key_slot(slot) {
+            return Err(SW_WRONG_P1P2);
+        }
+        let tlvs = parse_tlvs(data).ok_or(SW_INCORRECT_DATA)?;
+        let part = |tag: u8| find(&tlvs, tag).ok_or(SW_INCORRECT_DATA);
+        let new57 = self.fw_at_least(5, 7);
+        let key = match alg {
+            0x07 | 0x05 | 0x16 => {
+                let bits = match alg {
+                    0x07 => 2048,
+                    0x05 if new57 => 3072,
+                    0x16 if new57 => 4096,
+                    _ => return Err(SW_INCORRECT_DATA),
+                };
+                let prime = |tag| {
+                    part(tag).and_then(|b| {
+                        rsa::BoxedUint::from_be_slice(b, (b.len() * 8) as u32)
+                            .map_err(|_| SW_INCORRECT_DATA)
+                    })
+                };
+                let k = rsa::RsaPrivateKey::from_primes(
+                    vec![prime(0x01)?, prime(0x02)?],
+                    rsa::BoxedUint::from(65537u32),
+                )
+                .map_err(|_| SW_INCORRECT_DATA)?;
+                if k.n().bits() as usize != bits {
+                    return Err(SW_INCORRECT_DATA);
+                }
+                KeyKind::Rsa(Box::new(k))
+            }
+            0x11 => KeyKind::P256(Box::new(
+                p256::ecdsa::SigningKey::from_slice(part(0x06)?).map_err(|_| SW_INCORRECT_DATA)?,
+            )),
+            0x14 => KeyKind::P384(Box::new(
+                p384::ecdsa::SigningKey::from_slice(part(0x06)?).map_err(|_| SW_INCORRECT_DATA)?,
+            )),
+            0xe0 if new57 => {
+                let seed: [u8; 32] = part(0x07)?.try_into().map_err(|_| SW_INCORRECT_DATA)?;
+                KeyKind::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(&seed)))
+            }
+            0xe1 if new57 => {
+                let secret: [u8; 32] = part(0x08)?.try_into().map_err(|_| SW_INCORRECT_DATA)?;
+                KeyKind::X25519(x25519_public(&secret))
+            }
+            _ => return Err(SW_INCORRECT_DATA),
+        };
+        let pin_policy = match find(&tlvs, 0xaa).and_then(|v| v.first()) {
+            None | Some(0) => default_pin_policy(slot),
+            Some(p @ 1..=3) => *p,
+            Some(_) => return Err(SW_INCORRECT_DATA),
+        };
+        let touch_policy = match find(&tlvs, 0xab).and_then(|v| v.first()) {
+            None | Some(0) => 1,
+            Some(t @ 1..=3) => *t,
+            Some(_) => return Err(SW_INCORRECT_DATA),
+        };
+        self.slots.insert(
+            slot,
+            SlotKey {
+                alg,
+                key,
+                pin_policy,
+                touch_policy,
+                origin: 2,
+            },
+        );
+        Ok(vec![])
+    }
+
+    /// SET PIN RETRIES (FA): P1 PIN tries, P2 PUK tries. Needs the
+    /// management key and the PIN; sets PIN and PUK back to their defaults,
+    /// as a YubiKey does.
+    fn set_pin_retries(&mut self, pin_tries: u8, puk_tries: u8) -> Result<Vec<u8>, Sw> {
+        if !self.mgm_authenticated || !self.pin_verified {
+            return Err(SW_SECURITY);
+        }
+        if pin_tries == 0 || puk_tries == 0 {
+            return Err(SW_WRONG_P1P2);
+        }
+        self.pin_max = pin_tries;
+        self.puk_max = puk_tries;
+        self.pin_tries = pin_tries;
+        self.puk_tries = puk_tries;
+        self.pin = b"123456".to_vec();
+        self.puk = b"12345678".to_vec();
+        Ok(vec![])
+    }
+
+    /// RESET (FB): only once both PIN and PUK are blocked (else 6985, as a
+    /// YubiKey answers); back to factory state, attestation key kept.
+    fn reset(&mut self) -> Result<Vec<u8>, Sw> {
+        if self.pin_tries != 0 || self.puk_tries != 0 {
+            return Err(0x6985);
+        }
+        self.pin = b"123456".to_vec();
+        self.puk = b"12345678".to_vec();
+        self.pin_max = MAX_TRIES;
+        self.puk_max = MAX_TRIES;
+        self.pin_tries = MAX_TRIES;
+        self.puk_tries = MAX_TRIES;
+        self.mgm_alg = if self.fw_at_least(5, 7) {
+            MgmAlg::Aes192
+        } else {
+            MgmAlg::TripleDes
+        };
+        self.mgm_key = DEFAULT_MGM_KEY.to_vec();
+        self.slots.clear();
+        let attestation = self.objects.remove(&OBJ_ATTESTATION);
+        self.objects.clear();
+        if let Some(a) = attestation {
+            self.objects.insert(OBJ_ATTESTATION, a);
+        }
+        self.reset_volatile();
+        Ok(vec![])
     }
 
     fn object_id(data: &[u8]) -> Result<(u32, &[u8]), Sw> {
@@ -910,21 +1145,21 @@ impl Card {
                 Ok(v)
             }
             0x80 | 0x81 => {
-                let (default, tries) = if slot == 0x80 {
-                    (self.pin == b"123456", self.pin_tries)
+                let (default, tries, max) = if slot == 0x80 {
+                    (self.pin == b"123456", self.pin_tries, self.pin_max)
                 } else {
-                    (self.puk == b"12345678", self.puk_tries)
+                    (self.puk == b"12345678", self.puk_tries, self.puk_max)
                 };
                 let mut v = tlv(0x01, &[0xff]);
                 v.extend(tlv(0x05, &[default as u8]));
-                v.extend(tlv(0x06, &[MAX_TRIES, tries]));
+                v.extend(tlv(0x06, &[max, tries]));
                 Ok(v)
             }
             s if valid_key_slot(s) => {
                 let k = self.slots.get(&s).ok_or(SW_REF_NOT_FOUND)?;
                 let mut v = tlv(0x01, &[k.alg]);
                 v.extend(tlv(0x02, &[k.pin_policy, k.touch_policy]));
-                v.extend(tlv(0x03, &[0x01]));
+                v.extend(tlv(0x03, &[k.origin]));
                 v.extend(tlv(0x04, &k.public_tlvs()));
                 Ok(v)
             }
@@ -962,7 +1197,18 @@ impl Card {
                     .into_vec()
             }
         };
-        self.certificate(&self.f9_name, &spki, None)
+        // basicConstraints (2.5.29.19), critical, cA TRUE: the F9 key issues
+        // the slots' attestation certificates, so verifiers (`openssl
+        // verify`) must accept it as a CA.
+        let basic_constraints = der(
+            0x30,
+            &[
+                vec![0x06, 0x03, 0x55, 0x1d, 0x13, 0x01, 0x01, 0xff],
+                der(0x04, &der(0x30, &[0x01, 0x01, 0xff])),
+            ]
+            .concat(),
+        );
+        self.certificate(&self.f9_name, &spki, Some(&basic_constraints))
     }
 
     /// An X.509 v3 certificate for `spki`, issued by the F9 key.
@@ -1020,6 +1266,17 @@ impl Card {
         }
         der(0x30, &[tbs, sig_alg, der(0x03, &bits)].concat())
     }
+}
+
+/// The X25519 public key of a 32-byte secret (RFC 7748 clamping).
+fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
+    // An Ed25519 key's scalar is the clamped hash of its seed; X25519 only
+    // needs some clamped scalar, so the Montgomery form of an Ed25519 key
+    // made from the secret is a valid X25519 public key.
+    ed25519_dalek::SigningKey::from_bytes(secret)
+        .verifying_key()
+        .to_montgomery()
+        .to_bytes()
 }
 
 fn gen_rsa(bits: usize) -> rsa::RsaPrivateKey {

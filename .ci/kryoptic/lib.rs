@@ -1,0 +1,1 @@
+//! Nothing: this package only brings kryoptic and the OpenSSL sources.
