@@ -61,6 +61,10 @@ other_pcscd() {
     local pid
     for pid in $(pgrep -x pcscd 2>/dev/null || true); do
         grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && continue
+        # one in another root or PID namespace (a chroot, a container) has
+        # a socket of its own, not ours
+        [ "$(readlink "/proc/$pid/root" 2>/dev/null)" = "$(readlink /proc/self/root)" ] || continue
+        [ "$(readlink "/proc/$pid/ns/pid" 2>/dev/null)" = "$(readlink /proc/self/ns/pid)" ] || continue
         echo "$pid"
         return 0
     done
