@@ -17,6 +17,55 @@ pub fn theme() -> Box<dyn dialoguer::theme::Theme> {
 /// The longest PIN or passphrase typed at the terminal.
 pub const MAX_TYPED_SECRET: usize = 1024;
 
+/// The controlling terminal in raw mode — a byte at a time, no echo, no
+/// signals from the keyboard — with its settings restored when dropped (and
+/// by `restore`). Raw mode is entered with TCSAFLUSH: what was typed before
+/// is thrown away, so no keystroke carries over into the next question.
+struct RawTty {
+    tty: std::fs::File,
+    saved: libc::termios,
+}
+
+impl RawTty {
+    fn open() -> std::io::Result<RawTty> {
+        use std::os::fd::AsRawFd;
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")?;
+        let fd = tty.as_raw_fd();
+        let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
+        // SAFETY: tcgetattr fills the termios on success; checked before use.
+        if unsafe { libc::tcgetattr(fd, saved.as_mut_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: initialised by the successful tcgetattr above.
+        let saved = unsafe { saved.assume_init() };
+        let mut raw = saved;
+        raw.c_lflag &= !(libc::ECHO | libc::ICANON | libc::ISIG | libc::IEXTEN);
+        raw.c_cc[libc::VMIN] = 1;
+        raw.c_cc[libc::VTIME] = 0;
+        // SAFETY: plain FFI call with a valid fd and termios.
+        if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &raw) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(RawTty { tty, saved })
+    }
+
+    /// Puts back the settings read when opening.
+    fn restore(&self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: restores the settings read in `open` on the same fd.
+        unsafe { libc::tcsetattr(self.tty.as_raw_fd(), libc::TCSANOW, &self.saved) };
+    }
+}
+
+impl Drop for RawTty {
+    fn drop(&mut self) {
+        self.restore();
+    }
+}
+
 /// Reads one line from the controlling terminal with echo off. Bytes go one
 /// at a time into a buffer reserved up front (no reallocation leaves a copy
 /// behind) that is zeroized on drop — dialoguer's and console's readers go
@@ -25,30 +74,10 @@ pub const MAX_TYPED_SECRET: usize = 1024;
 /// terminal and interrupts the process as it would at any other prompt.
 pub fn read_hidden_line() -> std::io::Result<Zeroizing<String>> {
     use std::io::{Error, ErrorKind, Read};
-    use std::os::fd::AsRawFd;
     use zeroize::Zeroize;
-    let mut tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")?;
-    let fd = tty.as_raw_fd();
-    let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
-    // SAFETY: tcgetattr fills the termios on success; checked before use.
-    if unsafe { libc::tcgetattr(fd, saved.as_mut_ptr()) } != 0 {
-        return Err(Error::last_os_error());
-    }
-    // SAFETY: initialised by the successful tcgetattr above.
-    let saved = unsafe { saved.assume_init() };
-    let mut raw = saved;
-    // Byte at a time, no echo, no signals from the keyboard (Ctrl-C is
-    // handled below, after the terminal is restored).
-    raw.c_lflag &= !(libc::ECHO | libc::ICANON | libc::ISIG | libc::IEXTEN);
-    raw.c_cc[libc::VMIN] = 1;
-    raw.c_cc[libc::VTIME] = 0;
-    // SAFETY: plain FFI call with a valid fd and termios.
-    if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &raw) } != 0 {
-        return Err(Error::last_os_error());
-    }
+    // Ctrl-C is handled below, after the terminal is restored.
+    let mut raw = RawTty::open()?;
+    let tty = &mut raw.tty;
     let mut buf = Zeroizing::new(Vec::<u8>::with_capacity(MAX_TYPED_SECRET));
     let mut too_long = false;
     let mut interrupted = false;
@@ -83,10 +112,9 @@ pub fn read_hidden_line() -> std::io::Result<Zeroizing<String>> {
         }
     };
     byte.zeroize();
-    // SAFETY: restores the settings read above on the same fd.
-    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    raw.restore();
     if interrupted {
-        let _ = std::io::Write::write_all(&mut tty, b"\n");
+        let _ = std::io::Write::write_all(&mut raw.tty, b"\n");
         // SAFETY: raising a signal at ourselves; the default action ends
         // the process as Ctrl-C does at every other prompt.
         unsafe { libc::raise(libc::SIGINT) };
@@ -184,28 +212,9 @@ pub fn cut_words(s: &str, max: usize) -> String {
 /// and interrupts the process.
 fn read_answer_line(prompt: &str) -> std::io::Result<String> {
     use std::io::{Error, ErrorKind, Read, Write};
-    use std::os::fd::AsRawFd;
-    let mut tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")?;
-    let fd = tty.as_raw_fd();
-    let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
-    // SAFETY: tcgetattr fills the termios on success; checked before use.
-    if unsafe { libc::tcgetattr(fd, saved.as_mut_ptr()) } != 0 {
-        return Err(Error::last_os_error());
-    }
-    // SAFETY: initialised by the successful tcgetattr above.
-    let saved = unsafe { saved.assume_init() };
-    let mut raw = saved;
-    raw.c_lflag &= !(libc::ECHO | libc::ICANON | libc::ISIG | libc::IEXTEN);
-    raw.c_cc[libc::VMIN] = 1;
-    raw.c_cc[libc::VTIME] = 0;
-    // TCSAFLUSH: what was typed before the question is thrown away
-    // SAFETY: plain FFI call with a valid fd and termios.
-    if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &raw) } != 0 {
-        return Err(Error::last_os_error());
-    }
+    // what was typed before the question is thrown away
+    let mut raw = RawTty::open()?;
+    let tty = &mut raw.tty;
     let _ = tty.write_all(format!("\x1b[?25h{prompt}").as_bytes());
     let _ = tty.flush();
     let mut buf = String::new();
@@ -259,9 +268,8 @@ fn read_answer_line(prompt: &str) -> std::io::Result<String> {
         }
         let _ = tty.flush();
     };
-    // SAFETY: restores the settings read above on the same fd.
-    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
-    let _ = tty.write_all(b"\n");
+    raw.restore();
+    let _ = raw.tty.write_all(b"\n");
     if interrupted {
         // SAFETY: raising a signal at ourselves; the default action or
         // arca's handler ends the process as Ctrl-C does elsewhere.
