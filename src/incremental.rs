@@ -828,6 +828,109 @@ pub fn verify_patch(
     })
 }
 
+/// [`verify_patch`] with the verified-state cache `cache`
+/// ([`crate::verify_cache`]): when the cache holds the verified state of
+/// `old`, only what the patch changes is verified; otherwise the whole
+/// patched tree is. On success the cache is replaced by the state of the
+/// new tree. The notes say what happened to the cache (shown with `-v`).
+pub fn verify_patch_cached(
+    old: &Path,
+    patch: &[u8],
+    opts: Options,
+    cache: &Path,
+) -> std::result::Result<(Verdict, Vec<String>), PatchError> {
+    let base = DirSource(old.to_path_buf());
+    let parsed = Patch::parse(patch)?;
+    let new = PatchedSource::apply(&base, Some(old), &parsed)?;
+    let paths = parsed.paths();
+    let changed: Vec<String> = paths.iter().map(|p| path_to_string(p)).collect();
+    let sigs = Arc::new(SigCache::new());
+    let shown = cache.display();
+    let mut notes = Vec::new();
+    let fast = crate::verify_cache::load(cache, old, &base, &opts).and_then(|st| {
+        crate::verify_cache::verify_from_state(&st, &new, &paths, &opts, sigs.clone())
+    });
+    let (result, warnings, state) = match fast {
+        Ok(f) => {
+            notes.push(format!(
+                "verified-state cache {shown}: used ({} path(s) checked again)",
+                f.rechecked
+            ));
+            let mut warnings = f.warnings;
+            let result = verify_diffs_known(&base, &new, &parsed, &opts, &mut warnings, &f.headers)
+                .map(|()| f.summary);
+            (result, warnings, Some(f.state))
+        }
+        Err(why) => {
+            notes.push(format!(
+                "verified-state cache {shown}: not used ({why}); verifying the whole tree"
+            ));
+            let mut v = Verifier::new(&new, opts.clone())
+                .with_sig_cache(sigs)
+                .capturing();
+            let full = v.verify_full();
+            let tree = v.take_verified_tree();
+            let mut warnings = std::mem::take(&mut v.warnings);
+            let result = full.and_then(|summary| {
+                verify_diffs(&base, &new, &parsed, &opts, &mut warnings)?;
+                Ok(summary)
+            });
+            let state = tree.and_then(|t| crate::verify_cache::State::of_tree(&new, &opts, &t));
+            (result, warnings, state)
+        }
+    };
+    if result.is_ok() {
+        notes.push(store_note(cache, state));
+    }
+    Ok((
+        Verdict {
+            result,
+            warnings,
+            changed,
+        },
+        notes,
+    ))
+}
+
+/// Writes a verified state (when there is one) and says what happened.
+pub fn store_note(cache: &Path, state: Option<crate::verify_cache::State>) -> String {
+    let shown = cache.display();
+    match state {
+        None => format!(
+            "verified-state cache {shown}: not written (warnings, delegations, no snapshot or timestamp, or names it cannot hold)"
+        ),
+        Some(st) => match crate::verify_cache::store(cache, &st) {
+            Ok(()) => format!("verified-state cache {shown}: written"),
+            Err(e) => format!("verified-state cache {shown}: not written ({e})"),
+        },
+    }
+}
+
+/// conex's rule for a changed targets file, from the old and new (epoch,
+/// counter): same epoch ⇒ the counter strictly increases, a lower epoch is
+/// refused.
+fn targets_rule(
+    id: &str,
+    (e, c): (u64, u64),
+    (e2, c2): (u64, u64),
+) -> std::result::Result<(), String> {
+    if e == e2 {
+        if c == c2 {
+            return Err(format!("counter and epoch of {id} same"));
+        }
+        if c > c2 {
+            return Err(format!("counter of {id} is moving backwards"));
+        }
+    } else if e > e2 {
+        return Err(format!("epoch of {id} is moving backwards"));
+    }
+    Ok(())
+}
+
+/// Old and new (epoch, counter) of targets files both trees hold and that
+/// were already read and checked (from a verified state), by id.
+type KnownHeaders = BTreeMap<String, ((u64, u64), (u64, u64))>;
+
 /// conex's `verify_diffs`: the rules between the old and the new tree.
 fn verify_diffs(
     old: &dyn Source,
@@ -835,6 +938,18 @@ fn verify_diffs(
     patch: &Patch,
     opts: &Options,
     warnings: &mut Vec<String>,
+) -> std::result::Result<(), String> {
+    verify_diffs_known(old, new, patch, opts, warnings, &KnownHeaders::new())
+}
+
+/// [`verify_diffs`], with the headers of some changed targets files known.
+fn verify_diffs_known(
+    old: &dyn Source,
+    new: &dyn Source,
+    patch: &Patch,
+    opts: &Options,
+    warnings: &mut Vec<String>,
+    known: &KnownHeaders,
 ) -> std::result::Result<(), String> {
     let rn = &opts.root_name;
     let old_root: Root = read_resource(old, std::slice::from_ref(rn), rn, warnings)?;
@@ -862,6 +977,10 @@ fn verify_diffs(
         _ => {}
     }
     for id in &ids {
+        if let Some((o, n)) = known.get(id) {
+            targets_rule(id, *o, *n)?;
+            continue;
+        }
         let mut path = keydir.clone();
         path.push(id.clone());
         let read =
@@ -892,20 +1011,11 @@ fn verify_diffs(
                 ))
             }
             (_, Err(e)) => return Err(e),
-            (Ok(t), Ok(t2)) => {
-                let (e, e2) = (t.header.epoch, t2.header.epoch);
-                let (c, c2) = (t.header.counter, t2.header.counter);
-                if e == e2 {
-                    if c == c2 {
-                        return Err(format!("counter and epoch of {id} same"));
-                    }
-                    if c > c2 {
-                        return Err(format!("counter of {id} is moving backwards"));
-                    }
-                } else if e > e2 {
-                    return Err(format!("epoch of {id} is moving backwards"));
-                }
-            }
+            (Ok(t), Ok(t2)) => targets_rule(
+                id,
+                (t.header.epoch, t.header.counter),
+                (t2.header.epoch, t2.header.counter),
+            )?,
         }
     }
     online_monotonicity::<Snapshot>(old, new, &new_root, crate::conex::Role::Snapshot, warnings);
@@ -955,12 +1065,24 @@ pub fn verify_incremental(
     opts: Options,
     verbose: bool,
     json: bool,
+    cache: Option<&Path>,
 ) -> Result<()> {
     if !old.is_dir() {
         return Err(ArcaError::io(old, "not a directory"));
     }
     let data = std::fs::read(patch).map_err(|e| ArcaError::io(patch, e))?;
-    let verdict = verify_patch(old, &data, opts).map_err(ArcaError::from)?;
+    let (verdict, notes) = match cache {
+        None => (
+            verify_patch(old, &data, opts).map_err(ArcaError::from)?,
+            vec![],
+        ),
+        Some(c) => verify_patch_cached(old, &data, opts, c).map_err(ArcaError::from)?,
+    };
+    if verbose && !json {
+        for n in &notes {
+            eprintln!("{n}");
+        }
+    }
     if verbose && !json {
         eprintln!(
             "patch {}: {} file(s) changed",

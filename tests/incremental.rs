@@ -234,11 +234,42 @@ fn incremental(old: &Path, patch: &Path, extra: &[&str]) -> (Option<i32>, String
     ];
     args.extend(extra);
     let o = arca(&args);
-    (
+    let (code, out, err) = (
         o.status.code(),
         String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr(&o),
-    )
+    );
+    // the same with a verified-state cache of the old tree (when the old
+    // tree verifies cleanly one is written): the same verdict and messages
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = cache_dir.path().join("state");
+    let cache_s = cache.to_str().unwrap();
+    let _ = arca([
+        "verify",
+        "--dir",
+        old.to_str().unwrap(),
+        "-t",
+        &anchors,
+        "--quorum",
+        "2",
+        "--cache",
+        cache_s,
+    ]);
+    args.extend(["--cache", cache_s]);
+    let o2 = arca(&args);
+    let err2: String = stderr(&o2)
+        .lines()
+        .filter(|l| !l.starts_with("verified-state cache "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(o2.status.code(), code, "exit code with --cache");
+    assert_eq!(
+        String::from_utf8_lossy(&o2.stdout),
+        out,
+        "stdout with --cache"
+    );
+    assert_eq!(err2, err, "stderr with --cache");
+    (code, out, err)
 }
 
 fn accepted(w: &Work) {

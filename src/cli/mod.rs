@@ -500,6 +500,12 @@ struct VerifyArgs {
     /// Incremental mode.
     #[arg(long = "incremental")]
     incremental: bool,
+    /// Verified-state cache: a full verification writes the verified state
+    /// of the tree there; an incremental one uses it for the old tree when
+    /// it matches the bytes on disk (else it verifies the whole tree) and
+    /// replaces it with the new tree's.
+    #[arg(long = "cache", value_name = "FILE")]
+    cache: Option<PathBuf>,
     /// Trust anchors: root key ids, sha256=…, repeatable or comma-separated.
     #[arg(short = 't', long = "trust-anchors", value_delimiter = ',')]
     anchors: Vec<String>,
@@ -1026,14 +1032,35 @@ fn verify_cmd(a: VerifyArgs) -> Result<()> {
                 "incremental mode needs --repository OLD and --patch FILE".into(),
             ));
         };
-        return crate::incremental::verify_incremental(old, patch, opts, a.verbose, a.json);
+        return crate::incremental::verify_incremental(
+            old,
+            patch,
+            opts,
+            a.verbose,
+            a.json,
+            a.cache.as_deref(),
+        );
     }
     let dir = a.dir.clone().or(a.repository.clone()).ok_or_else(|| {
         ArcaError::Input("give --dir DIR (or --incremental --repository OLD --patch FILE)".into())
     })?;
     let src = DirSource(dir);
-    let mut v = Verifier::new(&src, opts);
+    let Some(cache) = &a.cache else {
+        let mut v = Verifier::new(&src, opts);
+        let r = v.verify_full();
+        return report(&v.warnings, r, a.verbose, a.json);
+    };
+    let mut v = Verifier::new(&src, opts.clone()).capturing();
     let r = v.verify_full();
+    if r.is_ok() {
+        let state = v
+            .take_verified_tree()
+            .and_then(|t| crate::verify_cache::State::of_tree(&src, &opts, &t));
+        let note = crate::incremental::store_note(cache, state);
+        if a.verbose && !a.json {
+            eprintln!("{note}");
+        }
+    }
     report(&v.warnings, r, a.verbose, a.json)
 }
 

@@ -258,6 +258,28 @@ pub struct Verifier<'a> {
     /// yet consumed in sequential order.
     pending: HashMap<String, Loaded>,
     sigs: Arc<SigCache>,
+    /// Whether [`Self::verify_full`] keeps a [`VerifiedTree`].
+    capture: bool,
+    captured: Option<VerifiedTree>,
+}
+
+/// What a clean full verification established about the tree, kept for a
+/// verified-state cache (`crate::verify_cache`): only made when the
+/// maintainer level gave no warning at all and nothing is delegated, so
+/// that the state is exactly "every targets file verified, every file
+/// matched".
+#[derive(Clone, Debug)]
+pub struct VerifiedTree {
+    /// The verified root.
+    pub root: Root,
+    /// The verified snapshot.
+    pub snapshot: Snapshot,
+    /// The targets files of the maintainer expression, all verified.
+    pub targets: Vec<Arc<Targets>>,
+    /// Every file under the data directory: path, digest and size.
+    pub disk: DiskFiles,
+    /// The summary of the verification.
+    pub summary: Summary,
 }
 
 /// Parses a resource from its bytes and checks its name.
@@ -447,6 +469,8 @@ fn load_targets(
 /// size) order per path. A hash map: nothing needs the paths in order
 /// except the messages, which are sorted where they are made.
 type TargetTree = HashMap<Path, Vec<(Digest, u64, BTreeSet<String>)>>;
+/// The files under the data directory: path, digest and size.
+pub type DiskFiles = Vec<(Path, (Digest, u64))>;
 /// Verified targets files of one delegation level: key digest → (id,
 /// epoch), id → (key digest, epoch), the files.
 type Collected = (
@@ -467,14 +491,18 @@ fn subpath(parent: &[String], p: &[String]) -> bool {
 /// supporters (remote references indexed by digest): the same result as
 /// [`Expr::eval`] with no local signatures, without scanning every
 /// reference of a large quorum for each file.
-enum FastExpr {
+pub enum FastExpr {
+    /// A quorum of remote references, indexed by key digest.
     Quorum(i64, HashMap<Digest, Vec<(String, u64)>>),
+    /// Both.
     And(Box<FastExpr>, Box<FastExpr>),
+    /// Either.
     Or(Box<FastExpr>, Box<FastExpr>),
 }
 
 impl FastExpr {
-    fn new(e: &Expr) -> FastExpr {
+    /// Prepares `e`.
+    pub fn new(e: &Expr) -> FastExpr {
         match e {
             Expr::Quorum(n, refs) => {
                 let mut remotes: HashMap<Digest, Vec<(String, u64)>> = HashMap::new();
@@ -499,7 +527,7 @@ impl FastExpr {
     /// Same as `eval` with `dm` built from `sups` in order (a later
     /// supporter with the same key digest replaces an earlier one) and no
     /// local signatures.
-    fn eval_supporters(&self, sups: &[(&String, &Digest, u64)]) -> bool {
+    pub fn eval_supporters(&self, sups: &[(&String, &Digest, u64)]) -> bool {
         match self {
             FastExpr::Quorum(n, remotes) => {
                 let mut good = 0i64;
@@ -567,7 +595,34 @@ impl<'a> Verifier<'a> {
             cache: HashMap::new(),
             pending: HashMap::new(),
             sigs: Arc::new(SigCache::new()),
+            capture: false,
+            captured: None,
         }
+    }
+
+    /// Keeps a [`VerifiedTree`] after a clean full verification (see
+    /// [`Self::take_verified_tree`]).
+    pub fn capturing(mut self) -> Verifier<'a> {
+        self.capture = true;
+        self
+    }
+
+    /// The tree a clean [`Self::verify_full`] established, when capturing.
+    pub fn take_verified_tree(&mut self) -> Option<VerifiedTree> {
+        self.captured.take()
+    }
+
+    /// The targets file `id` (`<keydir>/<id>`) read, parsed and checked as
+    /// full verification does (opam paths, the snapshot's digest,
+    /// signatures, its own expression), with its warnings.
+    pub fn check_targets_file(
+        &self,
+        root: &Root,
+        snap: Option<&Snapshot>,
+        id: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<Targets, String> {
+        load_targets(self.src, &self.opts, root, snap, id, &self.sigs, warnings)
     }
 
     /// Uses (and fills) a shared signature cache.
@@ -777,6 +832,9 @@ impl<'a> Verifier<'a> {
         let (root, signers) = self.verify_root()?;
         let ts = self.verify_timestamp(&root)?;
         let snap = self.verify_snapshot(&root, ts.as_ref())?;
+        let warnings_before_targets = self.warnings.len();
+        let mut top_level: Vec<Arc<Targets>> = Vec::new();
+        let mut delegated = false;
         let expr = root
             .roles
             .get(&super::Role::Maintainer)
@@ -797,21 +855,43 @@ impl<'a> Verifier<'a> {
                 continue;
             }
             self.validate_targets(&mut tree, &id_d, &path, &expr, &targets);
+            if self.capture {
+                if path.is_empty() {
+                    top_level = targets.clone();
+                }
+                delegated |= targets.iter().any(|t| !t.delegations.is_empty());
+            }
             if !terminating {
                 for d in self.validate_delegations(&id_d, &path, &expr, &targets) {
                     queue.push_back(d);
                 }
             }
         }
-        let files = self.compare_with_disk(&root, &tree)?;
-        Ok(Summary {
+        let (files, on_disk) = self.compare_with_disk(&root, &tree)?;
+        let summary = Summary {
             root_signers: signers,
             root_counter: root.header.counter,
-            timestamp: ts.map(|t| (t.header.name, t.header.counter, t.header.epoch)),
-            snapshot: snap.map(|s| (s.header.name, s.header.counter, s.header.epoch)),
+            timestamp: ts
+                .as_ref()
+                .map(|t| (t.header.name.clone(), t.header.counter, t.header.epoch)),
+            snapshot: snap
+                .as_ref()
+                .map(|s| (s.header.name.clone(), s.header.counter, s.header.epoch)),
             targets_files: seen_files.into_iter().collect(),
             files,
-        })
+        };
+        if self.capture && !delegated && self.warnings.len() == warnings_before_targets {
+            if let (Some(snapshot), Some(_)) = (snap, ts) {
+                self.captured = Some(VerifiedTree {
+                    root,
+                    snapshot,
+                    targets: top_level,
+                    disk: on_disk,
+                    summary: summary.clone(),
+                });
+            }
+        }
+        Ok(summary)
     }
 
     fn validate_targets(
@@ -960,7 +1040,11 @@ impl<'a> Verifier<'a> {
         Ok(())
     }
 
-    fn compare_with_disk(&mut self, root: &Root, tree: &TargetTree) -> Result<usize, String> {
+    fn compare_with_disk(
+        &mut self,
+        root: &Root,
+        tree: &TargetTree,
+    ) -> Result<(usize, DiskFiles), String> {
         let mut on_disk: Vec<(Path, (Digest, u64))> = Vec::new();
         self.disk_tree(&root.datadir, &mut on_disk)?;
         // problems in path order: files on disk first, then signed files
@@ -1014,7 +1098,7 @@ impl<'a> Verifier<'a> {
             self.warnings.push(m.clone());
         }
         if problems.is_empty() {
-            return Ok(on_disk.len());
+            return Ok((on_disk.len(), on_disk));
         }
         if !self.opts.ignore_missing {
             return Err(format!("comparison failed: {}", problems[0].0));
@@ -1031,7 +1115,7 @@ impl<'a> Verifier<'a> {
             })
             .collect();
         match strict.first() {
-            None => Ok(on_disk.len()),
+            None => Ok((on_disk.len(), Vec::new())),
             Some((m, _)) => Err(format!("non-strict comparison failed: {m}")),
         }
     }
