@@ -518,8 +518,9 @@ struct VerifyArgs {
     /// Do not check opam repository rules.
     #[arg(long = "no-opam")]
     no_opam: bool,
-    /// Tolerate unsigned packages that nobody signed anything in.
-    #[arg(long = "ignore-missing")]
+    /// Tolerate unsigned files below a top-level directory nobody signed
+    /// anything in (conex 1.0's rule; `--nostrict` is its other name).
+    #[arg(long = "ignore-missing", alias = "nostrict")]
     ignore_missing: bool,
     /// Name of the root file.
     #[arg(long = "root", default_value = "root")]
@@ -644,6 +645,31 @@ pub(crate) fn parse_anchors(v: &[String]) -> Result<BTreeSet<Digest>> {
             Ok(Digest::parse_key_hash(a)?)
         })
         .collect()
+}
+
+/// Trust anchors for `arca verify`, read as conex_verify reads them: each
+/// comma-separated piece is compared exactly with the root key ids
+/// (`sha256=` and 64 lower-case hex digits), so a piece in any other form
+/// (upper-case hex, a space after the comma) matches no key; arca says so
+/// and leaves it out, and the verdict is conex's.
+fn verify_anchors(v: &[String]) -> Result<BTreeSet<Digest>> {
+    let mut out = BTreeSet::new();
+    for a in v {
+        let exact = a.strip_prefix("sha256=").is_some_and(|h| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+        if exact {
+            out.insert(Digest::parse_key_hash(a)?);
+        } else if !a.is_empty() {
+            eprintln!(
+                "arca: trust anchor {:?} is not sha256= and 64 lower-case hex digits: it matches no root key (conex compares anchors exactly)",
+                crate::conex::shown(a)
+            );
+        }
+    }
+    Ok(out)
 }
 
 fn read_pub(src: &PubSource, common: &Common) -> Result<PublicKey> {
@@ -1018,7 +1044,7 @@ fn verify_cmd(a: VerifyArgs) -> Result<()> {
         None => now_secs(),
     };
     let opts = verify::Options {
-        anchors: parse_anchors(&a.anchors)?,
+        anchors: verify_anchors(&a.anchors)?,
         quorum: a.quorum,
         expiry: a.expiry,
         now,

@@ -12,7 +12,7 @@
 use super::expr::{id_equal, Expr, KeyRef};
 use super::key::{Digest, KeyDataError};
 use super::resource::{
-    parse_time, path_to_string, Path, Resource, Root, Snapshot, Target, Targets, Timestamp,
+    conex_timestamp, path_to_string, Path, Resource, Root, Snapshot, Target, Targets, Timestamp,
 };
 use super::wire::{Wire, WireMap};
 use rayon::prelude::*;
@@ -80,7 +80,10 @@ impl DirSource {
 
 impl Source for DirSource {
     fn read(&self, path: &[String]) -> io::Result<Vec<u8>> {
-        std::fs::read(self.full(path))
+        let mut f = open_regular(&self.full(path))?;
+        let mut out = Vec::new();
+        f.read_to_end(&mut out)?;
+        Ok(out)
     }
     fn list(&self, path: &[String]) -> io::Result<Vec<(String, bool)>> {
         let mut out = Vec::new();
@@ -92,21 +95,47 @@ impl Source for DirSource {
                     format!("file name {n:?} is not UTF-8"),
                 )
             })?;
-            // follow symlinks as conex does (stat, not lstat); the entry's
-            // own type comes from the directory listing
+            // follow symlinks as conex does (stat, not lstat); anything
+            // but a regular file or a directory (a FIFO, a socket, a
+            // device, a dangling link) makes the listing fail, as conex's
+            // does: it is never opened
             let ft = e.file_type()?;
-            let is_dir = if ft.is_symlink() {
-                std::fs::metadata(e.path())?.is_dir()
+            let ft = if ft.is_symlink() {
+                std::fs::metadata(e.path())?.file_type()
             } else {
-                ft.is_dir()
+                ft
             };
-            out.push((name, is_dir));
+            if !ft.is_dir() && !ft.is_file() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{name} is not a regular file or a directory"),
+                ));
+            }
+            out.push((name, ft.is_dir()));
         }
         Ok(out)
     }
     fn open(&self, path: &[String]) -> io::Result<Box<dyn Read + '_>> {
-        Ok(Box::new(std::fs::File::open(self.full(path))?))
+        Ok(Box::new(open_regular(&self.full(path))?))
     }
+}
+
+/// Opens a regular file for reading, never blocking: the file is opened
+/// with `O_NONBLOCK` (a FIFO does not wait for a writer) and refused unless
+/// it is a regular file (following symbolic links).
+fn open_regular(p: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(f)
 }
 
 /// SHA-256 (conex form) and size of a file, streamed from `src` in
@@ -288,14 +317,49 @@ pub fn parse_resource<R: Resource>(
     name: &str,
     warnings: &mut Vec<String>,
 ) -> Result<R, String> {
-    let text = String::from_utf8(bytes).map_err(|_| {
+    let not_utf8 = || {
         format!(
             "parse error while parsing {name} (type {}): not UTF-8",
             R::TYP
         )
-    })?;
-    let r = R::parse(&text, warnings)
+    };
+    let (text, marked) = match String::from_utf8(bytes) {
+        Ok(t) => (t, false),
+        Err(e) => (mark_invalid_utf8(e.as_bytes()), true),
+    };
+    let mut r = R::parse(&text, warnings)
         .map_err(|e| format!("parse error while parsing {name} (type {}): {e}", R::TYP))?;
+    if marked {
+        // conex reads bytes: a byte that is not UTF-8 inside a signature
+        // only spoils that signature (conex ignores it); anywhere in the
+        // signed part it would change what the signatures cover, and arca
+        // refuses the file
+        if Wire::Map(r.signed_wire())
+            .canonical()
+            .chars()
+            .any(is_marker)
+        {
+            return Err(not_utf8());
+        }
+        let spoiled: Vec<String> = r
+            .signatures()
+            .iter()
+            .filter(|(id, s)| {
+                id.chars().any(is_marker)
+                    || s.created.chars().any(is_marker)
+                    || s.value.chars().any(is_marker)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in spoiled {
+            r.signatures_mut().remove(&id);
+            warnings.push(format!(
+                "{} {name}: ignoring the signature of {} (not UTF-8)",
+                R::TYP,
+                super::shown(&id)
+            ));
+        }
+    }
     if !id_equal(&r.header().name, name) {
         return Err(format!(
             "{name} (type {}) is named {}",
@@ -304,6 +368,24 @@ pub fn parse_resource<R: Resource>(
         ));
     }
     Ok(r)
+}
+
+/// The stand-in for a byte that is not UTF-8 (`0x80..=0xff` to
+/// `U+10FF80..=U+10FFFF`, private use), so that a file can be parsed and
+/// the bytes found again.
+fn mark_invalid_utf8(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() + 16);
+    for chunk in b.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for &x in chunk.invalid() {
+            out.push(char::from_u32(0x10FF00 + u32::from(x)).unwrap_or('\u{FFFD}'));
+        }
+    }
+    out
+}
+
+fn is_marker(c: char) -> bool {
+    ('\u{10FF80}'..='\u{10FFFF}').contains(&c)
 }
 
 /// Reads a resource at `path`, parses it and checks its name (conex's
@@ -435,9 +517,11 @@ fn load_targets(
 ) -> Result<Targets, String> {
     let mut path = root.keydir.clone();
     path.push(id.to_string());
-    let bytes = src
-        .read(&path)
-        .map_err(|_| format!("{id} (type targets) was not found in repository"))?;
+    let bytes = src.read(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => format!("{id} (type targets) was not found in repository"),
+        // a patch section that does not apply, a FIFO, …
+        _ => format!("{id} (type targets) cannot be read: {e}"),
+    })?;
     // the snapshot vouches for these exact bytes
     let tgt = snap.map(|_| Target::of_bytes(path.clone(), &bytes));
     let t: Targets = parse_resource(bytes, id, warnings)?;
@@ -705,7 +789,7 @@ impl<'a> Verifier<'a> {
             return Ok(None);
         };
         let ts: Timestamp = self.check_role_file(role, "timestamp")?;
-        let created = parse_time(&ts.header.created).ok_or_else(|| {
+        let created = conex_timestamp(&ts.header.created).ok_or_else(|| {
             format!(
                 "cannot parse the timestamp's created time {:?}",
                 ts.header.created
@@ -1059,7 +1143,10 @@ impl<'a> Verifier<'a> {
                         size: 0,
                     };
                     if t.is_opam_file(&root.datadir) {
-                        let pkg = path.get(root.datadir.len()).cloned();
+                        // conex 1.0 tolerates the file when nothing is
+                        // signed below the path's *first* component (for
+                        // an opam repository: `packages`)
+                        let pkg = path.first().cloned();
                         disk_problems.push((
                             path,
                             format!("path {} only exists on disk", path_to_string(path)),
@@ -1103,10 +1190,7 @@ impl<'a> Verifier<'a> {
         if !self.opts.ignore_missing {
             return Err(format!("comparison failed: {}", problems[0].0));
         }
-        let signed_pkgs: BTreeSet<&String> = tree
-            .keys()
-            .filter_map(|p| p.get(root.datadir.len()))
-            .collect();
+        let signed_pkgs: BTreeSet<&String> = tree.keys().filter_map(|p| p.first()).collect();
         let strict: Vec<_> = problems
             .iter()
             .filter(|(_, pkg)| match pkg {
