@@ -747,6 +747,30 @@ fn campaign(seed: u64, cases: u64, only: Option<u64>) -> Tally {
         let args = case.args();
         let conex = conex_verify(&args);
         let arca = arca_verify(&args);
+        if let Some((old, _)) = &case.incremental {
+            // with a verified-state cache of the old tree (written when the
+            // old tree verifies cleanly with these flags): the same outcome
+            let cache = work.join("arca-state");
+            let mut full = vec!["--dir".to_string(), old.display().to_string()];
+            full.extend(args.iter().skip(5).cloned());
+            full.extend(["--cache".to_string(), cache.display().to_string()]);
+            let _ = arca_verify(&full);
+            let mut with = args.clone();
+            with.extend(["--cache".to_string(), cache.display().to_string()]);
+            let cached = arca_verify(&with);
+            let strip = |s: &str| -> String {
+                s.lines()
+                    .filter(|l| !l.starts_with("verified-state cache "))
+                    .map(|l| format!("{l}\n"))
+                    .collect()
+            };
+            if cached.code != arca.code || strip(&cached.out) != strip(&arca.out) {
+                t.mismatches.push(format!(
+                    "seed {seed} case {n}: {} — arca with --cache gives {:?} {:?}, without {:?} {:?}",
+                    case.what, cached.code, cached.out, arca.code, arca.out
+                ));
+            }
+        }
         let conex_ok = conex.0.accepted() && conex.1.accepted();
         t.cases += 1;
         if only.is_some() {
