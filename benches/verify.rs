@@ -117,9 +117,25 @@ fn child(args: &[String]) -> ! {
     std::process::exit(if ok { 0 } else { 1 })
 }
 
-/// Runs a command; (wall seconds, peak RSS KiB, success).
+/// Runs a command; (wall seconds, peak RSS KiB, success). The peak RSS
+/// comes from `/usr/bin/time` when it is there: `wait4` of a child of this
+/// (large) process would report at least this process's RSS at the fork.
 fn timed(cmd: &mut Command) -> (f64, u64, bool) {
     use std::process::Stdio;
+    let gnu_time = Path::new("/usr/bin/time");
+    let rss_file = tempfile::NamedTempFile::new().expect("temp file");
+    let mut wrapped;
+    let cmd = if gnu_time.is_file() {
+        wrapped = Command::new(gnu_time);
+        wrapped
+            .args(["-f", "%M", "-o"])
+            .arg(rss_file.path())
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        &mut wrapped
+    } else {
+        cmd
+    };
     let t = Instant::now();
     let child = cmd.stdout(Stdio::null()).spawn().expect("spawn");
     let pid = child.id() as libc::pid_t;
@@ -134,7 +150,11 @@ fn timed(cmd: &mut Command) -> (f64, u64, bool) {
     if !ok {
         eprintln!("  (failed: {cmd:?})");
     }
-    (secs, ru.ru_maxrss as u64, ok)
+    let rss = std::fs::read_to_string(rss_file.path())
+        .ok()
+        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(ru.ru_maxrss as u64);
+    (secs, rss, ok)
 }
 
 fn arca_child(args: &[&str]) -> Command {
