@@ -140,6 +140,7 @@ impl Bases {
 /// What a case runs: a full verification of `dir`, or an incremental one
 /// of `patch` over `old`; extra flags.
 struct Case {
+    family: &'static str,
     what: String,
     full: Option<PathBuf>,
     incremental: Option<(PathBuf, PathBuf)>,
@@ -355,6 +356,7 @@ fn make_case(bases: &Bases, rng: &mut Rng, work: &Path) -> Case {
     let b = &bases.repos[shape];
     let h = &bases.homes[shape];
     let mut case = Case {
+        family: "",
         what: format!("{shape}: "),
         full: None,
         incremental: None,
@@ -368,6 +370,7 @@ fn make_case(bases: &Bases, rng: &mut Rng, work: &Path) -> Case {
         // full verification of a mutated repository
         copy_base(b, &dir);
         case.full = Some(dir.clone());
+        case.family = "full";
         let w = full_mutation(rng, h, b, &dir, &mut case);
         case.what += &w;
     } else {
@@ -391,8 +394,15 @@ fn make_case(bases: &Bases, rng: &mut Rng, work: &Path) -> Case {
             case.what += " (not re-signed)";
         }
         let mut patch = git_diff(work, &old, &dir);
+        case.family =
+            if case.what.contains("not re-signed") || case.what.contains("refused to sign") {
+                "incremental, update not signed"
+            } else {
+                "incremental, signed update"
+            };
         if rng.chance(50) {
             case.what += &format!("; patch {}", mutate_patch(rng, &mut patch));
+            case.family = "incremental, mutated patch";
         }
         let p = work.join("update.patch");
         std::fs::write(&p, &patch).unwrap();
@@ -722,6 +732,8 @@ struct Tally {
     accepted: u64,
     documented: BTreeMap<&'static str, u64>,
     mismatches: Vec<String>,
+    /// family → (cases, accepted by conex)
+    families: BTreeMap<&'static str, (u64, u64)>,
 }
 
 fn campaign(seed: u64, cases: u64, only: Option<u64>) -> Tally {
@@ -733,6 +745,7 @@ fn campaign(seed: u64, cases: u64, only: Option<u64>) -> Tally {
         accepted: 0,
         documented: BTreeMap::new(),
         mismatches: vec![],
+        families: BTreeMap::new(),
     };
     let range: Vec<u64> = match only {
         Some(n) => vec![n],
@@ -773,6 +786,9 @@ fn campaign(seed: u64, cases: u64, only: Option<u64>) -> Tally {
         }
         let conex_ok = conex.0.accepted() && conex.1.accepted();
         t.cases += 1;
+        let f = t.families.entry(case.family).or_default();
+        f.0 += 1;
+        f.1 += u64::from(conex_ok);
         if only.is_some() {
             eprintln!(
                 "case {n}: {}\nargs: {args:?}\nopenssl {:?}:\n{}\nmirage {:?}:\n{}\narca {:?}:\n{}",
@@ -830,6 +846,9 @@ fn arca_gives_conex_verdicts_on_conex_made_repositories() {
         t.documented,
         t.mismatches.len()
     );
+    for (f, (n, a)) in &t.families {
+        eprintln!("  {f}: {n} cases, {a} accepted by conex");
+    }
     for m in &t.mismatches {
         eprintln!("{m}");
     }
