@@ -831,7 +831,7 @@ fn campaign(seed: u64, cases: u64, only: Option<u64>) -> Tally {
 )]
 fn arca_gives_conex_verdicts_on_conex_made_repositories() {
     let seed = env_u64("ARCA_DIFF_SEED", 0x00c0_ffee);
-    let cases = env_u64("ARCA_DIFF_CASES", 240);
+    let cases = env_u64("ARCA_DIFF_CASES", 200);
     let only = std::env::var("ARCA_DIFF_ONLY")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -866,4 +866,170 @@ fn arca_gives_conex_verdicts_on_conex_made_repositories() {
         );
         assert!(t.accepted < t.cases * 9 / 10, "too few rejected cases");
     }
+}
+
+/// The package folders the real updates touch.
+fn touched_packages(diffs: &[PathBuf]) -> Vec<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for d in diffs {
+        for l in std::fs::read_to_string(d).unwrap().lines() {
+            if let Some(rest) = l.strip_prefix("diff --git a/packages/") {
+                if let Some(n) = rest.split('/').next() {
+                    names.insert(n.to_string());
+                }
+            }
+        }
+    }
+    names.into_iter().collect()
+}
+
+/// The real opam-repository updates (`git diff -M` of 60 commits) on the
+/// packages they touch (taken from the snapshot before them), signed with
+/// conex's tools after each commit as the online signer would: every
+/// update, and every update followed by a version folder renamed the way
+/// opam-repository renames them (`x.1.0` → `x.1.0-1`), travels as a `git
+/// diff -M` and must be accepted incrementally by both of conex's
+/// verifiers and by arca. CI takes the first 8 commits
+/// (`ARCA_DIFF_REAL_UPDATES=60` for all).
+#[test]
+#[cfg_attr(
+    not(all(arca_conex_oracle, arca_shared_opam)),
+    ignore = "needs conex's tools (../shared/oracle/build.sh) and ../shared/opam-repository"
+)]
+fn real_opam_repository_updates_and_renames_incrementally() {
+    let shared = support::shared_dir().join("opam-repository");
+    let mut diffs: Vec<PathBuf> = std::fs::read_dir(shared.join("updates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "diff"))
+        .collect();
+    diffs.sort();
+    let limit = env_u64("ARCA_DIFF_REAL_UPDATES", 8) as usize;
+    diffs.truncate(limit);
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let repo = t.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let tar = std::fs::read_dir(&shared)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.xz"))
+        .unwrap();
+    let members: Vec<String> = touched_packages(&diffs)
+        .into_iter()
+        .map(|n| format!("packages/{n}"))
+        .collect();
+    // packages new in the updates are not in the snapshot: tar says so
+    // and extracts the others
+    let _ = std::process::Command::new("tar")
+        .arg("-xJf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&repo)
+        .args(&members)
+        .output()
+        .unwrap();
+    std::fs::create_dir_all(repo.join("packages")).unwrap();
+    let h = ConexHome::new(&t.join("h"));
+    let b = build(&h, &repo, Shape::Production);
+    let args_of = |old: &Path, p: &Path| {
+        let mut v = vec![
+            "--incremental".to_string(),
+            "--repository".into(),
+            old.display().to_string(),
+            "--patch".into(),
+            p.display().to_string(),
+        ];
+        for a in &b.anchors {
+            v.extend(["-t".to_string(), a.clone()]);
+        }
+        v
+    };
+    let mut failures = Vec::new();
+    let (mut updates, mut renames) = (0, 0);
+    let mut check = |what: String, old: &Path, new: &Path| {
+        let patch = git_diff(t, old, new);
+        let p = t.join("u.patch");
+        std::fs::write(&p, &patch).unwrap();
+        let args = args_of(old, &p);
+        let (a, m) = conex_verify(&args);
+        let me = arca_verify(&args);
+        if !(a.accepted() && m.accepted() && me.accepted()) {
+            failures.push(format!(
+                "{what}: openssl {:?} mirage {:?} arca {:?}\n  conex: {}\n  arca: {}",
+                a.code,
+                m.code,
+                me.code,
+                a.out.trim(),
+                me.out.trim()
+            ));
+        }
+        String::from_utf8_lossy(&patch).contains("\nrename from ")
+    };
+    for d in &diffs {
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        if std::env::var_os("ARCA_DIFF_VERBOSE").is_some() {
+            eprintln!("{name}");
+        }
+        let old = t.join("old");
+        let _ = std::fs::remove_dir_all(&old);
+        copy_all(&repo, &old);
+        let o = std::process::Command::new("git")
+            .args(["apply", "--whitespace=nowarn"])
+            .arg(d)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{name}: git apply: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        resign(&h, &b, false);
+        check(format!("update {name}"), &old, &repo);
+        updates += 1;
+        // then a version folder the update touched is renamed
+        let text = std::fs::read_to_string(d).unwrap();
+        let dir = text.lines().find_map(|l| {
+            let rest = l.strip_prefix("+++ b/packages/")?;
+            let mut it = rest.split('/');
+            let (p, v) = (it.next()?, it.next()?);
+            Some(format!("{p}/{v}"))
+        });
+        let Some(dir) = dir.filter(|x| repo.join("packages").join(x).is_dir()) else {
+            continue;
+        };
+        let renamed = t.join("renamed");
+        let _ = std::fs::remove_dir_all(&renamed);
+        copy_all(&repo, &renamed);
+        std::fs::rename(
+            renamed.join("packages").join(&dir),
+            renamed.join("packages").join(format!("{dir}-1")),
+        )
+        .unwrap();
+        let rb = Built {
+            dir: renamed.clone(),
+            anchors: b.anchors.clone(),
+            janitors: b.janitors.clone(),
+            online: b.online,
+            quorum: b.quorum,
+        };
+        resign(&h, &rb, false);
+        if check(
+            format!("update {name}, then {dir} renamed to {dir}-1"),
+            &repo,
+            &renamed,
+        ) {
+            renames += 1;
+        }
+    }
+    eprintln!(
+        "real opam-repository updates: {updates} updates and {renames} git renames, each accepted by both conex verifiers and arca unless listed: {} failures",
+        failures.len()
+    );
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    assert!(failures.is_empty());
+    assert!(renames > 0 || diffs.len() < 3, "no rename was exercised");
 }

@@ -228,7 +228,7 @@ fn lex_filename(s: &[u8]) -> Lexed {
                     out.push(ch);
                     i += 2;
                 } else if matches!(c, b'0'..=b'3')
-                    && left - 1 >= 3
+                    && left > 3
                     && matches!(s[i + 2], b'0'..=b'7')
                     && matches!(s[i + 3], b'0'..=b'7')
                 {
@@ -932,10 +932,8 @@ pub fn apply_section(old: Option<&[u8]>, fp: &FilePatch) -> Result<Option<Vec<u8
             let mut out = Vec::new();
             rope.write(&mut out);
             match (fp.mine_no_nl, fp.their_no_nl) {
-                (false, true) => {
-                    if out.last() == Some(&b'\n') {
-                        out.pop();
-                    }
+                (false, true) if out.last() == Some(&b'\n') => {
+                    out.pop();
                 }
                 (true, false) => out.push(b'\n'),
                 _ => {}
