@@ -25,610 +25,36 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Why a patch cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PatchError {
-    /// The patch text is not a well-formed `git diff`.
-    #[error("patch line {line}: {reason}")]
-    Syntax {
-        /// 1-based line number in the patch.
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A git feature arca does not apply (renames, copies, binary data,
-    /// symbolic links, submodules).
-    #[error("patch line {line}: {path}: {reason}")]
-    Unsupported {
-        /// 1-based line number in the patch.
-        line: usize,
-        /// The file concerned.
-        path: String,
-        /// What is not supported.
-        reason: String,
-    },
-    /// A path that would leave the repository (or is otherwise unsafe).
-    #[error("patch line {line}: unsafe path {path:?}: {reason}")]
-    UnsafePath {
-        /// 1-based line number in the patch.
-        line: usize,
-        /// The path as written in the patch.
-        path: String,
-        /// Why it is refused.
-        reason: String,
-    },
-    /// A hunk (or a whole-file operation) does not apply to the old tree.
-    #[error("{path}: {hunk} (patch line {line}) does not apply: {reason}")]
-    Apply {
-        /// The file concerned.
-        path: String,
-        /// The hunk header (`@@ -5,6 +5,16 @@`) or the operation.
-        hunk: String,
-        /// 1-based line number of the hunk header in the patch.
-        line: usize,
-        /// Why not.
-        reason: String,
-    },
-}
+mod patch;
 
-impl From<PatchError> for ArcaError {
-    fn from(e: PatchError) -> ArcaError {
-        match e {
-            PatchError::UnsafePath { .. } => ArcaError::Refused(format!("patch: {e}")),
-            _ => ArcaError::Input(format!("patch: {e}")),
-        }
-    }
-}
+pub use patch::{
+    apply_section, name_to_path, ApplyFailure, FilePatch, GitOnly, Operation, Patch, PatchError,
+};
 
-/// One line of a hunk.
+/// What the patched tree holds at a path the patch produces or removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum HunkLine {
-    /// Context: present in old and new.
-    Context(Vec<u8>),
-    /// Only in the old file.
-    Remove(Vec<u8>),
-    /// Only in the new file.
-    Add(Vec<u8>),
+enum Change {
+    /// The new content.
+    Content(Vec<u8>),
+    /// Gone (deleted, or renamed away).
+    Gone,
+    /// The section producing it does not apply; reading it fails (conex
+    /// fails only when it reads the file too).
+    Failed(String),
 }
 
-/// A hunk: `@@ -old_start,old_len +new_start,new_len @@`. Line contents
-/// carry their line terminator (absent after `\ No newline at end of file`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Hunk {
-    header: String,
-    line: usize,
-    old_start: usize,
-    old_len: usize,
-    lines: Vec<HunkLine>,
-}
-
-/// What a file section of the patch does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileOp {
-    /// A new file.
-    Create,
-    /// A deleted file.
-    Delete,
-    /// A changed file (content and/or mode).
-    Modify,
-}
-
-/// One file of a patch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilePatch {
-    /// The path inside the repository (after stripping one component).
-    pub path: CPath,
-    /// What happens to it.
-    pub op: FileOp,
-    /// Line of its `diff --git` header in the patch.
-    pub line: usize,
-    hunks: Vec<Hunk>,
-}
-
-/// A parsed `git diff`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Patch {
-    /// The files it touches, in patch order.
-    pub files: Vec<FilePatch>,
-}
-
-fn syntax(line: usize, reason: impl Into<String>) -> PatchError {
-    PatchError::Syntax {
-        line,
-        reason: reason.into(),
-    }
-}
-
-/// Decodes a C-style quoted git path (`"a/x\tb"`), or returns it as is.
-fn unquote(s: &str, line: usize) -> std::result::Result<String, PatchError> {
-    let Some(inner) = s.strip_prefix('"') else {
-        return Ok(s.to_string());
-    };
-    let inner = inner
-        .strip_suffix('"')
-        .ok_or_else(|| syntax(line, format!("unterminated quoted path {s:?}")))?;
-    let b = inner.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'\\' {
-            out.push(b[i]);
-            i += 1;
-            continue;
-        }
-        let c = *b
-            .get(i + 1)
-            .ok_or_else(|| syntax(line, format!("bad escape in path {s:?}")))?;
-        i += 2;
-        out.push(match c {
-            b'\\' => b'\\',
-            b'"' => b'"',
-            b'n' => b'\n',
-            b't' => b'\t',
-            b'r' => b'\r',
-            b'a' => 7,
-            b'b' => 8,
-            b'f' => 12,
-            b'v' => 11,
-            b'0'..=b'3' => {
-                let oct = b
-                    .get(i..i + 2)
-                    .filter(|o| o.iter().all(|d| (b'0'..=b'7').contains(d)))
-                    .ok_or_else(|| syntax(line, format!("bad octal escape in path {s:?}")))?;
-                i += 2;
-                (c - b'0') * 64 + (oct[0] - b'0') * 8 + (oct[1] - b'0')
-            }
-            _ => return Err(syntax(line, format!("bad escape in path {s:?}"))),
-        });
-    }
-    String::from_utf8(out).map_err(|_| syntax(line, format!("path {s:?} is not UTF-8")))
-}
-
-/// Checks a patch path and strips its first component (`-p1`). `None` for
-/// `/dev/null`.
-fn strip_path(raw: &str, line: usize) -> std::result::Result<Option<CPath>, PatchError> {
-    if raw == "/dev/null" {
-        return Ok(None);
-    }
-    let unsafe_path = |reason: &str| PatchError::UnsafePath {
-        line,
-        path: raw.to_string(),
-        reason: reason.into(),
-    };
-    if raw.starts_with('/') {
-        return Err(unsafe_path("absolute paths are refused"));
-    }
-    if raw.contains('\0') {
-        return Err(unsafe_path("NUL byte in path"));
-    }
-    let parts: Vec<&str> = raw.split('/').collect();
-    if parts.contains(&"..") {
-        return Err(unsafe_path("'..' components are refused"));
-    }
-    if parts.iter().any(|p| p.is_empty() || *p == ".") {
-        return Err(unsafe_path("empty or '.' components are refused"));
-    }
-    if parts.len() < 2 {
-        return Err(unsafe_path(
-            "expected a prefix directory (a/… or b/…) to strip (-p1)",
-        ));
-    }
-    if parts[1..].contains(&".git") {
-        return Err(unsafe_path("paths inside .git are refused"));
-    }
-    Ok(Some(parts[1..].iter().map(|s| s.to_string()).collect()))
-}
-
-/// The path of a `---`/`+++` line: git appends a TAB when the name has a
-/// space.
-fn header_path(rest: &str, line: usize) -> std::result::Result<String, PatchError> {
-    let rest = if rest.starts_with('"') {
-        rest
-    } else {
-        rest.split('\t').next().unwrap_or(rest)
-    };
-    unquote(rest.trim_end_matches('\r'), line)
-}
-
-/// The two names of `diff --git a/X b/Y` (unambiguous when X == Y or quoted).
-fn diff_git_names(
-    rest: &str,
-    line: usize,
-) -> std::result::Result<Option<(String, String)>, PatchError> {
-    let rest = rest.trim_end_matches('\r');
-    if rest.starts_with('"') {
-        // "a/…" "b/…" or "a/…" b/…; skip escaped quotes
-        let mut i = 1;
-        let b = rest.as_bytes();
-        let mut close = None;
-        while i < b.len() {
-            if b[i] == b'\\' {
-                i += 2;
-                continue;
-            }
-            if b[i] == b'"' {
-                close = Some(i);
-                break;
-            }
-            i += 1;
-        }
-        let close = close.ok_or_else(|| syntax(line, "unterminated quoted path"))?;
-        let a = unquote(&rest[..=close], line)?;
-        let b2 = rest[close + 1..].trim_start();
-        let b2 = unquote(b2, line)?;
-        return Ok(Some((a, b2)));
-    }
-    let n = rest.len();
-    if n >= 5 && (n - 1).is_multiple_of(2) {
-        let half = (n - 1) / 2;
-        if rest.is_char_boundary(half) && rest.is_char_boundary(half + 1) {
-            let (a, b) = (&rest[..half], &rest[half + 1..]);
-            if rest.as_bytes()[half] == b' ' && a.get(2..) == b.get(2..) {
-                return Ok(Some((a.to_string(), b.to_string())));
-            }
-        }
-    }
-    if let Some((a, b)) = rest.split_once(' ') {
-        if !b.contains(' ') {
-            return Ok(Some((a.to_string(), b.to_string())));
-        }
-    }
-    Ok(None)
-}
-
-fn parse_range(s: &str) -> Option<(usize, usize)> {
-    match s.split_once(',') {
-        Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
-        None => Some((s.parse().ok()?, 1)),
-    }
-}
-
-/// `@@ -l,s +l,s @@ …` → (old_start, old_len, new_len).
-fn parse_hunk_header(l: &str) -> Option<(usize, usize, usize)> {
-    let rest = l.strip_prefix("@@ -")?;
-    let (old, rest) = rest.split_once(" +")?;
-    let (new, _) = rest.split_once(" @@")?;
-    let (os, ol) = parse_range(old)?;
-    let (_, nl) = parse_range(new)?;
-    Some((os, ol, nl))
-}
-
-impl Patch {
-    /// Parses a `git diff` (as `git diff`, `git diff --cached` or `git
-    /// format-patch` print it). Text before the first `diff --git` is
-    /// ignored.
-    pub fn parse(data: &[u8]) -> std::result::Result<Patch, PatchError> {
-        let mut lines: Vec<&[u8]> = data.split_inclusive(|b| *b == b'\n').collect();
-        if lines.last().is_some_and(|l| l.is_empty()) {
-            lines.pop();
-        }
-        let text = |i: usize| -> std::result::Result<&str, PatchError> {
-            let l = lines[i];
-            let l = l.strip_suffix(b"\n").unwrap_or(l);
-            std::str::from_utf8(l).map_err(|_| syntax(i + 1, "header line is not UTF-8"))
-        };
-        let mut files = Vec::new();
-        let mut i = 0;
-        // skip preamble
-        while i < lines.len() && !lines[i].starts_with(b"diff --git ") {
-            if lines[i].starts_with(b"--- ")
-                && lines.get(i + 1).is_some_and(|n| n.starts_with(b"+++ "))
-            {
-                return Err(syntax(
-                    i + 1,
-                    "a file header without `diff --git`: only git diffs are supported",
-                ));
-            }
-            i += 1;
-        }
-        while i < lines.len() {
-            let start = i;
-            let head = text(i)?;
-            let Some(rest) = head.strip_prefix("diff --git ") else {
-                return Err(syntax(
-                    i + 1,
-                    format!("expected `diff --git`, found {head:?}"),
-                ));
-            };
-            let names = diff_git_names(rest, i + 1)?;
-            i += 1;
-            let mut op = FileOp::Modify;
-            let mut old_name: Option<Option<String>> = None;
-            let mut new_name: Option<Option<String>> = None;
-            let label = names
-                .as_ref()
-                .map(|(_, b)| b.clone())
-                .unwrap_or_else(|| rest.to_string());
-            // extended headers
-            while i < lines.len() {
-                let l = text(i).unwrap_or("");
-                let unsupported = |reason: &str| PatchError::Unsupported {
-                    line: i + 1,
-                    path: label.clone(),
-                    reason: reason.into(),
-                };
-                if l.starts_with("diff --git ") || l.starts_with("@@ ") {
-                    break;
-                } else if let Some(m) = l.strip_prefix("new file mode ") {
-                    op = FileOp::Create;
-                    check_mode(m).map_err(|r| unsupported(&r))?;
-                } else if l.starts_with("deleted file mode ") {
-                    op = FileOp::Delete;
-                } else if let Some(m) = l.strip_prefix("new mode ") {
-                    check_mode(m).map_err(|r| unsupported(&r))?;
-                } else if l.starts_with("old mode ")
-                    || l.starts_with("index ")
-                    || l.starts_with("similarity index ")
-                    || l.starts_with("dissimilarity index ")
-                {
-                } else if l.starts_with("rename from ") || l.starts_with("rename to ") {
-                    return Err(unsupported(
-                        "renames are not supported; produce the patch with `git diff --no-renames`",
-                    ));
-                } else if l.starts_with("copy from ") || l.starts_with("copy to ") {
-                    return Err(unsupported(
-                        "copies are not supported; produce the patch with `git diff --no-renames`",
-                    ));
-                } else if l.starts_with("GIT binary patch") || l.starts_with("Binary files ") {
-                    return Err(unsupported("binary patches are not supported"));
-                } else if let Some(r) = l.strip_prefix("--- ") {
-                    old_name = Some(Some(header_path(r, i + 1)?).filter(|p| p != "/dev/null"));
-                    if old_name == Some(None) && op == FileOp::Modify {
-                        op = FileOp::Create;
-                    }
-                    let Some(r2) = lines
-                        .get(i + 1)
-                        .and_then(|_| text(i + 1).ok())
-                        .and_then(|l| l.strip_prefix("+++ "))
-                    else {
-                        return Err(syntax(i + 2, "expected `+++ ` after `--- `"));
-                    };
-                    new_name = Some(Some(header_path(r2, i + 2)?).filter(|p| p != "/dev/null"));
-                    if new_name == Some(None) && op == FileOp::Modify {
-                        op = FileOp::Delete;
-                    }
-                    i += 2;
-                    break;
-                } else {
-                    return Err(syntax(
-                        i + 1,
-                        format!("unexpected line in file header: {l:?}"),
-                    ));
-                }
-                i += 1;
-            }
-            // the path, -p1
-            let raw = match (&old_name, &new_name, &names) {
-                (Some(Some(o)), Some(Some(n)), _) => {
-                    let (po, pn) = (strip_path(o, start + 1)?, strip_path(n, start + 1)?);
-                    if po != pn {
-                        return Err(PatchError::Unsupported {
-                            line: start + 1,
-                            path: n.clone(),
-                            reason: format!("old name {o} differs (renames are not supported)"),
-                        });
-                    }
-                    n.clone()
-                }
-                (_, Some(Some(n)), _) => n.clone(),
-                (Some(Some(o)), _, _) => o.clone(),
-                (_, _, Some((a, b))) => {
-                    if strip_path(a, start + 1)? != strip_path(b, start + 1)? {
-                        return Err(PatchError::Unsupported {
-                            line: start + 1,
-                            path: b.clone(),
-                            reason: format!("old name {a} differs (renames are not supported)"),
-                        });
-                    }
-                    b.clone()
-                }
-                _ => {
-                    return Err(syntax(
-                        start + 1,
-                        format!("cannot tell the file name of {head:?}"),
-                    ))
-                }
-            };
-            let path =
-                strip_path(&raw, start + 1)?.ok_or_else(|| syntax(start + 1, "no file name"))?;
-            if let Some((a, b)) = &names {
-                // the `diff --git` names must be safe too
-                strip_path(a, start + 1)?;
-                strip_path(b, start + 1)?;
-            }
-            // hunks
-            let mut hunks = Vec::new();
-            while i < lines.len() && lines[i].starts_with(b"@@ ") {
-                let h = text(i)?;
-                let (old_start, old_len, new_len) = parse_hunk_header(h)
-                    .ok_or_else(|| syntax(i + 1, format!("malformed hunk header {h:?}")))?;
-                let hl = i + 1;
-                i += 1;
-                let (mut o, mut n) = (0usize, 0usize);
-                let mut body: Vec<HunkLine> = Vec::new();
-                while o < old_len || n < new_len {
-                    let Some(l) = lines.get(i) else {
-                        return Err(syntax(
-                            i,
-                            format!("hunk {h:?} ends early (patch truncated?)"),
-                        ));
-                    };
-                    let (tag, content) = match l.first() {
-                        Some(b'\n') => (b' ', &b"\n"[..]),
-                        Some(b'\r') if l == b"\r\n" => (b' ', &b"\r\n"[..]),
-                        Some(c) => (*c, &l[1..]),
-                        None => (b'?', &l[..]),
-                    };
-                    let content = content.to_vec();
-                    match tag {
-                        b' ' => {
-                            o += 1;
-                            n += 1;
-                            body.push(HunkLine::Context(content));
-                        }
-                        b'-' => {
-                            o += 1;
-                            body.push(HunkLine::Remove(content));
-                        }
-                        b'+' => {
-                            n += 1;
-                            body.push(HunkLine::Add(content));
-                        }
-                        b'\\' => {
-                            strip_newline(&mut body, i + 1)?;
-                        }
-                        _ => {
-                            return Err(syntax(
-                                i + 1,
-                                format!("hunk {h:?}: line does not start with ' ', '-' or '+'"),
-                            ))
-                        }
-                    }
-                    if o > old_len || n > new_len {
-                        return Err(syntax(
-                            i + 1,
-                            format!("hunk {h:?} has more lines than its header says"),
-                        ));
-                    }
-                    i += 1;
-                }
-                while i < lines.len() && lines[i].starts_with(b"\\") {
-                    strip_newline(&mut body, i + 1)?;
-                    i += 1;
-                }
-                hunks.push(Hunk {
-                    header: h.to_string(),
-                    line: hl,
-                    old_start,
-                    old_len,
-                    lines: body,
-                });
-            }
-            files.push(FilePatch {
-                path,
-                op,
-                line: start + 1,
-                hunks,
-            });
-            // anything else before the next file is an error
-            if i < lines.len() && !lines[i].starts_with(b"diff --git ") {
-                // git format-patch's signature trailer ends the patch
-                if lines[i] == b"-- \n" {
-                    break;
-                }
-                return Err(syntax(
-                    i + 1,
-                    format!("unexpected line {:?}", String::from_utf8_lossy(lines[i])),
-                ));
-            }
-        }
-        Ok(Patch { files })
-    }
-
-    /// Every path the patch touches.
-    pub fn paths(&self) -> BTreeSet<CPath> {
-        self.files.iter().map(|f| f.path.clone()).collect()
-    }
-}
-
-fn check_mode(m: &str) -> std::result::Result<(), String> {
-    match m.trim() {
-        "100644" | "100755" => Ok(()),
-        "120000" => Err("symbolic links are not supported".into()),
-        "160000" => Err("submodules are not supported".into()),
-        other => Err(format!("file mode {other} is not supported")),
-    }
-}
-
-fn strip_newline(body: &mut [HunkLine], line: usize) -> std::result::Result<(), PatchError> {
-    let last = body.last_mut().ok_or_else(|| {
-        syntax(
-            line,
-            "`\\ No newline at end of file` without a line before it",
-        )
-    })?;
-    let c = match last {
-        HunkLine::Context(c) | HunkLine::Remove(c) | HunkLine::Add(c) => c,
-    };
-    if c.pop() != Some(b'\n') {
-        return Err(syntax(line, "two `\\ No newline` markers for one line"));
-    }
-    Ok(())
-}
-
-/// Applies the hunks of `fp` to `old` (exact positions, no fuzz, as conex's
-/// `cleanly` patching).
-fn apply_hunks(old: &[u8], fp: &FilePatch) -> std::result::Result<Vec<u8>, PatchError> {
-    let name = path_to_string(&fp.path);
-    let olines: Vec<&[u8]> = old.split_inclusive(|b| *b == b'\n').collect();
-    let mut out = Vec::with_capacity(old.len());
-    let mut cur = 0usize; // index into olines
-    for h in &fp.hunks {
-        let fail = |reason: String| PatchError::Apply {
-            path: name.clone(),
-            hunk: h.header.clone(),
-            line: h.line,
-            reason,
-        };
-        // 0-based index of the first old line the hunk covers
-        let at = if h.old_len == 0 {
-            h.old_start
-        } else {
-            h.old_start
-                .checked_sub(1)
-                .ok_or_else(|| fail("old start 0 with lines to match".into()))?
-        };
-        if at < cur {
-            return Err(fail("hunks overlap or are out of order".into()));
-        }
-        if at > olines.len() {
-            return Err(fail(format!(
-                "starts at line {} but the file has {} line(s)",
-                h.old_start,
-                olines.len()
-            )));
-        }
-        for l in &olines[cur..at] {
-            out.extend_from_slice(l);
-        }
-        cur = at;
-        for hl in &h.lines {
-            match hl {
-                HunkLine::Context(c) | HunkLine::Remove(c) => {
-                    let Some(have) = olines.get(cur) else {
-                        return Err(fail(format!(
-                            "line {} is past the end of the file",
-                            cur + 1
-                        )));
-                    };
-                    if *have != c.as_slice() {
-                        return Err(fail(format!(
-                            "line {} differs: expected {:?}, found {:?}",
-                            cur + 1,
-                            String::from_utf8_lossy(c),
-                            String::from_utf8_lossy(have)
-                        )));
-                    }
-                    if let HunkLine::Context(c) = hl {
-                        out.extend_from_slice(c);
-                    }
-                    cur += 1;
-                }
-                HunkLine::Add(c) => out.extend_from_slice(c),
-            }
-        }
-    }
-    for l in &olines[cur..] {
-        out.extend_from_slice(l);
-    }
-    Ok(out)
-}
-
-/// The old repository with a patch applied, in memory.
+/// The old repository with a patch applied, in memory, as conex's patch
+/// provider presents it: a path the patch produces reads as the first
+/// section producing it made it from the old tree; a path a section reads
+/// and does not produce is gone; directory listings are the old listing
+/// with the patch's names added and removed in patch order.
 pub struct PatchedSource<'a> {
     base: &'a dyn Source,
-    /// Changed files: new content, or `None` when deleted.
+    /// Changed files: new content, or `None` when gone.
     changes: BTreeMap<CPath, Option<Vec<u8>>>,
+    failed: BTreeMap<CPath, String>,
+    /// The patch's operations (names as paths), for listings.
+    ops: Vec<(Option<CPath>, Option<CPath>, bool)>,
 }
 
 fn is_not_found(e: &io::Error) -> bool {
@@ -644,148 +70,247 @@ impl<'a> PatchedSource<'a> {
         base_dir: Option<&Path>,
         patch: &Patch,
     ) -> std::result::Result<PatchedSource<'a>, PatchError> {
-        let mut s = PatchedSource {
-            base,
-            changes: BTreeMap::new(),
-        };
         let canon_root = base_dir.and_then(|d| d.canonicalize().ok());
+        if let Some(root) = &canon_root {
+            for fp in &patch.files {
+                for name in fp.op.names() {
+                    inside(root, &name_to_path(name), fp.line)?;
+                }
+            }
+        }
+        let mut result: BTreeMap<CPath, Change> = BTreeMap::new();
+        let read_old = |name: &str| -> std::result::Result<Option<Vec<u8>>, String> {
+            match base.read(&name_to_path(name)) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) => Err(format!("cannot read the old file {name}: {e}")),
+            }
+        };
+        let run = |fp: &FilePatch, old: Option<&[u8]>| -> Change {
+            match apply_section(old, fp) {
+                Ok(Some(b)) => Change::Content(b),
+                Ok(None) => Change::Gone,
+                Err(f) => Change::Failed(format!(
+                    "{} (patch line {}) does not apply: {}",
+                    f.hunk, f.line, f.reason
+                )),
+            }
+        };
         for fp in &patch.files {
-            let name = path_to_string(&fp.path);
-            let op_err = |reason: String| PatchError::Apply {
-                path: name.clone(),
-                hunk: match fp.op {
-                    FileOp::Create => "file creation".into(),
-                    FileOp::Delete => "file deletion".into(),
-                    FileOp::Modify => "file change".into(),
-                },
-                line: fp.line,
-                reason,
-            };
-            if let Some(root) = &canon_root {
-                // the deepest existing ancestor must resolve inside the repository
-                let mut p = root.clone();
-                let mut deepest = root.clone();
-                for c in &fp.path {
-                    p.push(c);
-                    if std::fs::symlink_metadata(&p).is_ok() {
-                        deepest = p.clone();
-                    } else {
+            for name in fp.op.names() {
+                let path = name_to_path(name);
+                if result.contains_key(&path) {
+                    continue;
+                }
+                let change = match (patch.target_section(name), patch.source_section(name)) {
+                    (None, None) => continue,
+                    (None, Some(_)) => Change::Gone,
+                    (Some(d), _) => match d.op.source() {
+                        None => run(d, None),
+                        Some(src) => match read_old(src) {
+                            Ok(old) => run(d, old.as_deref()),
+                            Err(e) => Change::Failed(e),
+                        },
+                    },
+                };
+                result.insert(path, change);
+            }
+        }
+        // opam applies the sections one after the other: where that gives
+        // other bytes than conex's view (the first section), refuse
+        for fp in &patch.files {
+            let Some(name) = fp.op.target() else { continue };
+            if patch
+                .target_section(name)
+                .is_some_and(|first| std::ptr::eq(first, fp))
+            {
+                continue;
+            }
+            let path = name_to_path(name);
+            let mut cur: Option<Vec<u8>> = base.read(&path).ok();
+            let mut applied = true;
+            for s in patch.files.iter().filter(|s| s.op.target() == Some(name)) {
+                let input = match s.op.source() {
+                    None => None,
+                    Some(src) if src == name => cur.clone(),
+                    Some(src) => match base.read(&name_to_path(src)) {
+                        Ok(b) => Some(b),
+                        Err(_) => {
+                            applied = false;
+                            break;
+                        }
+                    },
+                };
+                match apply_section(input.as_deref(), s) {
+                    Ok(c) => cur = c,
+                    Err(_) => {
+                        applied = false;
                         break;
                     }
                 }
-                match deepest.canonicalize() {
-                    Ok(c) if c.starts_with(root) => {}
-                    _ => {
-                        return Err(PatchError::UnsafePath {
-                            line: fp.line,
-                            path: name.clone(),
-                            reason: "resolves outside the repository (symbolic link)".into(),
-                        })
-                    }
+            }
+            let conex_view = match result.get(&path) {
+                Some(Change::Content(b)) => Some(b.clone()),
+                _ => None,
+            };
+            if applied && cur != conex_view {
+                return Err(PatchError::Unsupported {
+                    line: fp.line,
+                    path: name.to_string(),
+                    reason: "the patch changes this file twice, and applied in order (as opam \
+                             does) it gives other bytes than its first change alone (which is \
+                             what conex verifies)"
+                        .into(),
+                });
+            }
+        }
+        let mut s = PatchedSource {
+            base,
+            changes: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            ops: patch
+                .files
+                .iter()
+                .map(|f| {
+                    (
+                        f.op.source().map(name_to_path),
+                        f.op.target().map(name_to_path),
+                        matches!(
+                            f.op,
+                            Operation::Edit(..) | Operation::Git(_, _, GitOnly::Rename)
+                        ),
+                    )
+                })
+                .collect(),
+        };
+        for (path, c) in result {
+            match c {
+                Change::Content(b) => {
+                    s.changes.insert(path, Some(b));
+                }
+                Change::Gone => {
+                    s.changes.insert(path, None);
+                }
+                Change::Failed(m) => {
+                    s.failed.insert(path, m);
                 }
             }
-            let current: Option<Vec<u8>> = match s.changes.get(&fp.path) {
-                Some(c) => c.clone(),
-                None => match base.read(&fp.path) {
-                    Ok(b) => Some(b),
-                    Err(e) if is_not_found(&e) => None,
-                    Err(e) => return Err(op_err(format!("cannot read the old file: {e}"))),
-                },
-            };
-            let new = match (fp.op, current) {
-                (FileOp::Create, Some(_)) => return Err(op_err("the file exists already".into())),
-                (FileOp::Create, None) => {
-                    if s.is_dir(&fp.path) {
-                        return Err(op_err("a directory of that name exists".into()));
-                    }
-                    Some(apply_hunks(&[], fp)?)
-                }
-                (FileOp::Delete | FileOp::Modify, None) => {
-                    return Err(op_err("the file does not exist".into()))
-                }
-                (FileOp::Delete, Some(old)) => {
-                    let rest = apply_hunks(&old, fp)?;
-                    if !rest.is_empty() {
-                        return Err(op_err(
-                            "the deletion does not remove the whole file (it differs)".into(),
-                        ));
-                    }
-                    None
-                }
-                (FileOp::Modify, Some(old)) => Some(apply_hunks(&old, fp)?),
-            };
-            s.changes.insert(fp.path.clone(), new);
         }
         Ok(s)
     }
 
-    fn is_dir(&self, path: &[String]) -> bool {
-        if self
-            .changes
-            .keys()
-            .any(|k| k.len() > path.len() && k.starts_with(path))
-        {
-            return true;
-        }
-        self.base.list(path).is_ok()
-    }
-
-    /// The changed files: path → new content (`None` when deleted).
+    /// The changed files: path → new content (`None` when gone). Files
+    /// whose section does not apply are not listed (reading them fails).
     pub fn changes(&self) -> &BTreeMap<CPath, Option<Vec<u8>>> {
         &self.changes
+    }
+
+    fn lookup(&self, path: &[String]) -> Option<io::Result<&[u8]>> {
+        if let Some(m) = self.failed.get(path) {
+            return Some(Err(io::Error::other(m.clone())));
+        }
+        match self.changes.get(path)? {
+            Some(b) => Some(Ok(b)),
+            None => Some(Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "deleted by the patch",
+            ))),
+        }
+    }
+}
+
+/// The deepest existing ancestor of `path` must resolve inside `root`.
+fn inside(root: &Path, path: &[String], line: usize) -> std::result::Result<(), PatchError> {
+    let mut p = root.to_path_buf();
+    let mut deepest = root.to_path_buf();
+    for c in path {
+        p.push(c);
+        if std::fs::symlink_metadata(&p).is_ok() {
+            deepest = p.clone();
+        } else {
+            break;
+        }
+    }
+    match deepest.canonicalize() {
+        Ok(c) if c.starts_with(root) => Ok(()),
+        _ => Err(PatchError::UnsafePath {
+            line,
+            path: path_to_string(path),
+            reason: "resolves outside the repository (symbolic link)".into(),
+        }),
     }
 }
 
 impl Source for PatchedSource<'_> {
     fn read(&self, path: &[String]) -> io::Result<Vec<u8>> {
-        match self.changes.get(path) {
-            Some(Some(b)) => Ok(b.clone()),
-            Some(None) => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "deleted by the patch",
-            )),
+        match self.lookup(path) {
+            Some(r) => r.map(<[u8]>::to_vec),
             None => self.base.read(path),
         }
     }
 
     fn open(&self, path: &[String]) -> io::Result<Box<dyn io::Read + '_>> {
-        match self.changes.get(path) {
-            Some(Some(b)) => Ok(Box::new(&b[..])),
-            Some(None) => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "deleted by the patch",
-            )),
+        match self.lookup(path) {
+            Some(r) => r.map(|b| Box::new(b) as Box<dyn io::Read>),
             None => self.base.open(path),
         }
     }
 
     fn list(&self, path: &[String]) -> io::Result<Vec<(String, bool)>> {
-        let added: Vec<(String, bool)> = self
-            .changes
-            .iter()
-            .filter(|(k, v)| v.is_some() && k.len() > path.len() && k.starts_with(path))
-            .map(|(k, _)| (k[path.len()].clone(), k.len() > path.len() + 1))
-            .collect();
-        let mut out = match self.base.list(path) {
-            Ok(v) => v,
-            Err(e) if added.is_empty() => return Err(e),
-            Err(_) => Vec::new(),
+        // (is_dir, name) as conex's listing keeps them: the old listing,
+        // then each section in order adds its new name and removes its old
+        // one (a file directly in `path`)
+        let mut set: BTreeSet<(bool, String)> = match self.base.list(path) {
+            Ok(v) => v.into_iter().map(|(n, d)| (d, n)).collect(),
+            // a directory that cannot be listed stays an error (conex would
+            // list it as empty and so not look at what is in it)
+            Err(e) if !is_not_found(&e) => return Err(e),
+            Err(_) => BTreeSet::new(),
         };
-        let deleted: Vec<&String> = self
-            .changes
-            .iter()
-            .filter(|(k, v)| v.is_none() && k.len() == path.len() + 1 && k.starts_with(path))
-            .map(|(k, _)| &k[path.len()])
-            .collect();
-        if !deleted.is_empty() {
-            out.retain(|(name, _)| !deleted.contains(&name));
-        }
-        for (name, is_dir) in added {
-            if !out.iter().any(|(n, _)| *n == name) {
-                out.push((name, is_dir));
+        let below = |p: &CPath, dir: bool| -> Option<(bool, String)> {
+            if p.len() <= path.len() || !p.starts_with(path) {
+                return None;
+            }
+            let name = p[path.len()].clone();
+            if p.len() == path.len() + 1 {
+                Some((false, name))
+            } else if dir {
+                Some((true, name))
+            } else {
+                None
+            }
+        };
+        let mut touched = false;
+        for (src, tgt, moves) in &self.ops {
+            if let Some(t) = tgt {
+                if let Some(e) = below(t, true) {
+                    set.insert(e);
+                    touched = true;
+                }
+            }
+            if let Some(s) = src {
+                if *moves && tgt.as_ref() == Some(s) {
+                    continue;
+                }
+                if let Some(e) = below(s, false) {
+                    set.remove(&e);
+                    touched = true;
+                }
             }
         }
-        Ok(out)
+        if set.is_empty() && !touched {
+            // neither on disk nor made by the patch
+            self.base.list(path)?;
+        }
+        Ok(set.into_iter().map(|(d, n)| (n, d)).collect())
+    }
+}
+
+impl From<PatchError> for ArcaError {
+    fn from(e: PatchError) -> ArcaError {
+        match e {
+            PatchError::UnsafePath { .. } => ArcaError::Refused(format!("patch: {e}")),
+            _ => ArcaError::Input(format!("patch: {e}")),
+        }
     }
 }
 
@@ -828,6 +353,109 @@ pub fn verify_patch(
     })
 }
 
+/// [`verify_patch`] with the verified-state cache `cache`
+/// ([`crate::verify_cache`]): when the cache holds the verified state of
+/// `old`, only what the patch changes is verified; otherwise the whole
+/// patched tree is. On success the cache is replaced by the state of the
+/// new tree. The notes say what happened to the cache (shown with `-v`).
+pub fn verify_patch_cached(
+    old: &Path,
+    patch: &[u8],
+    opts: Options,
+    cache: &Path,
+) -> std::result::Result<(Verdict, Vec<String>), PatchError> {
+    let base = DirSource(old.to_path_buf());
+    let parsed = Patch::parse(patch)?;
+    let new = PatchedSource::apply(&base, Some(old), &parsed)?;
+    let paths = parsed.paths();
+    let changed: Vec<String> = paths.iter().map(|p| path_to_string(p)).collect();
+    let sigs = Arc::new(SigCache::new());
+    let shown = cache.display();
+    let mut notes = Vec::new();
+    let fast = crate::verify_cache::load(cache, old, &base, &opts).and_then(|st| {
+        crate::verify_cache::verify_from_state(&st, &new, &paths, &opts, sigs.clone())
+    });
+    let (result, warnings, state) = match fast {
+        Ok(f) => {
+            notes.push(format!(
+                "verified-state cache {shown}: used ({} path(s) checked again)",
+                f.rechecked
+            ));
+            let mut warnings = f.warnings;
+            let result = verify_diffs_known(&base, &new, &parsed, &opts, &mut warnings, &f.headers)
+                .map(|()| f.summary);
+            (result, warnings, Some(f.state))
+        }
+        Err(why) => {
+            notes.push(format!(
+                "verified-state cache {shown}: not used ({why}); verifying the whole tree"
+            ));
+            let mut v = Verifier::new(&new, opts.clone())
+                .with_sig_cache(sigs)
+                .capturing();
+            let full = v.verify_full();
+            let tree = v.take_verified_tree();
+            let mut warnings = std::mem::take(&mut v.warnings);
+            let result = full.and_then(|summary| {
+                verify_diffs(&base, &new, &parsed, &opts, &mut warnings)?;
+                Ok(summary)
+            });
+            let state = tree.and_then(|t| crate::verify_cache::State::of_tree(&new, &opts, &t));
+            (result, warnings, state)
+        }
+    };
+    if result.is_ok() {
+        notes.push(store_note(cache, state));
+    }
+    Ok((
+        Verdict {
+            result,
+            warnings,
+            changed,
+        },
+        notes,
+    ))
+}
+
+/// Writes a verified state (when there is one) and says what happened.
+pub fn store_note(cache: &Path, state: Option<crate::verify_cache::State>) -> String {
+    let shown = cache.display();
+    match state {
+        None => format!(
+            "verified-state cache {shown}: not written (warnings, delegations, no snapshot or timestamp, or names it cannot hold)"
+        ),
+        Some(st) => match crate::verify_cache::store(cache, &st) {
+            Ok(()) => format!("verified-state cache {shown}: written"),
+            Err(e) => format!("verified-state cache {shown}: not written ({e})"),
+        },
+    }
+}
+
+/// conex's rule for a changed targets file, from the old and new (epoch,
+/// counter): same epoch ⇒ the counter strictly increases, a lower epoch is
+/// refused.
+fn targets_rule(
+    id: &str,
+    (e, c): (u64, u64),
+    (e2, c2): (u64, u64),
+) -> std::result::Result<(), String> {
+    if e == e2 {
+        if c == c2 {
+            return Err(format!("counter and epoch of {id} same"));
+        }
+        if c > c2 {
+            return Err(format!("counter of {id} is moving backwards"));
+        }
+    } else if e > e2 {
+        return Err(format!("epoch of {id} is moving backwards"));
+    }
+    Ok(())
+}
+
+/// Old and new (epoch, counter) of targets files both trees hold and that
+/// were already read and checked (from a verified state), by id.
+type KnownHeaders = BTreeMap<String, ((u64, u64), (u64, u64))>;
+
 /// conex's `verify_diffs`: the rules between the old and the new tree.
 fn verify_diffs(
     old: &dyn Source,
@@ -835,6 +463,18 @@ fn verify_diffs(
     patch: &Patch,
     opts: &Options,
     warnings: &mut Vec<String>,
+) -> std::result::Result<(), String> {
+    verify_diffs_known(old, new, patch, opts, warnings, &KnownHeaders::new())
+}
+
+/// [`verify_diffs`], with the headers of some changed targets files known.
+fn verify_diffs_known(
+    old: &dyn Source,
+    new: &dyn Source,
+    patch: &Patch,
+    opts: &Options,
+    warnings: &mut Vec<String>,
+    known: &KnownHeaders,
 ) -> std::result::Result<(), String> {
     let rn = &opts.root_name;
     let old_root: Root = read_resource(old, std::slice::from_ref(rn), rn, warnings)?;
@@ -862,6 +502,10 @@ fn verify_diffs(
         _ => {}
     }
     for id in &ids {
+        if let Some((o, n)) = known.get(id) {
+            targets_rule(id, *o, *n)?;
+            continue;
+        }
         let mut path = keydir.clone();
         path.push(id.clone());
         let read =
@@ -892,20 +536,11 @@ fn verify_diffs(
                 ))
             }
             (_, Err(e)) => return Err(e),
-            (Ok(t), Ok(t2)) => {
-                let (e, e2) = (t.header.epoch, t2.header.epoch);
-                let (c, c2) = (t.header.counter, t2.header.counter);
-                if e == e2 {
-                    if c == c2 {
-                        return Err(format!("counter and epoch of {id} same"));
-                    }
-                    if c > c2 {
-                        return Err(format!("counter of {id} is moving backwards"));
-                    }
-                } else if e > e2 {
-                    return Err(format!("epoch of {id} is moving backwards"));
-                }
-            }
+            (Ok(t), Ok(t2)) => targets_rule(
+                id,
+                (t.header.epoch, t.header.counter),
+                (t2.header.epoch, t2.header.counter),
+            )?,
         }
     }
     online_monotonicity::<Snapshot>(old, new, &new_root, crate::conex::Role::Snapshot, warnings);
@@ -955,12 +590,24 @@ pub fn verify_incremental(
     opts: Options,
     verbose: bool,
     json: bool,
+    cache: Option<&Path>,
 ) -> Result<()> {
     if !old.is_dir() {
         return Err(ArcaError::io(old, "not a directory"));
     }
     let data = std::fs::read(patch).map_err(|e| ArcaError::io(patch, e))?;
-    let verdict = verify_patch(old, &data, opts).map_err(ArcaError::from)?;
+    let (verdict, notes) = match cache {
+        None => (
+            verify_patch(old, &data, opts).map_err(ArcaError::from)?,
+            vec![],
+        ),
+        Some(c) => verify_patch_cached(old, &data, opts, c).map_err(ArcaError::from)?,
+    };
+    if verbose && !json {
+        for n in &notes {
+            eprintln!("{n}");
+        }
+    }
     if verbose && !json {
         eprintln!(
             "patch {}: {} file(s) changed",
@@ -1044,32 +691,157 @@ diff --git a/f b/f
         assert_eq!(c[&p("f")].as_deref(), Some(&b"a\nb\n"[..]));
     }
 
+    fn read(old: &[(&str, &str)], patch: &str, path: &str) -> io::Result<Vec<u8>> {
+        let m = Mem(old
+            .iter()
+            .map(|(k, v)| (p(k), v.as_bytes().to_vec()))
+            .collect());
+        let patch = Patch::parse(patch.as_bytes()).unwrap();
+        let s = PatchedSource::apply(&m, None, &patch).unwrap();
+        s.read(&p(path))
+    }
+
     #[test]
     fn refusals() {
         let m = |s: &str| apply(&[("f", "a\n")], s).unwrap_err().to_string();
         let e = m("diff --git a/../x b/../x\n--- a/../x\n+++ b/../x\n@@ -1 +1 @@\n-a\n+b\n");
         assert!(e.contains("'..'"), "{e}");
-        let e = m("diff --git a/f b/f\n--- /etc/passwd\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n");
-        assert!(e.contains("absolute"), "{e}");
-        let e = m("diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-z\n+b\n");
+        let e = m("diff --git a/.git/config b/.git/config\n--- a/.git/config\n+++ b/.git/config\n@@ -1 +1 @@\n-a\n+b\n");
+        assert!(e.contains(".git"), "{e}");
+        // where conex's patch parser fails, so does arca's
+        let e = m("--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n?b\n");
+        assert!(e.contains("does not start with"), "{e}");
+        let e = m("*** a/f\n--- b/f\n");
+        assert!(e.contains("context diffs"), "{e}");
+        let e = m("--- f\n+++ f\n@@ -1 +1 @@\n-a\n+b\n");
+        assert!(e.contains("no directory to strip"), "{e}");
+        let e = m("--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n-a\n");
+        assert!(e.contains("ends inside the hunk"), "{e}");
+        let e = m("--- a/f\n+++ b/f\n@@ -5 +5 @@\n-a\n+b\n");
+        assert!(e.contains("malformed"), "{e}");
+    }
+
+    #[test]
+    fn a_hunk_that_does_not_apply_fails_when_the_file_is_read() {
+        let patch = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-z\n+b\n";
+        let e = read(&[("f", "a\n")], patch, "f").unwrap_err().to_string();
         assert!(
-            e.contains("f: @@ -1 +1 @@ (patch line 4) does not apply: line 1 differs"),
+            e.contains("@@ -1 +1 @@ (patch line 3) does not apply: line 1 differs"),
             "{e}"
         );
-        let e = m("diff --git a/f b/g\nsimilarity index 90%\nrename from f\nrename to g\n");
-        assert!(e.contains("renames are not supported"), "{e}");
-        let e = m("diff --git a/f b/f\nindex 1..2 100644\nGIT binary patch\nliteral 1\n");
-        assert!(e.contains("binary"), "{e}");
-        let e = m("diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n-a\n+b\n");
-        assert!(e.contains("ends early"), "{e}");
-        let e = m("--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n");
-        assert!(e.contains("only git diffs"), "{e}");
-        let e = m(
-            "diff --git a/f b/f\nnew file mode 100644\n--- /dev/null\n+++ b/f\n@@ -0,0 +1 @@\n+a\n",
+    }
+
+    #[test]
+    fn git_renames() {
+        // a pure rename (git's `similarity index 100%`), and a rename with
+        // a change, as real opam-repository updates move version folders
+        let patch = "\
+diff --git a/p/x.1/opam b/p/x.1-1/opam
+similarity index 100%
+rename from p/x.1/opam
+rename to p/x.1-1/opam
+diff --git a/p/y.1/opam b/p/y.2/opam
+similarity index 80%
+rename from p/y.1/opam
+rename to p/y.2/opam
+index 1..2 100644
+--- a/p/y.1/opam
++++ b/p/y.2/opam
+@@ -1,2 +1,2 @@
+ one
+-two
++TWO
+";
+        let c = apply(
+            &[("p/x.1/opam", "x\n"), ("p/y.1/opam", "one\ntwo\n")],
+            patch,
+        )
+        .unwrap();
+        assert_eq!(c[&p("p/x.1-1/opam")].as_deref(), Some(&b"x\n"[..]));
+        assert_eq!(c[&p("p/x.1/opam")], None);
+        assert_eq!(c[&p("p/y.2/opam")].as_deref(), Some(&b"one\nTWO\n"[..]));
+        assert_eq!(c[&p("p/y.1/opam")], None);
+        let m = Mem([("p/x.1/opam", "x\n"), ("p/y.1/opam", "one\ntwo\n")]
+            .iter()
+            .map(|(k, v)| (p(k), v.as_bytes().to_vec()))
+            .collect());
+        let parsed = Patch::parse(patch.as_bytes()).unwrap();
+        let s = PatchedSource::apply(&m, None, &parsed).unwrap();
+        let mut l = s.list(&p("p")).unwrap();
+        l.sort();
+        // conex lists the emptied old folders too (with nothing in them)
+        assert_eq!(
+            l,
+            vec![
+                ("x.1".to_string(), true),
+                ("x.1-1".to_string(), true),
+                ("y.1".to_string(), true),
+                ("y.2".to_string(), true)
+            ]
         );
-        assert!(e.contains("exists already"), "{e}");
-        let e = m("diff --git a/l b/l\nnew file mode 120000\n--- /dev/null\n+++ b/l\n@@ -0,0 +1 @@\n+/etc\n");
-        assert!(e.contains("symbolic links"), "{e}");
+        assert_eq!(s.list(&p("p/x.1")).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn symbolic_links_become_files_holding_the_link_text() {
+        let patch = "diff --git a/l b/l\nnew file mode 120000\nindex 0000000..1\n--- /dev/null\n+++ b/l\n@@ -0,0 +1 @@\n+../etc\n\\ No newline at end of file\n";
+        let c = apply(&[], patch).unwrap();
+        assert_eq!(c[&p("l")].as_deref(), Some(&b"../etc"[..]));
+    }
+
+    #[test]
+    fn tolerance_of_the_patch_library() {
+        // no a/ b/ prefixes: the first component is stripped all the same
+        let c = apply(&[("g", "a\n")], "--- f/g\n+++ f/g\n@@ -1 +1 @@\n-a\n+b\n");
+        assert_eq!(c.unwrap()[&p("g")].as_deref(), Some(&b"b\n"[..]));
+        // stray lines between and around sections are skipped
+        let c = apply(
+            &[("f", "a\n"), ("g", "c\n")],
+            "hello\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\nnoise here\n--- a/g\n+++ b/g\n@@ -1 +1 @@\n-c\n+d\ntrailer\n",
+        )
+        .unwrap();
+        assert_eq!(c[&p("f")].as_deref(), Some(&b"b\n"[..]));
+        assert_eq!(c[&p("g")].as_deref(), Some(&b"d\n"[..]));
+        // a section with a damaged `---` header is dropped (its lines are
+        // stray lines), as conex's parser does
+        let c = apply(
+            &[("f", "a\n"), ("g", "c\n")],
+            "diff --git a/f b/f\n-- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\ndiff --git a/g b/g\n--- a/g\n+++ b/g\n@@ -1 +1 @@\n-c\n+d\n",
+        )
+        .unwrap();
+        assert!(!c.contains_key(&p("f")));
+        assert_eq!(c[&p("g")].as_deref(), Some(&b"d\n"[..]));
+        // `\ No newline at end of file` on the new side only
+        let c = apply(
+            &[("f", "a\nb\n")],
+            "--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n\\ No newline at end of file\n",
+        )
+        .unwrap();
+        assert_eq!(c[&p("f")].as_deref(), Some(&b"a\nc"[..]));
+        // the same identical section twice: the first one counts, and
+        // applied in order the second does not apply (opam fails there)
+        let sec = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n";
+        let c = apply(&[("f", "a\n")], &format!("{sec}{sec}")).unwrap();
+        assert_eq!(c[&p("f")].as_deref(), Some(&b"b\n"[..]));
+        // ... but two sections that applied in order give other bytes than
+        // the first alone are refused (opam would install unverified bytes)
+        let two = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-b\n+c\n";
+        let e = apply(&[("f", "a\n")], two).unwrap_err().to_string();
+        assert!(e.contains("changes this file twice"), "{e}");
+        // a creation over an existing file replaces it, as conex does
+        let c = apply(
+            &[("f", "a\n")],
+            "--- /dev/null\n+++ b/f\n@@ -0,0 +1 @@\n+n\n",
+        )
+        .unwrap();
+        assert_eq!(c[&p("f")].as_deref(), Some(&b"n\n"[..]));
+        // binary sections are skipped (a new binary file is empty)
+        let c = apply(
+            &[],
+            "diff --git a/bin b/bin\nnew file mode 100644\nindex 0000000..1\nGIT binary patch\nliteral 3\nKcmZQzWB>pF00031\n\nliteral 0\nHcmV?d00001\n\n",
+        )
+        .unwrap();
+        assert_eq!(c[&p("bin")].as_deref(), Some(&b""[..]));
     }
 
     #[test]
@@ -1080,10 +852,15 @@ diff --git a/f b/f
     }
 
     #[test]
-    fn insertion_after_a_line_and_crlf_content() {
-        let patch = "diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1,0 +2 @@\n+x\r\n";
+    fn zero_length_hunks_and_crlf_content() {
+        // the patch library places a hunk with no old lines at its start
+        // line minus one (before line 1 for `-1,0`), and conex with it;
+        // `+2` without a length is refused, as the library does
+        let patch = "diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -2,0 +3,1 @@\n+x\r\n";
         let c = apply(&[("f", "a\r\nb\r\n")], patch).unwrap();
         assert_eq!(c[&p("f")].as_deref(), Some(&b"a\r\nx\r\nb\r\n"[..]));
+        let patch = "diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1,0 +2 @@\n+x\r\n";
+        assert!(apply(&[("f", "a\r\nb\r\n")], patch).is_err());
     }
 
     #[test]

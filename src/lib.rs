@@ -14,3 +14,4 @@ pub mod cli;
 pub mod incremental;
 pub mod operator;
 pub mod status;
+pub mod verify_cache;

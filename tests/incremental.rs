@@ -234,11 +234,42 @@ fn incremental(old: &Path, patch: &Path, extra: &[&str]) -> (Option<i32>, String
     ];
     args.extend(extra);
     let o = arca(&args);
-    (
+    let (code, out, err) = (
         o.status.code(),
         String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr(&o),
-    )
+    );
+    // the same with a verified-state cache of the old tree (when the old
+    // tree verifies cleanly one is written): the same verdict and messages
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = cache_dir.path().join("state");
+    let cache_s = cache.to_str().unwrap();
+    let _ = arca([
+        "verify",
+        "--dir",
+        old.to_str().unwrap(),
+        "-t",
+        &anchors,
+        "--quorum",
+        "2",
+        "--cache",
+        cache_s,
+    ]);
+    args.extend(["--cache", cache_s]);
+    let o2 = arca(&args);
+    let err2: String = stderr(&o2)
+        .lines()
+        .filter(|l| !l.starts_with("verified-state cache "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(o2.status.code(), code, "exit code with --cache");
+    assert_eq!(
+        String::from_utf8_lossy(&o2.stdout),
+        out,
+        "stdout with --cache"
+    );
+    assert_eq!(err2, err, "stderr with --cache");
+    (code, out, err)
 }
 
 fn accepted(w: &Work) {
@@ -447,25 +478,23 @@ fn patch_that_does_not_apply_is_a_clear_error() {
     )
     .unwrap();
     let patch = vectors().join("variants/incremental-update.patch");
-    let (code, _, err) = incremental(&old, &patch, &[]);
-    assert_eq!(code, Some(2), "{err}");
+    // conex fails where it reads the file the hunk does not apply to (an
+    // uncaught exception); arca refuses, and its warnings say why
+    let (code, _, err) = incremental(&old, &patch, &["-v"]);
+    assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("keys/m1: @@ -41,12 +51,12 @@ signed: [ (patch line 22) does not apply: line 44 differs: expected \"  [counter 0x1]\\n\", found \"  [counter 0x3]\\n\""),
+        err.contains("m1 (type targets) cannot be read: @@ -41,12 +51,12 @@ signed: [ (patch line 22) does not apply: line 44 differs: expected \"  [counter 0x1]\", found \"  [counter 0x3]\""),
         "{err}"
     );
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    // applying it where the new package exists already
+    // where the new package exists already, the patch's file replaces it,
+    // as conex's patch provider does
     let tmp = tempfile::tempdir().unwrap();
     let old = tmp.path().join("old");
     copy_tree(&vectors().join("repo"), &old);
     std::fs::create_dir_all(old.join("packages/foo/foo.1.0.1")).unwrap();
     std::fs::write(old.join("packages/foo/foo.1.0.1/opam"), "x").unwrap();
     let (code, _, err) = incremental(&old, &patch, &[]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("packages/foo/foo.1.0.1/opam: file creation (patch line 38) does not apply: the file exists already"),
-        "{err}"
-    );
+    assert_eq!(code, Some(0), "{err}");
     // a truncated patch
     let text = read_text(&patch);
     let cut = tmp.path().join("cut.patch");
@@ -486,7 +515,7 @@ fn paths_leaving_the_repository_are_refused() {
     let cases = [
         ("b/../evil", "'..' components are refused"),
         ("b/packages/../../evil", "'..' components are refused"),
-        ("/tmp/evil", "absolute paths are refused"),
+        ("b/.git/hooks/post-merge", "paths inside .git are refused"),
         (
             "b/packages/link/link.1/opam",
             "resolves outside the repository",

@@ -18,6 +18,7 @@
 //! it by eye (text and QR) on both sides of the gap.
 
 pub mod manifest;
+pub mod opam_mirror;
 pub mod qr;
 
 use crate::conex::resource::Resource;
@@ -772,6 +773,11 @@ pub struct Opened {
     pub keys: Vec<std::path::PathBuf>,
     /// The settings.
     pub settings: OnlineSettings,
+    /// How to start opam-mirror with this root (`opam-mirror.txt`).
+    pub opam_mirror: std::path::PathBuf,
+    /// Why opam-mirror cannot serve this root, one line each (empty when
+    /// it can).
+    pub opam_mirror_problems: Vec<String>,
 }
 
 /// After a clean verification: writes what the online signer needs into
@@ -796,6 +802,7 @@ pub fn open(
     let key_dir = out.join("key-store");
     let mut pass: Option<Zeroizing<String>> = None;
     let mut decrypted: Vec<(std::path::PathBuf, Zeroizing<String>)> = Vec::new();
+    let mut online: Vec<(String, String, crate::conex::KeyAlg)> = Vec::new();
     for (name, bytes) in &checked.files {
         let Some(file) = name.strip_prefix("online-keys/") else {
             continue;
@@ -820,6 +827,7 @@ pub fn open(
             )));
         }
         let path = key_dir.join(format!("{id}.{}.private", pk.key_id()));
+        online.push((id.to_string(), pk.key_id().to_string(), pk.alg));
         decrypted.push((path, clear));
     }
     // every key decrypted and checked before the first is written
@@ -827,12 +835,20 @@ pub fn open(
         crate::keys::file::write_private(&key_dir, &path, clear.as_bytes())?;
         keys.push(path);
     }
-    for f in ["root", "anchors.txt", "opam.txt", "online.toml"] {
+    for f in ["root", "root.img", "anchors.txt", "opam.txt", "online.toml"] {
         if let Some(b) = checked.files.get(f) {
             crate::repository::write_new(&out.join(f), b)?;
         }
     }
-    Ok(Opened { keys, settings })
+    let opam_mirror = out.join(opam_mirror::FILE);
+    let text = opam_mirror::start_file(root, &key_dir, &online);
+    crate::repository::write_new(&opam_mirror, text.as_bytes())?;
+    Ok(Opened {
+        keys,
+        settings,
+        opam_mirror,
+        opam_mirror_problems: opam_mirror::problems(root, &online),
+    })
 }
 
 #[cfg(test)]

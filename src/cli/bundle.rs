@@ -274,6 +274,13 @@ pub(super) fn bundle_cmd(cmd: BundleCmd) -> Result<()> {
                 println!("key written: {}", k.display());
             }
             println!("settings written: {}", out.join("online.toml").display());
+            println!(
+                "how to start opam-mirror with this root: {}",
+                o.opam_mirror.display()
+            );
+            for p in &o.opam_mirror_problems {
+                eprintln!("warning: {p}");
+            }
             Ok(())
         }
         BundleCmd::Pack { path, out } => {

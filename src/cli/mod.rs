@@ -539,6 +539,12 @@ struct VerifyArgs {
     /// Incremental mode.
     #[arg(long = "incremental")]
     incremental: bool,
+    /// Verified-state cache: a full verification writes the verified state
+    /// of the tree there; an incremental one uses it for the old tree when
+    /// it matches the bytes on disk (else it verifies the whole tree) and
+    /// replaces it with the new tree's.
+    #[arg(long = "cache", value_name = "FILE")]
+    cache: Option<PathBuf>,
     /// Trust anchors: root key ids, sha256=…, repeatable or comma-separated.
     #[arg(short = 't', long = "trust-anchors", value_delimiter = ',')]
     anchors: Vec<String>,
@@ -551,8 +557,9 @@ struct VerifyArgs {
     /// Do not check opam repository rules.
     #[arg(long = "no-opam")]
     no_opam: bool,
-    /// Tolerate unsigned packages that nobody signed anything in.
-    #[arg(long = "ignore-missing")]
+    /// Tolerate unsigned files below a top-level directory nobody signed
+    /// anything in (conex 1.0's rule; `--nostrict` is its other name).
+    #[arg(long = "ignore-missing", alias = "nostrict")]
     ignore_missing: bool,
     /// Name of the root file.
     #[arg(long = "root", default_value = "root")]
@@ -686,6 +693,31 @@ pub(crate) fn parse_anchors(v: &[String]) -> Result<BTreeSet<Digest>> {
             })
         })
         .collect()
+}
+
+/// Trust anchors for `arca verify`, read as conex_verify reads them: each
+/// comma-separated piece is compared exactly with the root key ids
+/// (`sha256=` and 64 lower-case hex digits), so a piece in any other form
+/// (upper-case hex, a space after the comma) matches no key; arca says so
+/// and leaves it out, and the verdict is conex's.
+fn verify_anchors(v: &[String]) -> Result<BTreeSet<Digest>> {
+    let mut out = BTreeSet::new();
+    for a in v {
+        let exact = a.strip_prefix("sha256=").is_some_and(|h| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+        if exact {
+            out.insert(Digest::parse_key_hash(a)?);
+        } else if !a.is_empty() {
+            eprintln!(
+                "arca: trust anchor {:?} is not sha256= and 64 lower-case hex digits: it matches no root key (conex compares anchors exactly)",
+                crate::conex::shown(a)
+            );
+        }
+    }
+    Ok(out)
 }
 
 fn read_pub(src: &PubSource, common: &Common) -> Result<PublicKey> {
@@ -1132,7 +1164,7 @@ fn verify_cmd(a: VerifyArgs) -> Result<()> {
         None => now_secs(),
     };
     let opts = verify::Options {
-        anchors: parse_anchors(&a.anchors)?,
+        anchors: verify_anchors(&a.anchors)?,
         quorum: a.quorum,
         expiry: a.expiry,
         now,
@@ -1146,14 +1178,35 @@ fn verify_cmd(a: VerifyArgs) -> Result<()> {
                 "incremental mode needs --repository OLD and --patch FILE".into(),
             ));
         };
-        return crate::incremental::verify_incremental(old, patch, opts, a.verbose, a.json);
+        return crate::incremental::verify_incremental(
+            old,
+            patch,
+            opts,
+            a.verbose,
+            a.json,
+            a.cache.as_deref(),
+        );
     }
     let dir = a.dir.clone().or(a.repository.clone()).ok_or_else(|| {
         ArcaError::Input("give --dir DIR (or --incremental --repository OLD --patch FILE)".into())
     })?;
     let src = DirSource(dir);
-    let mut v = Verifier::new(&src, opts);
+    let Some(cache) = &a.cache else {
+        let mut v = Verifier::new(&src, opts);
+        let r = v.verify_full();
+        return report(&v.warnings, r, a.verbose, a.json);
+    };
+    let mut v = Verifier::new(&src, opts.clone()).capturing();
     let r = v.verify_full();
+    if r.is_ok() {
+        let state = v
+            .take_verified_tree()
+            .and_then(|t| crate::verify_cache::State::of_tree(&src, &opts, &t));
+        let note = crate::incremental::store_note(cache, state);
+        if a.verbose && !a.json {
+            eprintln!("{note}");
+        }
+    }
     report(&v.warnings, r, a.verbose, a.json)
 }
 

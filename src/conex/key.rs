@@ -344,9 +344,23 @@ impl PublicKey {
 
     /// Verifies a base64 signature value (as stored in a signature triple).
     pub fn verify_b64(&self, alg: SigAlg, msg: &[u8], sig_b64: &str) -> Result<(), KeyDataError> {
-        let sig = decode_b64_strict(sig_b64).ok_or(KeyDataError::SigBase64)?;
+        let sig = decode_b64_signature(sig_b64).ok_or(KeyDataError::SigBase64)?;
         self.verify(alg, msg, &sig)
     }
+}
+
+/// Decodes a signature value: standard padded base64 whose unused
+/// trailing bits may be anything, as both of conex's decoders read it (the
+/// signature bytes are the same whatever those bits are).
+pub fn decode_b64_signature(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let lenient = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+    );
+    lenient.decode(s).ok()
 }
 
 /// Decodes standard padded base64 and insists it re-encodes identically.

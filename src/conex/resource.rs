@@ -1117,9 +1117,101 @@ pub fn parse_time(s: &str) -> Option<i64> {
     Some(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off)
 }
 
+/// conex 1.0's `timestamp_to_int64`, the reading of a timestamp's
+/// `created` that decides its verdict: `YYYY-MM-DDTHH:MM:SS` then `Z` or
+/// `+H:M` / `-H:M`, each field read by OCaml's `int_of_string` (so `7`,
+/// `07`, `0x7` and `0_7` are all seven), month 1–12, day 1–31, hour 0–23,
+/// minute 0–59, second 0–60, offset hour 0–23 and minute 0–59; the offset
+/// is *added* (as conex does); the result must be after the epoch. No
+/// fractional seconds, no lower-case `t` or `z`.
+pub fn conex_timestamp(ts: &str) -> Option<i64> {
+    let int = |s: &str| super::wire::ocaml_int_of_string(s.as_bytes());
+    let (date, time) = ts.split_once('T')?;
+    let d: Vec<&str> = date.split('-').collect();
+    let [year, month, day] = d.as_slice() else {
+        return None;
+    };
+    if year.len() != 4 {
+        return None;
+    }
+    let (y, m, d) = (int(year)?, int(month)?, int(day)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let (time, offset) = match time.split_once('Z') {
+        Some((t, "")) => (t, 0i64),
+        Some(_) => return None,
+        None => {
+            let (t, sign, off) = match (time.split_once('+'), time.split_once('-')) {
+                (Some(_), Some(_)) | (None, None) => return None,
+                (Some((t, o)), None) => (t, 1i64, o),
+                (None, Some((t, o))) => (t, -1i64, o),
+            };
+            let (h, mi) = off.split_once(':')?;
+            let (h, mi) = (int(h)?, int(mi)?);
+            if !(0..=23).contains(&h) || !(0..=59).contains(&mi) {
+                return None;
+            }
+            (t, sign * ((h * 60 + mi) * 60))
+        }
+    };
+    let t: Vec<&str> = time.split(':').collect();
+    let [hh, mm, ss] = t.as_slice() else {
+        return None;
+    };
+    let (h, mi, s) = (int(hh)?, int(mm)?, int(ss)?);
+    if !(0..=23).contains(&h) || !(0..=59).contains(&mi) || !(0..=60).contains(&s) {
+        return None;
+    }
+    // the Julian day number formula conex uses, minus the POSIX epoch
+    let a = (14 - m) / 12;
+    let yy = y.checked_add(4800)?.checked_sub(a)?;
+    let mm = m + 12 * a - 3;
+    let days = d
+        .checked_add((153 * mm + 2) / 5)?
+        .checked_add(yy.checked_mul(365)?)?
+        .checked_add(yy / 4)?
+        .checked_sub(yy / 100)?
+        .checked_add(yy / 400)?
+        .checked_sub(32045)?
+        .checked_sub(2440588)?;
+    let r = days
+        .checked_mul(86400)?
+        .checked_add(h * 3600 + mi * 60 + s + offset)?;
+    (r > 0).then_some(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conex_timestamps() {
+        let t = conex_timestamp("2026-11-21T23:33:22Z").unwrap();
+        assert_eq!(Some(t), parse_time("2026-11-21T23:33:22Z"));
+        // forms conex reads
+        assert_eq!(conex_timestamp("2026-11-21T23:33:2Z"), Some(t - 20));
+        assert_eq!(conex_timestamp("2026-0xb-21T23:33:22Z"), Some(t));
+        assert_eq!(conex_timestamp("2026-1_1-21T23:33:22Z"), Some(t));
+        assert_eq!(conex_timestamp("2026-11-21T23:33:22+0:0"), Some(t));
+        // the offset is added, as conex does
+        assert_eq!(conex_timestamp("2026-11-21T23:33:22+01:00"), Some(t + 3600));
+        // forms conex refuses
+        for bad in [
+            "2026-11-21T23:33:22.5Z",
+            "2026-11-21t23:33:22Z",
+            "2026-11-21T23:33:22z",
+            "2026-11-21T23:33:22+24:00",
+            "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2026-11-21T23:33:22",
+            "2026-11-21T23:33:22Z+01:00",
+            "026-11-21T23:33:22Z",
+        ] {
+            assert_eq!(conex_timestamp(bad), None, "{bad}");
+        }
+        assert_eq!(conex_timestamp("1970-01-01T00:00:01Z"), Some(1));
+    }
 
     #[test]
     fn time_roundtrip() {

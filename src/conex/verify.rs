@@ -12,7 +12,7 @@
 use super::expr::{id_equal, Expr, KeyRef};
 use super::key::{Digest, KeyDataError};
 use super::resource::{
-    parse_time, path_to_string, Path, Resource, Root, Snapshot, Target, Targets, Timestamp,
+    conex_timestamp, path_to_string, Path, Resource, Root, Snapshot, Target, Targets, Timestamp,
 };
 use super::wire::{Wire, WireMap};
 use rayon::prelude::*;
@@ -80,7 +80,10 @@ impl DirSource {
 
 impl Source for DirSource {
     fn read(&self, path: &[String]) -> io::Result<Vec<u8>> {
-        std::fs::read(self.full(path))
+        let mut f = open_regular(&self.full(path))?;
+        let mut out = Vec::new();
+        f.read_to_end(&mut out)?;
+        Ok(out)
     }
     fn list(&self, path: &[String]) -> io::Result<Vec<(String, bool)>> {
         let mut out = Vec::new();
@@ -92,21 +95,47 @@ impl Source for DirSource {
                     format!("file name {n:?} is not UTF-8"),
                 )
             })?;
-            // follow symlinks as conex does (stat, not lstat); the entry's
-            // own type comes from the directory listing
+            // follow symlinks as conex does (stat, not lstat); anything
+            // but a regular file or a directory (a FIFO, a socket, a
+            // device, a dangling link) makes the listing fail, as conex's
+            // does: it is never opened
             let ft = e.file_type()?;
-            let is_dir = if ft.is_symlink() {
-                std::fs::metadata(e.path())?.is_dir()
+            let ft = if ft.is_symlink() {
+                std::fs::metadata(e.path())?.file_type()
             } else {
-                ft.is_dir()
+                ft
             };
-            out.push((name, is_dir));
+            if !ft.is_dir() && !ft.is_file() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{name} is not a regular file or a directory"),
+                ));
+            }
+            out.push((name, ft.is_dir()));
         }
         Ok(out)
     }
     fn open(&self, path: &[String]) -> io::Result<Box<dyn Read + '_>> {
-        Ok(Box::new(std::fs::File::open(self.full(path))?))
+        Ok(Box::new(open_regular(&self.full(path))?))
     }
+}
+
+/// Opens a regular file for reading, never blocking: the file is opened
+/// with `O_NONBLOCK` (a FIFO does not wait for a writer) and refused unless
+/// it is a regular file (following symbolic links).
+fn open_regular(p: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(f)
 }
 
 /// SHA-256 (conex form) and size of a file, streamed from `src` in
@@ -258,6 +287,28 @@ pub struct Verifier<'a> {
     /// yet consumed in sequential order.
     pending: HashMap<String, Loaded>,
     sigs: Arc<SigCache>,
+    /// Whether [`Self::verify_full`] keeps a [`VerifiedTree`].
+    capture: bool,
+    captured: Option<VerifiedTree>,
+}
+
+/// What a clean full verification established about the tree, kept for a
+/// verified-state cache (`crate::verify_cache`): only made when the
+/// maintainer level gave no warning at all and nothing is delegated, so
+/// that the state is exactly "every targets file verified, every file
+/// matched".
+#[derive(Clone, Debug)]
+pub struct VerifiedTree {
+    /// The verified root.
+    pub root: Root,
+    /// The verified snapshot.
+    pub snapshot: Snapshot,
+    /// The targets files of the maintainer expression, all verified.
+    pub targets: Vec<Arc<Targets>>,
+    /// Every file under the data directory: path, digest and size.
+    pub disk: DiskFiles,
+    /// The summary of the verification.
+    pub summary: Summary,
 }
 
 /// Parses a resource from its bytes and checks its name.
@@ -266,14 +317,49 @@ pub fn parse_resource<R: Resource>(
     name: &str,
     warnings: &mut Vec<String>,
 ) -> Result<R, String> {
-    let text = String::from_utf8(bytes).map_err(|_| {
+    let not_utf8 = || {
         format!(
             "parse error while parsing {name} (type {}): not UTF-8",
             R::TYP
         )
-    })?;
-    let r = R::parse(&text, warnings)
+    };
+    let (text, marked) = match String::from_utf8(bytes) {
+        Ok(t) => (t, false),
+        Err(e) => (mark_invalid_utf8(e.as_bytes()), true),
+    };
+    let mut r = R::parse(&text, warnings)
         .map_err(|e| format!("parse error while parsing {name} (type {}): {e}", R::TYP))?;
+    if marked {
+        // conex reads bytes: a byte that is not UTF-8 inside a signature
+        // only spoils that signature (conex ignores it); anywhere in the
+        // signed part it would change what the signatures cover, and arca
+        // refuses the file
+        if Wire::Map(r.signed_wire())
+            .canonical()
+            .chars()
+            .any(is_marker)
+        {
+            return Err(not_utf8());
+        }
+        let spoiled: Vec<String> = r
+            .signatures()
+            .iter()
+            .filter(|(id, s)| {
+                id.chars().any(is_marker)
+                    || s.created.chars().any(is_marker)
+                    || s.value.chars().any(is_marker)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in spoiled {
+            r.signatures_mut().remove(&id);
+            warnings.push(format!(
+                "{} {name}: ignoring the signature of {} (not UTF-8)",
+                R::TYP,
+                super::shown(&id)
+            ));
+        }
+    }
     if !id_equal(&r.header().name, name) {
         return Err(format!(
             "{name} (type {}) is named {}",
@@ -282,6 +368,24 @@ pub fn parse_resource<R: Resource>(
         ));
     }
     Ok(r)
+}
+
+/// The stand-in for a byte that is not UTF-8 (`0x80..=0xff` to
+/// `U+10FF80..=U+10FFFF`, private use), so that a file can be parsed and
+/// the bytes found again.
+fn mark_invalid_utf8(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() + 16);
+    for chunk in b.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for &x in chunk.invalid() {
+            out.push(char::from_u32(0x10FF00 + u32::from(x)).unwrap_or('\u{FFFD}'));
+        }
+    }
+    out
+}
+
+fn is_marker(c: char) -> bool {
+    ('\u{10FF80}'..='\u{10FFFF}').contains(&c)
 }
 
 /// Reads a resource at `path`, parses it and checks its name (conex's
@@ -413,9 +517,11 @@ fn load_targets(
 ) -> Result<Targets, String> {
     let mut path = root.keydir.clone();
     path.push(id.to_string());
-    let bytes = src
-        .read(&path)
-        .map_err(|_| format!("{id} (type targets) was not found in repository"))?;
+    let bytes = src.read(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => format!("{id} (type targets) was not found in repository"),
+        // a patch section that does not apply, a FIFO, …
+        _ => format!("{id} (type targets) cannot be read: {e}"),
+    })?;
     // the snapshot vouches for these exact bytes
     let tgt = snap.map(|_| Target::of_bytes(path.clone(), &bytes));
     let t: Targets = parse_resource(bytes, id, warnings)?;
@@ -447,6 +553,8 @@ fn load_targets(
 /// size) order per path. A hash map: nothing needs the paths in order
 /// except the messages, which are sorted where they are made.
 type TargetTree = HashMap<Path, Vec<(Digest, u64, BTreeSet<String>)>>;
+/// The files under the data directory: path, digest and size.
+pub type DiskFiles = Vec<(Path, (Digest, u64))>;
 /// Verified targets files of one delegation level: key digest → (id,
 /// epoch), id → (key digest, epoch), the files.
 type Collected = (
@@ -467,14 +575,18 @@ fn subpath(parent: &[String], p: &[String]) -> bool {
 /// supporters (remote references indexed by digest): the same result as
 /// [`Expr::eval`] with no local signatures, without scanning every
 /// reference of a large quorum for each file.
-enum FastExpr {
+pub enum FastExpr {
+    /// A quorum of remote references, indexed by key digest.
     Quorum(i64, HashMap<Digest, Vec<(String, u64)>>),
+    /// Both.
     And(Box<FastExpr>, Box<FastExpr>),
+    /// Either.
     Or(Box<FastExpr>, Box<FastExpr>),
 }
 
 impl FastExpr {
-    fn new(e: &Expr) -> FastExpr {
+    /// Prepares `e`.
+    pub fn new(e: &Expr) -> FastExpr {
         match e {
             Expr::Quorum(n, refs) => {
                 let mut remotes: HashMap<Digest, Vec<(String, u64)>> = HashMap::new();
@@ -499,7 +611,7 @@ impl FastExpr {
     /// Same as `eval` with `dm` built from `sups` in order (a later
     /// supporter with the same key digest replaces an earlier one) and no
     /// local signatures.
-    fn eval_supporters(&self, sups: &[(&String, &Digest, u64)]) -> bool {
+    pub fn eval_supporters(&self, sups: &[(&String, &Digest, u64)]) -> bool {
         match self {
             FastExpr::Quorum(n, remotes) => {
                 let mut good = 0i64;
@@ -567,7 +679,34 @@ impl<'a> Verifier<'a> {
             cache: HashMap::new(),
             pending: HashMap::new(),
             sigs: Arc::new(SigCache::new()),
+            capture: false,
+            captured: None,
         }
+    }
+
+    /// Keeps a [`VerifiedTree`] after a clean full verification (see
+    /// [`Self::take_verified_tree`]).
+    pub fn capturing(mut self) -> Verifier<'a> {
+        self.capture = true;
+        self
+    }
+
+    /// The tree a clean [`Self::verify_full`] established, when capturing.
+    pub fn take_verified_tree(&mut self) -> Option<VerifiedTree> {
+        self.captured.take()
+    }
+
+    /// The targets file `id` (`<keydir>/<id>`) read, parsed and checked as
+    /// full verification does (opam paths, the snapshot's digest,
+    /// signatures, its own expression), with its warnings.
+    pub fn check_targets_file(
+        &self,
+        root: &Root,
+        snap: Option<&Snapshot>,
+        id: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<Targets, String> {
+        load_targets(self.src, &self.opts, root, snap, id, &self.sigs, warnings)
     }
 
     /// Uses (and fills) a shared signature cache.
@@ -661,7 +800,7 @@ impl<'a> Verifier<'a> {
             return Ok(None);
         };
         let ts: Timestamp = self.check_role_file(role, "timestamp")?;
-        let created = parse_time(&ts.header.created).ok_or_else(|| {
+        let created = conex_timestamp(&ts.header.created).ok_or_else(|| {
             format!(
                 "cannot parse the timestamp's created time {:?}",
                 ts.header.created
@@ -788,6 +927,9 @@ impl<'a> Verifier<'a> {
         let (root, signers) = self.verify_root()?;
         let ts = self.verify_timestamp(&root)?;
         let snap = self.verify_snapshot(&root, ts.as_ref())?;
+        let warnings_before_targets = self.warnings.len();
+        let mut top_level: Vec<Arc<Targets>> = Vec::new();
+        let mut delegated = false;
         let expr = root
             .roles
             .get(&super::Role::Maintainer)
@@ -808,21 +950,43 @@ impl<'a> Verifier<'a> {
                 continue;
             }
             self.validate_targets(&mut tree, &id_d, &path, &expr, &targets);
+            if self.capture {
+                if path.is_empty() {
+                    top_level = targets.clone();
+                }
+                delegated |= targets.iter().any(|t| !t.delegations.is_empty());
+            }
             if !terminating {
                 for d in self.validate_delegations(&id_d, &path, &expr, &targets) {
                     queue.push_back(d);
                 }
             }
         }
-        let files = self.compare_with_disk(&root, &tree)?;
-        Ok(Summary {
+        let (files, on_disk) = self.compare_with_disk(&root, &tree)?;
+        let summary = Summary {
             root_signers: signers,
             root_counter: root.header.counter,
-            timestamp: ts.map(|t| (t.header.name, t.header.counter, t.header.epoch)),
-            snapshot: snap.map(|s| (s.header.name, s.header.counter, s.header.epoch)),
+            timestamp: ts
+                .as_ref()
+                .map(|t| (t.header.name.clone(), t.header.counter, t.header.epoch)),
+            snapshot: snap
+                .as_ref()
+                .map(|s| (s.header.name.clone(), s.header.counter, s.header.epoch)),
             targets_files: seen_files.into_iter().collect(),
             files,
-        })
+        };
+        if self.capture && !delegated && self.warnings.len() == warnings_before_targets {
+            if let (Some(snapshot), Some(_)) = (snap, ts) {
+                self.captured = Some(VerifiedTree {
+                    root,
+                    snapshot,
+                    targets: top_level,
+                    disk: on_disk,
+                    summary: summary.clone(),
+                });
+            }
+        }
+        Ok(summary)
     }
 
     fn validate_targets(
@@ -971,7 +1135,11 @@ impl<'a> Verifier<'a> {
         Ok(())
     }
 
-    fn compare_with_disk(&mut self, root: &Root, tree: &TargetTree) -> Result<usize, String> {
+    fn compare_with_disk(
+        &mut self,
+        root: &Root,
+        tree: &TargetTree,
+    ) -> Result<(usize, DiskFiles), String> {
         let mut on_disk: Vec<(Path, (Digest, u64))> = Vec::new();
         self.disk_tree(&root.datadir, &mut on_disk)?;
         // problems in path order: files on disk first, then signed files
@@ -986,7 +1154,10 @@ impl<'a> Verifier<'a> {
                         size: 0,
                     };
                     if t.is_opam_file(&root.datadir) {
-                        let pkg = path.get(root.datadir.len()).cloned();
+                        // conex 1.0 tolerates the file when nothing is
+                        // signed below the path's *first* component (for
+                        // an opam repository: `packages`)
+                        let pkg = path.first().cloned();
                         disk_problems.push((
                             path,
                             format!("path {} only exists on disk", path_to_string(path)),
@@ -1025,15 +1196,12 @@ impl<'a> Verifier<'a> {
             self.warnings.push(m.clone());
         }
         if problems.is_empty() {
-            return Ok(on_disk.len());
+            return Ok((on_disk.len(), on_disk));
         }
         if !self.opts.ignore_missing {
             return Err(format!("comparison failed: {}", problems[0].0));
         }
-        let signed_pkgs: BTreeSet<&String> = tree
-            .keys()
-            .filter_map(|p| p.get(root.datadir.len()))
-            .collect();
+        let signed_pkgs: BTreeSet<&String> = tree.keys().filter_map(|p| p.first()).collect();
         let strict: Vec<_> = problems
             .iter()
             .filter(|(_, pkg)| match pkg {
@@ -1042,7 +1210,7 @@ impl<'a> Verifier<'a> {
             })
             .collect();
         match strict.first() {
-            None => Ok(on_disk.len()),
+            None => Ok((on_disk.len(), Vec::new())),
             Some((m, _)) => Err(format!("non-strict comparison failed: {m}")),
         }
     }

@@ -30,13 +30,64 @@ pub fn uint_to_string(v: u64) -> String {
     format!("0x{v:X}")
 }
 
-/// Parses conex's `0x…` unsigned integers (hex digits of either case).
+/// Parses conex's `0x…` unsigned integers as OCaml's `Int64.of_string`
+/// reads them: hex digits of either case, `_` allowed after the first
+/// digit, at most 2^64 - 1.
 pub fn uint_of_string(s: &str) -> Option<u64> {
     let digits = s.strip_prefix("0x")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !digits.as_bytes().first()?.is_ascii_hexdigit() {
         return None;
     }
-    u64::from_str_radix(digits, 16).ok()
+    let mut v: u64 = 0;
+    for b in digits.bytes() {
+        if b == b'_' {
+            continue;
+        }
+        let d = (b as char).to_digit(16)?;
+        v = v.checked_mul(16)?.checked_add(u64::from(d))?;
+    }
+    Some(v)
+}
+
+/// OCaml's `int_of_string` (63-bit ints): optional sign, `0x`/`0o`/`0b`/`0u`
+/// prefix, digits with `_` after the first; the prefixed forms read up to
+/// 2^63 - 1 and wrap.
+pub fn ocaml_int_of_string(s: &[u8]) -> Option<i64> {
+    let (neg, s) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (base, signed, s) = match s {
+        [b'0', b'x' | b'X', rest @ ..] => (16, false, rest),
+        [b'0', b'o' | b'O', rest @ ..] => (8, false, rest),
+        [b'0', b'b' | b'B', rest @ ..] => (2, false, rest),
+        [b'0', b'u' | b'U', rest @ ..] => (10, false, rest),
+        _ => (10, true, s),
+    };
+    let first = *s.first()?;
+    (first as char).to_digit(base)?;
+    let mut v: u64 = 0;
+    for &c in s {
+        if c == b'_' {
+            continue;
+        }
+        let d = u64::from((c as char).to_digit(base)?);
+        v = v.checked_mul(u64::from(base))?.checked_add(d)?;
+        if v >= 1 << 63 {
+            return None;
+        }
+    }
+    if signed && (v > 1 << 62 || (!neg && v == 1 << 62)) {
+        return None;
+    }
+    let r = if v >= 1 << 62 {
+        // the 63-bit wrap: v - 2^63
+        (v as i64) - (1 << 62) - (1 << 62)
+    } else {
+        v as i64
+    };
+    Some(if neg { r.wrapping_neg() } else { r })
 }
 
 impl Wire {
@@ -160,5 +211,10 @@ mod tests {
         assert_eq!(uint_of_string("0x10000000000000000"), None);
         assert_eq!(uint_of_string("0x"), None);
         assert_eq!(uint_of_string("0xg"), None);
+        // OCaml's Int64.of_string reads underscores after the first digit
+        assert_eq!(uint_of_string("0x0_1"), Some(1));
+        assert_eq!(uint_of_string("0x1__F"), Some(0x1f));
+        assert_eq!(uint_of_string("0x_1"), None);
+        assert_eq!(uint_of_string("0x1_0000_0000_0000_0000"), None);
     }
 }
