@@ -19,7 +19,11 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    for cfg in ["arca_shared_upstream", "arca_shared_opam", "arca_conex_oracle"] {
+    for cfg in [
+        "arca_shared_upstream",
+        "arca_shared_opam",
+        "arca_conex_oracle",
+    ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
     }
     println!("cargo::rerun-if-changed=build.rs");

@@ -697,12 +697,14 @@ pub(crate) fn parse_anchors(v: &[String]) -> Result<BTreeSet<Digest>> {
 
 /// Trust anchors for `arca verify`, read as conex_verify reads them: each
 /// comma-separated piece is compared exactly with the root key ids
-/// (`sha256=` and 64 lower-case hex digits), so a piece in any other form
-/// (upper-case hex, a space after the comma) matches no key; arca says so
-/// and leaves it out, and the verdict is conex's.
+/// (`sha256=` and 64 lower-case hex digits). A piece that is an anchor in
+/// another spelling (upper-case hex, spaces around it) matches no key, as in
+/// conex: arca says so on stderr and leaves it out, and the verdict is
+/// conex's. A piece that is no anchor at all (cut short, no `sha256=`
+/// prefix) is a typing mistake: bad command-line input (exit 2), named.
 fn verify_anchors(v: &[String]) -> Result<BTreeSet<Digest>> {
     let mut out = BTreeSet::new();
-    for a in v {
+    for a in v.iter().flat_map(|a| a.split(',')) {
         let exact = a.strip_prefix("sha256=").is_some_and(|h| {
             h.len() == 64
                 && h.bytes()
@@ -711,6 +713,8 @@ fn verify_anchors(v: &[String]) -> Result<BTreeSet<Digest>> {
         if exact {
             out.insert(Digest::parse_key_hash(a)?);
         } else if !a.is_empty() {
+            // an anchor in another spelling, or no anchor at all
+            parse_anchors(&[a.to_string()])?;
             eprintln!(
                 "arca: trust anchor {:?} is not sha256= and 64 lower-case hex digits: it matches no root key (conex compares anchors exactly)",
                 crate::conex::shown(a)

@@ -744,7 +744,7 @@ impl<'a> Verifier<'a> {
         let quorum_ok = self.opts.quorum.is_none_or(|q| q <= ids.len());
         if !root.valid.eval(&HashMap::new(), &ids) {
             if self.opts.anchors.is_empty() {
-                return Err("couldn't validate root role: no trust anchors were given".into());
+                return Err("couldn't validate root role: no trust anchors were given (none in the exact form sha256=<64 lower-case hex digits>)".into());
             }
             return Err(format!(
                 "couldn't validate root role: {} valid signature(s) by trust anchors, the root needs {}",

@@ -48,10 +48,8 @@ pub struct PcscGuard {
 /// The machine-wide lock file beside the pcscd state of
 /// `tests/support/pcscd-vpcd.sh` (flock: released when the process dies).
 fn machine_lock() -> std::fs::File {
-    let path = std::env::temp_dir().join(format!(
-        "arca-pcsc-{}.lock",
-        crate::vpiv::vpcd_ports()[0]
-    ));
+    let path =
+        std::env::temp_dir().join(format!("arca-pcsc-{}.lock", crate::vpiv::vpcd_ports()[0]));
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
