@@ -257,7 +257,7 @@ fn a_bundle_opened_online_signs_with_conex_tools_and_both_verifiers_accept() {
     std::fs::write(base.join("pass.txt"), "a passphrase for the online keys\n").unwrap();
     std::fs::write(
         base.join("answers.toml"),
-        "confirm = \"yes\"\n[secrets]\n\"online keys\" = \"pass.txt\"\n",
+        "confirm = \"yes\"\n[secrets]\n\"passphrase:online-keys\" = \"pass.txt\"\n",
     )
     .unwrap();
     std::fs::write(
