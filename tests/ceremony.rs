@@ -793,3 +793,51 @@ fn a_missing_token_is_named_with_the_tokens_present() {
     assert!(!e.contains(", )"), "{e}");
     assert!(!r.base.join("out/create-root").exists());
 }
+
+/// `ceremony check` warns, without refusing, when the root a create-root
+/// ceremony makes cannot be served by opam-mirror (conex's production
+/// online signer): two janitors, an RSA snapshot key.
+#[test]
+fn check_warns_when_opam_mirror_cannot_serve_the_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = ceremony_file("create-root.toml");
+    let o = arca(["ceremony", "check", good.to_str().unwrap()]);
+    ok(&o);
+    assert!(
+        !stderr(&o).contains("opam-mirror"),
+        "the example warns: {}",
+        stderr(&o)
+    );
+
+    let text = std::fs::read_to_string(&good).unwrap();
+    let rsa = std::fs::read_to_string(vectors().join("repo/root")).unwrap();
+    // an RSA public key as conex writes it in a root: rsa=-----BEGIN …
+    let start = rsa.find("rsa=-----BEGIN PUBLIC KEY-----").unwrap();
+    let end = rsa[start..].find("-----END PUBLIC KEY-----").unwrap() + start + 24;
+    let rsa_key = rsa[start..end].replace('\n', "\\n");
+    let bad = text
+        .replace(
+            "  { id = \"m1\", key = \"ed25519=XE99Nq6FqHtIKtYiTLPb/yoZkft9WH4pyXETYbGV0ks=\" },",
+            "  { id = \"m1\", key = \"ed25519=XE99Nq6FqHtIKtYiTLPb/yoZkft9WH4pyXETYbGV0ks=\" },\n  { id = \"m2\", key = \"ed25519=gEcW+q7yWFuxeaiU5eSd3RZWGqpj2yLmJkYmzzS32XU=\" },",
+        )
+        .replace(
+            "key = \"ed25519=BUVOg/jmubenrkMNnX0BYeZoG7NcvGlQDtH14EMbxLc=\"",
+            &format!("key = \"{rsa_key}\""),
+        );
+    assert_ne!(bad, text, "the example ceremony changed: update this test");
+    let f = tmp.path().join("create-root.toml");
+    std::fs::write(&f, bad).unwrap();
+    let o = arca(["ceremony", "check", f.to_str().unwrap()]);
+    let out = ok(&o);
+    let err = stderr(&o);
+    assert!(out.contains("is valid"), "{out}");
+    assert!(
+        err.contains("opam-mirror cannot serve the root this ceremony makes: the maintainer role has 2 key(s)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the snapshot key snap is rsa; opam-mirror takes Ed25519 keys only"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 2, "{err}");
+}

@@ -3,7 +3,7 @@
 //! passed [`Ceremony::parse`] cannot hold an unknown kind, target, role,
 //! algorithm or a quorum out of bounds. Errors name the file and line.
 
-use crate::conex::{Digest, PublicKey, Role};
+use crate::conex::{Digest, KeyAlg, PublicKey, Role};
 use crate::keys::KeySpec;
 use crate::repository::{check_ident, quorum_bounds};
 use std::path::{Path, PathBuf};
@@ -928,5 +928,49 @@ impl Ceremony {
         v.sort();
         v.dedup();
         v
+    }
+}
+
+impl Ceremony {
+    /// Why conex's production online signer, opam-mirror, could not serve
+    /// the root a create-root ceremony makes, one line per role (empty when
+    /// it can, and for the other kinds, whose root depends on the input
+    /// root: `bundle open` checks the signed root itself). opam-mirror signs
+    /// one maintainer targets file for the whole repository, the snapshot
+    /// and the timestamp, each with exactly one Ed25519 key given to it as
+    /// a PKCS#8 file (`--target-key`, `--snapshot-key`, `--timestamp-key`).
+    pub fn opam_mirror_problems(&self) -> Vec<String> {
+        let Kind::CreateRoot(c) = &self.kind else {
+            return vec![];
+        };
+        let mut out = Vec::new();
+        let mut one = |what: &str, keys: &[&Delegate], quorum: i64| {
+            if keys.len() != 1 || quorum != 1 {
+                out.push(format!(
+                    "the {what} role has {} key(s) and quorum {quorum}; opam-mirror signs with exactly one",
+                    keys.len()
+                ));
+                return;
+            }
+            let d = keys[0];
+            match &d.source {
+                Source::Key(pk) if pk.alg != KeyAlg::Ed25519 => out.push(format!(
+                    "the {what} key {} is {}; opam-mirror takes Ed25519 keys only",
+                    d.id, pk.alg
+                )),
+                Source::Holder(h) => out.push(format!(
+                    "the {what} key {} is on {h}'s device; opam-mirror takes its key as a PKCS#8 file",
+                    d.id
+                )),
+                _ => {}
+            }
+        };
+        match &c.maintainers {
+            Some(m) => one("maintainer", &m.keys.iter().collect::<Vec<_>>(), m.quorum),
+            None => one("maintainer", &[], 0),
+        }
+        one("snapshot", &c.snapshot.iter().collect::<Vec<_>>(), 1);
+        one("timestamp", &c.timestamp.iter().collect::<Vec<_>>(), 1);
+        out
     }
 }

@@ -1315,10 +1315,20 @@ fn ceremony_cmd(cmd: CeremonyCmd) -> Result<()> {
             }
             let d = crate::ceremony::digest(c.text.as_bytes());
             let plan = crate::ceremony::kinds::plan(&c);
+            // a warning, not a refusal: the root is good for conex, only
+            // not for the online signer conex runs in production
+            let mirror = c.opam_mirror_problems();
+            for p in &mirror {
+                eprintln!(
+                    "arca: warning: {}: opam-mirror cannot serve the root this ceremony makes: {p}",
+                    file.display()
+                );
+            }
             let v = serde_json::json!({
                 "file": file.display().to_string(), "kind": c.kind(), "title": c.title(), "digest": d,
                 "steps": plan.iter().map(|p| p.step.to_string()).collect::<Vec<_>>(),
                 "plan": plan.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                "opam_mirror_problems": mirror,
             });
             output(json, &v, |_| {
                 format!(
