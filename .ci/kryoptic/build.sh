@@ -3,7 +3,7 @@
 # into target/kryoptic/libkryoptic_pkcs11.so. kryoptic's EdDSA needs OpenSSL
 # 3.2 or later and Debian 12 has 3.0, so it is linked statically against
 # libcrypto built from the openssl-src crate's sources (OpenSSL 3.6). Needs
-# libclang-dev (bindgen) and libsqlite3-dev. Kept when already built; set
+# libclang-dev (bindgen), libsqlite3-dev, make and perl. Kept when already built; set
 # ARCA_KRYOPTIC_REBUILD=1 to build again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
