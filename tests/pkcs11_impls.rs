@@ -503,6 +503,7 @@ fn ykcs11_over_the_virtual_card() {
     std::fs::write(base.join("answers.toml"), "confirm = \"yes\"\n").unwrap();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremonies/create-root.toml");
     let b = |p: &str| base.join(p).display().to_string();
+    let pins_before = plugged.card().trace.pins_sent;
     let o = imp.arca(&[
         "ceremony",
         "run",
@@ -530,6 +531,20 @@ fn ykcs11_over_the_virtual_card() {
     assert!(
         !base.join("out/create-root/root").exists(),
         "no root is written"
+    );
+    // refused in preflight: no PIN reached the card, no journal was started
+    assert_eq!(
+        plugged.card().trace.pins_sent,
+        pins_before,
+        "the ceremony sent a PIN to the card before refusing: {all}"
+    );
+    assert!(
+        all.contains("[FAIL] key rootA"),
+        "not refused in preflight: {all}"
+    );
+    assert!(
+        !base.join("out/create-root/journal.jsonl").exists(),
+        "a journal was left behind"
     );
 }
 

@@ -119,6 +119,20 @@ pub fn run(
             v.push(device_check(h, loc));
         }
     }
+    // a key the token cannot make stops the ceremony here, not after a PIN
+    for k in c.root_keys().into_iter().filter(|k| !k.existing) {
+        if let Some(KeyLocation::Pkcs11(u)) = profile.holders.get(&k.holder) {
+            let name = format!("key {}", k.id);
+            v.push(match crate::keys::pkcs11::can_generate(u, k.spec) {
+                Ok(()) => check(
+                    &name,
+                    true,
+                    format!("{}'s token can make it ({})", k.holder, k.spec),
+                ),
+                Err(e) => check(&name, false, format!("{} for {}: {e}", k.spec, k.holder)),
+            });
+        }
+    }
     let up = interfaces_up();
     v.push(Check {
         name: "network".into(),

@@ -1960,6 +1960,18 @@ pub fn key_present(uri: &Pkcs11Uri) -> Result<bool, KeyError> {
     Ok(!found.is_empty())
 }
 
+/// Whether the token of `uri` can make a key of `spec` (the key-pair
+/// generation and signing mechanisms arca needs, and for RSA the key size),
+/// checked without logging in: preflight asks it for every key a ceremony
+/// generates, before anyone types a PIN.
+pub fn can_generate(uri: &Pkcs11Uri, spec: KeySpec) -> Result<(), KeyError> {
+    let module = uri.module()?;
+    let ctx = context(&module)?;
+    let (slot, ti) = select_token(&ctx, uri)?;
+    let label = trimmed(ti.label()).to_string();
+    check_mechanisms(&ctx, slot, &label, spec, &MechanismNeeds::for_spec(spec))
+}
+
 /// Checks the token of `uri` is present, without logging in; describes it
 /// with its PIN state for preflight lists.
 pub fn probe(uri: &Pkcs11Uri) -> Result<String, KeyError> {
