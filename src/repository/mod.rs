@@ -2,6 +2,14 @@
 //! `snapshot`, `timestamp`) as non-interactive building blocks. Where conex
 //! is unsafe, these are safe by default and say why.
 
+mod files;
+mod root;
+mod rules;
+
+pub use files::{parent_dir, write_atomic, write_new};
+pub use root::{add_root_signature, sign_root};
+pub use rules::{check_ident, check_root_shape, lint, quorum_bounds, SAME_ONLINE_KEY};
+
 use crate::conex::expr::{Expr, KeyRef};
 use crate::conex::resource::{path_to_string, Header, Path as CPath, Resource};
 use crate::conex::verify::{valid_signatures, DirSource, Source};
@@ -11,63 +19,7 @@ use crate::conex::{
 use crate::error::{ArcaError, Result};
 use crate::keys::{sign_checked, Signer};
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory, synced, then renamed over the target.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_file(path, bytes, true)
-}
-
-/// Writes `bytes` to a new file; refuses if `path` exists (checked again at
-/// the rename, so a file appearing meanwhile is not replaced either).
-pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    if path.exists() {
-        return Err(ArcaError::Refused(format!(
-            "{} exists already; arca never overwrites it",
-            path.display()
-        )));
-    }
-    write_file(path, bytes, false)
-}
-
-/// The directory a path lives in (`.` for a bare file name).
-pub fn parent_dir(path: &Path) -> &Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-}
-
-/// Temporary file beside `path`, 0644, synced, then renamed into place.
-fn write_file(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let dir = parent_dir(path);
-    std::fs::create_dir_all(dir).map_err(|e| ArcaError::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".arca-")
-        .tempfile_in(dir)
-        .map_err(|e| ArcaError::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| ArcaError::io(path, e))?;
-    // repository files and ceremony outputs are public
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(|e| ArcaError::io(path, e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| ArcaError::io(path, e))?;
-    if replace {
-        tmp.persist(path)
-            .map_err(|e| ArcaError::io(path, e.error))?;
-    } else {
-        tmp.persist_noclobber(path)
-            .map_err(|e| ArcaError::io(path, e.error))?;
-    }
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
+use std::path::PathBuf;
 
 /// How `sign` treats the counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -641,26 +593,6 @@ impl Repo {
     }
 }
 
-/// Strict checks arca applies to every file it reads for writing or
-/// signing: every key decodes and is in canonical form, every signature is
-/// well-formed base64.
-pub fn lint<R: Resource>(r: &R) -> std::result::Result<(), crate::conex::ConexError> {
-    for (id, k) in r.keys() {
-        k.key.validate().map_err(|e| {
-            crate::conex::ConexError::field(format!("signed.keys.{id}"), e.to_string())
-        })?;
-    }
-    for (id, s) in r.signatures() {
-        if s.raw().is_none() {
-            return Err(crate::conex::ConexError::field(
-                format!("signatures.{id}"),
-                "signature is not valid padded base64",
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The key map of a file signed by its own single key.
 fn own_key(id: &str, key: PublicKey, created: &str) -> BTreeMap<String, Key> {
     BTreeMap::from([(
@@ -671,111 +603,6 @@ fn own_key(id: &str, key: PublicKey, created: &str) -> BTreeMap<String, Key> {
             key,
         },
     )])
-}
-
-/// Signs a root as `id` at `now`: the one root-signing path of arca
-/// (`root sign`, ceremonies, sign requests). Refuses a root arca will not
-/// write ([`check_root_shape`]), a signer that is not a key of the root or
-/// does not count in its `valid` expression, and a device holding another
-/// key than the root's `id`; applies the round rules of `counter`; checks
-/// the new signature with the root's own key before keeping it. Returns
-/// notes for people (a new round started, a round joined).
-pub fn sign_root(
-    root: &mut Root,
-    id: &str,
-    now: &str,
-    signer: &mut dyn Signer,
-    counter: Counter,
-) -> Result<Vec<String>> {
-    check_root_shape(root)?;
-    let Some(key) = root.keys.get(id) else {
-        return Err(ArcaError::Refused(format!(
-            "{id} is not a key of this root; add it with `arca root add-key` first"
-        )));
-    };
-    if key.key != *signer.public_key() {
-        return Err(ArcaError::Refused(format!(
-            "the key of {} ({}) is not root key {id} ({})",
-            signer.describe(),
-            signer.public_key().key_id(),
-            key.key_id()
-        )));
-    }
-    if !root.valid.local_ids().contains(id) {
-        return Err(ArcaError::Refused(format!(
-            "{id} does not count in the root's valid expression"
-        )));
-    }
-    let mut notes = Vec::new();
-    let others: Vec<String> = valid_signatures(root, &mut Vec::new())
-        .into_values()
-        .filter(|s| s != id)
-        .collect();
-    let bump = match counter {
-        Counter::Increment => true,
-        Counter::Keep => false,
-        Counter::Auto => others.is_empty(),
-    };
-    if bump {
-        root.header.counter = root
-            .header
-            .counter
-            .checked_add(1)
-            .ok_or_else(|| ArcaError::Refused("the root counter is at its maximum".into()))?;
-        if !others.is_empty() {
-            notes.push(format!(
-                "starting a new signing round (counter {}): the signatures of {} no longer verify and are removed",
-                root.header.counter,
-                others.join(", ")
-            ));
-        }
-        root.signatures.clear();
-    } else if !others.is_empty() {
-        notes.push(format!(
-            "joining the signing round at counter {} already signed by {} (counter unchanged)",
-            root.header.counter,
-            others.join(", ")
-        ));
-    }
-    let alg = signer.public_key().sig_alg();
-    let tbs = root.to_be_signed(id, now, alg);
-    let (alg, raw) = sign_checked(signer, tbs.as_bytes())?;
-    add_root_signature(root, Signature::new(id, now, alg, &raw))?;
-    Ok(notes)
-}
-
-/// Adds a root signature after checking it: its signer is a key of the
-/// root that counts in `valid`, its algorithm fits the key, and it verifies
-/// over this root's signed content. Used for every root signature arca
-/// keeps, made here or imported.
-pub fn add_root_signature(root: &mut Root, sig: Signature) -> Result<()> {
-    let id = sig.id.clone();
-    let key = root
-        .keys
-        .get(&id)
-        .ok_or_else(|| ArcaError::Refused(format!("{id} is not a key of the root; not added")))?;
-    if !root.valid.local_ids().contains(&id) {
-        return Err(ArcaError::Refused(format!(
-            "{id} does not count in the root's valid expression; not added"
-        )));
-    }
-    if sig.alg != key.key.sig_alg() {
-        return Err(ArcaError::Refused(format!(
-            "a {} signature for a {} key; not added",
-            sig.alg.as_str(),
-            key.key.alg
-        )));
-    }
-    let tbs = root.to_be_signed(&id, &sig.created, sig.alg);
-    key.key
-        .verify_b64(sig.alg, tbs.as_bytes(), &sig.value)
-        .map_err(|e| {
-            ArcaError::Refused(format!(
-                "the signature of {id} does not verify over this root: {e}; not added"
-            ))
-        })?;
-    root.signatures.insert(id, sig);
-    Ok(())
 }
 
 /// Signs `r` as `id` at `now`, checking the signature before keeping it.
@@ -838,103 +665,6 @@ pub fn compute_targets(
     walk(src, datadir, scope, opam, &mut acc)?;
     acc.reverse();
     Ok(acc)
-}
-
-/// Refuses roots arca will not write: quorum below 1 or above the keys that
-/// could meet it, references to missing keys.
-pub fn check_root_shape(root: &Root) -> Result<()> {
-    let mut seen: BTreeMap<crate::conex::key::Digest, &str> = BTreeMap::new();
-    for (id, k) in &root.keys {
-        if let Some(other) = seen.insert(k.key_id(), id) {
-            return Err(ArcaError::Refused(format!(
-                "root keys {other} and {id} are the same key; one key under two ids would count once but look like two"
-            )));
-        }
-    }
-    for id in root.valid.local_ids() {
-        if !root.keys.contains_key(&id) {
-            return Err(ArcaError::Refused(format!(
-                "the valid expression names {id}, which is not a root key"
-            )));
-        }
-    }
-    if let Expr::Quorum(n, refs) = &root.valid {
-        if !refs.is_empty() || *n != 0 {
-            quorum_bounds("the root", *n, refs.len(), "root key(s)").map_err(ArcaError::Refused)?;
-        }
-    }
-    for (role, e) in &root.roles {
-        if let Expr::Quorum(n, refs) = e {
-            quorum_bounds(&format!("the {role} role"), *n, refs.len(), "key(s) in it")
-                .map_err(ArcaError::Refused)?;
-        } else if e.min_signers() < 1 {
-            return Err(ArcaError::Refused(format!("the {role} role has quorum 0")));
-        }
-        if matches!(role, Role::Snapshot | Role::Timestamp)
-            && !matches!(e, Expr::Quorum(1, r) if r.len() == 1)
-        {
-            return Err(ArcaError::Refused(format!(
-                "the {role} role must be exactly one key with quorum 1"
-            )));
-        }
-    }
-    let online = |role: Role| {
-        root.roles.get(&role).and_then(|e| {
-            e.refs().into_iter().find_map(|r| match r {
-                KeyRef::Remote { digest, .. } => Some(digest.clone()),
-                KeyRef::Local(_) => None,
-            })
-        })
-    };
-    if let (Some(s), Some(t)) = (online(Role::Snapshot), online(Role::Timestamp)) {
-        if s == t {
-            return Err(ArcaError::Refused(SAME_ONLINE_KEY.into()));
-        }
-    }
-    Ok(())
-}
-
-/// Why one key for snapshot and timestamp is refused.
-pub const SAME_ONLINE_KEY: &str = "the snapshot and timestamp roles have the same key: whoever steals it signs both files, and a frozen timestamp can no longer be told from a frozen snapshot; give each role its own key";
-
-/// The bounds of every quorum arca writes: at least 1 (a quorum of 0 or
-/// below is met with no signature at all) and at most the keys that could
-/// meet it. `what` names the expression (`the root`, `the maintainer role`).
-pub fn quorum_bounds(
-    what: &str,
-    n: i64,
-    keys: usize,
-    noun: &str,
-) -> std::result::Result<(), String> {
-    if n < 1 {
-        return Err(format!(
-            "{what} has quorum {n}: a quorum 0 or below is met with no signature at all; give 1 or more"
-        ));
-    }
-    if n > keys as i64 {
-        return Err(format!(
-            "{what} has quorum {n}, which exceeds the {keys} {noun}"
-        ));
-    }
-    Ok(())
-}
-
-/// Ids must be opam identifiers conex can read back.
-pub fn check_ident(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
-        && id.bytes().any(|c| c.is_ascii_alphabetic())
-        && !id.starts_with("0x")
-        && !matches!(id, "true" | "false" | "emptymap");
-    if ok {
-        Ok(())
-    } else {
-        Err(ArcaError::Input(format!(
-            "id {id:?} is not usable: letters, digits, '_' and '-', at least one letter, not 0x…, true, false or emptymap"
-        )))
-    }
 }
 
 fn check_ident_path(p: &str) -> Result<()> {
