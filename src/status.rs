@@ -73,7 +73,7 @@ pub fn read_aloud_lines(d: &Digest, indent: &str) -> String {
 
 /// Groups a hex digest in fours for reading aloud.
 pub fn read_aloud(d: &Digest) -> String {
-    crate::bundle::grouped(&d.data)
+    crate::repository::grouped(&d.data)
 }
 
 fn key_views(

@@ -170,7 +170,7 @@ fn a_ceremony_bundle_verifies_after_copying_and_as_tar() {
     assert!(out.contains("bundle verified"), "{out}");
     assert!(out.contains(&digest), "{out}");
     // the digest as people read it aloud (groups of four) is accepted too
-    let grouped = arca::bundle::grouped(&digest);
+    let grouped = arca::repository::grouped(&digest);
     ok(&verify(&copy, &["--expect-digest", &grouped]));
     let e = verify(
         &copy,

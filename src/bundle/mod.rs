@@ -141,16 +141,6 @@ pub fn pad_512(bytes: &[u8]) -> Vec<u8> {
     v
 }
 
-/// `sha256=…` grouped in fours, for reading aloud.
-pub fn grouped(digest: &str) -> String {
-    let hex = digest.strip_prefix("sha256=").unwrap_or(digest);
-    hex.as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The files of a bundle, in memory.
 #[derive(Default, Debug, Clone)]
 pub struct Contents {
@@ -697,7 +687,7 @@ fn check_content(c: &mut Checked, opts: &VerifyOptions) {
                     "online.toml: does not match the root's snapshot/timestamp roles".to_string(),
                 ),
                 Err(e) => {
-                    let (line, msg) = crate::ceremony::script::toml_error(o, &e);
+                    let (line, msg) = crate::repository::toml_error(o, &e);
                     let at = line.map(|l| format!(":{l}")).unwrap_or_default();
                     probs.push(format!("online.toml{at}: {msg}"))
                 }

@@ -110,7 +110,7 @@ pub fn grouped_lines(d: &str, indent: &str) -> String {
 /// the change summary and the digest of exactly the content signed.
 pub fn what_is_signed(old: Option<&Root>, new: &Root) -> String {
     let d = digest(new.canonical_signed().as_bytes());
-    let g = crate::bundle::grouped(&d);
+    let g = crate::repository::grouped(&d);
     let groups: Vec<&str> = g.split(' ').collect();
     let mid = groups.len().div_ceil(2);
     format!(

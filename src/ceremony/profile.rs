@@ -37,9 +37,9 @@ impl Profile {
 
     /// Parses profile text.
     pub fn parse(file: &str, text: &str) -> Result<Profile, ScriptError> {
-        let line = |s: std::ops::Range<usize>| super::script::line_of(text, &s);
+        let line = |s: std::ops::Range<usize>| crate::repository::line_of(text, &s);
         let p: ProfileFile = toml::from_str(text).map_err(|e| {
-            let (line, msg) = super::script::toml_error(text, &e);
+            let (line, msg) = crate::repository::toml_error(text, &e);
             ScriptError {
                 file: file.into(),
                 line,

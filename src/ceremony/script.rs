@@ -5,7 +5,7 @@
 
 use crate::conex::{Digest, KeyAlg, PublicKey, Role};
 use crate::keys::KeySpec;
-use crate::repository::{check_ident, quorum_bounds};
+use crate::repository::{check_ident, line_of, quorum_bounds, toml_error};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -344,27 +344,6 @@ pub fn read_text(path: &Path) -> Result<String, ScriptError> {
         line: None,
         msg: e.to_string(),
     })
-}
-
-/// The line of a byte span in `text` (None for the empty span of defaults).
-pub fn line_of(text: &str, span: &std::ops::Range<usize>) -> Option<usize> {
-    if span.start == 0 && span.end == 0 {
-        return None;
-    }
-    Some(text[..span.start.min(text.len())].matches('\n').count() + 1)
-}
-
-/// A TOML error as (line, message on one line): the toml crate's messages
-/// can span several lines, and arca's errors are one line each.
-pub fn toml_error(text: &str, e: &toml::de::Error) -> (Option<usize>, String) {
-    let msg = e
-        .message()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-    (e.span().and_then(|s| line_of(text, &s)), msg)
 }
 
 struct Reader<'a> {

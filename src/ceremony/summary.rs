@@ -23,7 +23,7 @@ fn refs_of(e: Option<&Expr>) -> Vec<(String, String, u64)> {
 
 /// The groups of four of a `sha256=…` digest, in two halves.
 fn halves(d: &str) -> (String, String) {
-    let g = crate::bundle::grouped(d);
+    let g = crate::repository::grouped(d);
     let groups: Vec<&str> = g.split(' ').collect();
     let mid = groups.len().div_ceil(2);
     (groups[..mid].join(" "), groups[mid..].join(" "))

@@ -230,7 +230,7 @@ pub(super) fn bundle_cmd(cmd: BundleCmd) -> Result<()> {
                 c.signers.join(", ")
             );
             println!("digest {}", c.digest);
-            println!("       {}", b::grouped(&c.digest));
+            println!("       {}", crate::repository::grouped(&c.digest));
             if opts.expect_digest.is_none() {
                 println!("compare this digest with the one shown at the end of the ceremony");
             }
@@ -515,7 +515,7 @@ pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
                 "{}{}signed content: {d}\n    {}\n",
                 crate::ceremony::summary::describe_change(old.as_ref(), &r),
                 keys_text(&r),
-                b::grouped(&d)
+                crate::repository::grouped(&d)
             );
             let req = SignRequest {
                 format: REQ_FORMAT.into(),

@@ -55,12 +55,12 @@ impl Scripted {
     pub fn from_file(path: &Path) -> Result<Scripted, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let at = |span: std::ops::Range<usize>| {
-            crate::ceremony::script::line_of(&text, &span)
+            crate::repository::line_of(&text, &span)
                 .map(|l| format!(":{l}"))
                 .unwrap_or_default()
         };
         let a: Answers = toml::from_str(&text).map_err(|e| {
-            let (line, msg) = crate::ceremony::script::toml_error(&text, &e);
+            let (line, msg) = crate::repository::toml_error(&text, &e);
             let at = line.map(|l| format!(":{l}")).unwrap_or_default();
             format!("{}{at}: {msg}", path.display())
         })?;

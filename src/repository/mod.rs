@@ -5,10 +5,12 @@
 mod files;
 mod root;
 mod rules;
+mod text;
 
 pub use files::{parent_dir, write_atomic, write_new};
 pub use root::{add_root_signature, sign_root};
 pub use rules::{check_ident, check_root_shape, lint, quorum_bounds, SAME_ONLINE_KEY};
+pub use text::{grouped, line_of, toml_error};
 
 use crate::conex::expr::{Expr, KeyRef};
 use crate::conex::resource::{path_to_string, Header, Path as CPath, Resource};

@@ -88,7 +88,7 @@ pub fn run(e: &mut Engine, c: &RotateKey) -> Result<Outcome> {
                 "{bad} is no longer a root key. New anchors:\n{}",
                 out.anchors
                     .iter()
-                    .map(|a| crate::bundle::grouped(a))
+                    .map(|a| crate::repository::grouped(a))
                     .collect::<Vec<_>>()
                     .join("\n")
             ),
