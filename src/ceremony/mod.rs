@@ -81,12 +81,7 @@ pub struct Outcome {
     pub finished_before: bool,
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::repository::now_secs;
 
 /// The time to record.
 pub fn now() -> String {

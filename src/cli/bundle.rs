@@ -167,12 +167,7 @@ pub(super) enum OnlineCmd {
     },
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::repository::now_secs;
 
 fn created(given: Option<&str>) -> Result<String> {
     if let Some(c) = given {

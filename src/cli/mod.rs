@@ -575,12 +575,7 @@ struct VerifyArgs {
     now: Option<String>,
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::repository::now_secs;
 
 impl Common {
     fn created(&self) -> Result<String> {

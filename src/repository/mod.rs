@@ -23,6 +23,15 @@ use crate::keys::{sign_checked, Signer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// Seconds since the Unix epoch by the system clock (0 for a clock set
+/// before 1970): the one clock of arca.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// How `sign` treats the counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
