@@ -2,13 +2,14 @@
 //! things across the air gap.
 
 use crate::bundle::{self as b, qr};
-use crate::conex::resource::{format_time, parse_time, Resource};
-use crate::conex::{Digest, Root, Signature};
+use crate::conex::resource::{format_time, parse_time};
+use crate::conex::Digest;
 use crate::error::{ArcaError, Result};
 use crate::keys::{self, file::FileLocation, KeyLocation, KeySpec, SecretRequest};
 use crate::operator::{Operator, Question};
+use crate::repository::now_secs;
+use crate::repository::sign_request::{self, Imported, SignRequest, SignatureFile};
 use clap::Subcommand;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -166,8 +167,6 @@ pub(super) enum OnlineCmd {
         qr_out: Option<PathBuf>,
     },
 }
-
-use crate::repository::now_secs;
 
 fn created(given: Option<&str>) -> Result<String> {
     if let Some(c) = given {
@@ -390,53 +389,6 @@ pub(super) fn qr_cmd(cmd: QrCmd) -> Result<()> {
     }
 }
 
-/// A sign request: what one absent root holder signs.
-#[derive(Serialize, Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct SignRequest {
-    format: String,
-    /// The holder's root key id.
-    id: String,
-    /// Counter of the pending root.
-    counter: u64,
-    /// `sha256=` of the canonical signed content of the pending root.
-    signed_digest: String,
-    /// For people: what changes, keys, who signed already.
-    summary: String,
-    /// The pending root file.
-    root: String,
-}
-
-/// A detached root signature.
-#[derive(Serialize, Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct SignatureFile {
-    format: String,
-    id: String,
-    counter: u64,
-    signed_digest: String,
-    created: String,
-    alg: String,
-    value: String,
-}
-
-const REQ_FORMAT: &str = "arca-sign-request/1";
-const SIG_FORMAT: &str = "arca-signature/1";
-
-fn signed_digest(root: &Root) -> String {
-    Digest::sha256(root.canonical_signed().as_bytes()).to_string()
-}
-
-fn read_root(p: &Path) -> Result<Root> {
-    let text = std::fs::read_to_string(p).map_err(|e| ArcaError::io(p, e))?;
-    let mut w = Vec::new();
-    let r = Root::parse(&text, &mut w).map_err(|e| e.in_file(p.display()))?;
-    if let Some(x) = w.first() {
-        return Err(ArcaError::Refused(format!("{}: {x}", p.display())));
-    }
-    Ok(r)
-}
-
 fn emit(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
     match out {
         Some(f) => {
@@ -451,28 +403,6 @@ fn emit(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
                 .map_err(|e| ArcaError::io("stdout", e))
         }
     }
-}
-
-fn keys_text(root: &Root) -> String {
-    let mut s = String::new();
-    for (id, k) in &root.keys {
-        s.push_str(&format!(
-            "key {id} ({}): {}\n    {}\n",
-            k.key.alg,
-            k.key_id(),
-            crate::status::read_aloud(&k.key_id())
-        ));
-    }
-    let signed: Vec<&str> = root.signatures.keys().map(String::as_str).collect();
-    s.push_str(&format!(
-        "signatures present: {}\n",
-        if signed.is_empty() {
-            "none".to_string()
-        } else {
-            signed.join(", ")
-        }
-    ));
-    s
 }
 
 fn operator(answers: Option<&Path>) -> Result<Box<dyn Operator>> {
@@ -496,38 +426,17 @@ pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
             last,
             out,
         } => {
-            let rp = repository.join(&root);
-            let r = read_root(&rp)?;
-            if !r.keys.contains_key(&id) {
-                return Err(ArcaError::Input(format!(
-                    "{id} is not a key of {}",
-                    rp.display()
-                )));
-            }
-            let old = last.as_deref().map(read_root).transpose()?;
-            let d = signed_digest(&r);
-            let summary = format!(
-                "{}{}signed content: {d}\n    {}\n",
-                crate::ceremony::summary::describe_change(old.as_ref(), &r),
-                keys_text(&r),
-                crate::repository::grouped(&d)
-            );
-            let req = SignRequest {
-                format: REQ_FORMAT.into(),
-                id: id.clone(),
-                counter: r.header.counter,
-                signed_digest: d.clone(),
-                summary: summary.clone(),
-                root: r.to_file_string(),
-            };
-            let mut json =
-                serde_json::to_string_pretty(&req).map_err(|e| ArcaError::Input(e.to_string()))?;
-            json.push('\n');
-            eprintln!("── sign request for {id}, counter {} ──", r.header.counter);
-            eprintln!("{summary}");
+            let req = SignRequest::export(
+                &repository.join(&root),
+                &id,
+                last.as_deref(),
+                crate::ceremony::summary::describe_change,
+            )?;
+            eprintln!("── sign request for {id}, counter {} ──", req.counter);
+            eprintln!("{}", req.summary);
             eprintln!("signed content digest (the holder's machine shows the same):");
-            eprintln!("{}", qr::terminal(d.as_bytes()));
-            emit(out.as_deref(), json.as_bytes())
+            eprintln!("{}", qr::terminal(req.signed_digest.as_bytes()));
+            emit(out.as_deref(), req.to_json().as_bytes())
         }
         SignRequestCmd::Sign {
             file,
@@ -538,47 +447,15 @@ pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
             answers,
             created: when,
         } => {
-            let text = std::fs::read_to_string(&file).map_err(|e| ArcaError::io(&file, e))?;
-            let req: SignRequest = serde_json::from_str(&text).map_err(|e| {
-                ArcaError::Input(format!("{}: not a sign request: {e}", file.display()))
-            })?;
-            if req.format != REQ_FORMAT {
-                return Err(ArcaError::Input(format!(
-                    "{}: format {:?}, expected {REQ_FORMAT}",
-                    file.display(),
-                    req.format
-                )));
-            }
-            if req.id != id {
-                return Err(ArcaError::Refused(format!(
-                    "{}: the request is for {}, not {id}",
-                    file.display(),
-                    req.id
-                )));
-            }
-            let mut w = Vec::new();
-            let root = Root::parse(&req.root, &mut w)
-                .map_err(|e| e.in_file(format!("{} (root)", file.display())))?;
-            let d = signed_digest(&root);
-            if d != req.signed_digest || root.header.counter != req.counter {
-                return Err(ArcaError::Refused(format!(
-                    "{}: the root inside does not match the request's digest/counter (digest {d}, counter {}); do not sign",
-                    file.display(),
-                    root.header.counter
-                )));
-            }
-            if !root.keys.contains_key(&id) {
-                return Err(ArcaError::Refused(format!(
-                    "{id} is not a key of the requested root"
-                )));
-            }
+            let req = SignRequest::read(&file)?;
+            let root = req.open(&file.display().to_string(), &id)?;
             let mut op = operator(answers.as_deref())?;
             op.show(
                 &format!("Root to sign as {id}, counter {}", root.header.counter),
                 &format!(
                     "{}{}",
                     crate::ceremony::what_is_signed(None, &root),
-                    keys_text(&root)
+                    sign_request::keys_text(&root)
                 ),
             );
             op.show("Summary from the exporting side", &req.summary);
@@ -608,103 +485,40 @@ pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
                 keys::open(&loc, &mut s)?
             };
             let t = created(when.as_deref())?;
-            // the one root-signing path, on a copy: the signature leaves as a file
-            let mut signed = root.clone();
-            for n in crate::repository::sign_root(
-                &mut signed,
-                &id,
-                &t,
-                signer.as_mut(),
-                crate::repository::Counter::Keep,
-            )? {
+            let (sig, notes) = sign_request::sign(&root, &id, &t, signer.as_mut())?;
+            for n in notes {
                 eprintln!("{n}");
             }
-            let sig = signed
-                .signatures
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| ArcaError::Refused(format!("no signature of {id} was made")))?;
-            let alg = sig.alg;
             eprintln!(
-                "signed as {id}: counter {}, signed content {d}",
-                root.header.counter
+                "signed as {id}: counter {}, signed content {}",
+                sig.counter, sig.signed_digest
             );
-            let f = SignatureFile {
-                format: SIG_FORMAT.into(),
-                id: id.clone(),
-                counter: root.header.counter,
-                signed_digest: d,
-                created: t,
-                alg: alg.as_str().into(),
-                value: sig.value,
-            };
-            let mut json =
-                serde_json::to_string_pretty(&f).map_err(|e| ArcaError::Input(e.to_string()))?;
-            json.push('\n');
-            emit(out.as_deref(), json.as_bytes())
+            emit(out.as_deref(), sig.to_json().as_bytes())
         }
         SignRequestCmd::Import {
             file,
             repository,
             root,
         } => {
-            let text = std::fs::read_to_string(&file).map_err(|e| ArcaError::io(&file, e))?;
-            let s: SignatureFile = serde_json::from_str(&text).map_err(|e| {
-                ArcaError::Input(format!("{}: not a signature file: {e}", file.display()))
-            })?;
-            if s.format != SIG_FORMAT {
-                return Err(ArcaError::Input(format!(
-                    "{}: format {:?}, expected {SIG_FORMAT}",
-                    file.display(),
-                    s.format
-                )));
-            }
+            let s = SignatureFile::read(&file)?;
             let rp = repository.join(&root);
-            let mut r = read_root(&rp)?;
-            let fname = file.display();
-            if s.counter != r.header.counter {
-                return Err(ArcaError::Refused(format!(
-                    "{fname}: the signature of {} is over counter {}, the pending root is at counter {}; not added",
-                    s.id, s.counter, r.header.counter
-                )));
-            }
-            let d = signed_digest(&r);
-            if s.signed_digest != d {
-                return Err(ArcaError::Refused(format!(
-                    "{fname}: the signature of {} covers signed content {}, the pending root's is {d}; not added",
-                    s.id, s.signed_digest
-                )));
-            }
-            let alg = crate::conex::SigAlg::parse(&s.alg).ok_or_else(|| {
-                ArcaError::Input(format!("{fname}: signature algorithm {:?}", s.alg))
-            })?;
-            let sig = Signature {
-                id: s.id.clone(),
-                created: s.created.clone(),
-                alg,
-                value: s.value.clone(),
-            };
-            if r.signatures.get(&s.id) == Some(&sig) {
-                println!(
+            match s.import(&file.display().to_string(), &rp)? {
+                Imported::Already => println!(
                     "{}: {} has signed already (same signature)",
                     rp.display(),
                     s.id
-                );
-                return Ok(());
+                ),
+                Imported::Added(r) => {
+                    let who: Vec<&str> = r.signatures.keys().map(String::as_str).collect();
+                    println!(
+                        "{}: signature of {} added (counter {}); signatures now: {}",
+                        rp.display(),
+                        s.id,
+                        r.header.counter,
+                        who.join(", ")
+                    );
+                }
             }
-            crate::repository::add_root_signature(&mut r, sig).map_err(|e| match e {
-                ArcaError::Refused(m) => ArcaError::Refused(format!("{fname}: {m}")),
-                other => other,
-            })?;
-            crate::repository::write_atomic(&rp, r.to_file_string().as_bytes())?;
-            let who: Vec<&str> = r.signatures.keys().map(String::as_str).collect();
-            println!(
-                "{}: signature of {} added (counter {}); signatures now: {}",
-                rp.display(),
-                s.id,
-                r.header.counter,
-                who.join(", ")
-            );
             Ok(())
         }
     }

@@ -5,6 +5,7 @@
 mod files;
 mod root;
 mod rules;
+pub mod sign_request;
 mod text;
 
 pub use files::{parent_dir, write_atomic, write_new};

@@ -106,16 +106,20 @@ pub fn quorum_bounds(
     Ok(())
 }
 
-/// Ids must be opam identifiers conex can read back.
-pub fn check_ident(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
+/// Whether `id` is an opam identifier conex can read back.
+pub(crate) fn is_ident(id: &str) -> bool {
+    !id.is_empty()
         && id
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
         && id.bytes().any(|c| c.is_ascii_alphabetic())
         && !id.starts_with("0x")
-        && !matches!(id, "true" | "false" | "emptymap");
-    if ok {
+        && !matches!(id, "true" | "false" | "emptymap")
+}
+
+/// Ids must be opam identifiers conex can read back.
+pub fn check_ident(id: &str) -> Result<()> {
+    if is_ident(id) {
         Ok(())
     } else {
         Err(ArcaError::Input(format!(
