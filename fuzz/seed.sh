@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 root=..
 v=$root/tests/vectors
 mk() { mkdir -p "corpus/$1"; }
-for t in opam resources expr key ceremony profile key_location journal manifest qr_frames patch bundle; do mk $t; done
+for t in opam resources expr key ceremony profile key_location journal manifest qr_frames patch bundle sign_request; do mk $t; done
 
 n=0
 for f in $v/repo/root $v/repo/snap $v/repo/ts $v/repo/keys/* $v/stages/* $v/variants/root.* \
@@ -105,5 +105,10 @@ done
 # bundle: a bundle as a create-root rehearsal writes it (seeds/bundle/,
 # made with `arca ceremony run --rehearse --yes` and `arca bundle pack`)
 cp seeds/bundle/* corpus/bundle/
+
+# sign_request: sign requests and signature files as arca writes them
+# (seeds/sign_request/, made with `arca sign-request export` and `sign`
+# from the vectors' root at stages/root.5 and repo/root, with their keys)
+cp seeds/sign_request/* corpus/sign_request/
 
 echo "seeded: $(for t in corpus/*; do printf '%s=%s ' "${t#corpus/}" "$(ls "$t" | wc -l)"; done)"

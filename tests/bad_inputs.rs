@@ -160,6 +160,126 @@ fn bad_ceremony_files_are_refused_with_one_clear_line() {
     assert!(n >= 5, "only {n} ceremony cases");
 }
 
+/// `<case>/sign-request.json`: `arca sign-request sign` refuses it as
+/// rootA (with rootA's key at hand and a yes to every question) with one
+/// line naming the file; no signature is written. `<case>/signature.json`:
+/// `arca sign-request import` refuses it for the pending root the seeds'
+/// requests were made from (the vectors' `stages/root.5-role-timestamp`);
+/// the root is not changed.
+#[test]
+fn bad_sign_requests_and_signatures_are_refused_with_one_clear_line() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-inputs");
+    let (mut requests, mut signatures) = (0, 0);
+    for case in std::fs::read_dir(&dir).unwrap() {
+        let case = case.unwrap().path();
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let req = case.join("sign-request.json");
+        let sig = case.join("signature.json");
+        if !req.exists() && !sig.exists() {
+            continue;
+        }
+        let expected = std::fs::read_to_string(case.join("expected")).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        if req.exists() {
+            let ks = vector_key_store(tmp.path());
+            let yes = tmp.path().join("yes.toml");
+            std::fs::write(&yes, "confirm = \"yes\"\n").unwrap();
+            let out = tmp.path().join("out.json");
+            refused_with_one_line(
+                &name,
+                &[
+                    "sign-request",
+                    "sign",
+                    req.to_str().unwrap(),
+                    "--id",
+                    "rootA",
+                    "--key-store",
+                    ks.to_str().unwrap(),
+                    "--answers",
+                    yes.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+                expected.trim(),
+                "sign-request.json",
+            );
+            assert!(!out.exists(), "{name}: a signature was written");
+            requests += 1;
+        }
+        if sig.exists() {
+            let root = tmp.path().join("root");
+            std::fs::copy(vectors().join("stages/root.5-role-timestamp"), &root).unwrap();
+            let before = std::fs::read(&root).unwrap();
+            refused_with_one_line(
+                &name,
+                &[
+                    "sign-request",
+                    "import",
+                    sig.to_str().unwrap(),
+                    "-r",
+                    tmp.path().to_str().unwrap(),
+                ],
+                expected.trim(),
+                "signature.json",
+            );
+            assert_eq!(
+                std::fs::read(&root).unwrap(),
+                before,
+                "{name}: root changed"
+            );
+            let files: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+            assert_eq!(files.len(), 1, "{name}: stray files left behind");
+            signatures += 1;
+        }
+    }
+    assert!(requests >= 15, "only {requests} sign-request cases");
+    assert!(signatures >= 10, "only {signatures} signature cases");
+}
+
+/// The sign requests and signatures the bad-input cases were made from
+/// (the fuzz seeds, as arca wrote them) are good: rootA's request signs,
+/// and rootA's signature imports into the pending root.
+#[test]
+fn the_sign_request_seeds_are_good() {
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/sign_request");
+    let tmp = tempfile::tempdir().unwrap();
+    let ks = vector_key_store(tmp.path());
+    let yes = tmp.path().join("yes.toml");
+    std::fs::write(&yes, "confirm = \"yes\"\n").unwrap();
+    let out = tmp.path().join("out.json");
+    let o = arca([
+        "sign-request",
+        "sign",
+        seeds.join("request-rootA-rsa.json").to_str().unwrap(),
+        "--id",
+        "rootA",
+        "--key-store",
+        ks.to_str().unwrap(),
+        "--answers",
+        yes.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::copy(
+        vectors().join("stages/root.5-role-timestamp"),
+        repo.join("root"),
+    )
+    .unwrap();
+    for sig in [out, seeds.join("signature-rootA-rsa.json")] {
+        let o = arca([
+            "sign-request",
+            "import",
+            sig.to_str().unwrap(),
+            "-r",
+            repo.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+}
+
 /// arca refuses to sign a root whose quorum is 0 or negative, or whose
 /// role has quorum 0 (conex would accept such a root with no signature).
 /// `root status` shows these files; signing them is refused.

@@ -101,8 +101,10 @@ pub enum SignRequestError {
         counter: u64,
     },
     /// The holder is not a key of the requested root.
-    #[error("{id} is not a key of the requested root")]
+    #[error("{file}: {id} is not a key of the requested root")]
     NotInRequestedRoot {
+        /// The request.
+        file: String,
         /// The holder id.
         id: String,
     },
@@ -351,7 +353,10 @@ impl SignRequest {
             });
         }
         if !root.keys.contains_key(id) {
-            return Err(SignRequestError::NotInRequestedRoot { id: id.into() });
+            return Err(SignRequestError::NotInRequestedRoot {
+                file: file.into(),
+                id: id.into(),
+            });
         }
         Ok(root)
     }
@@ -620,11 +625,7 @@ impl Fields {
             f.bad(match e.classify() {
                 // the only data error is the top-level type; serde_json's
                 // message would quote the value
-                Category::Data => format!(
-                    "not a JSON object (line {} column {})",
-                    e.line(),
-                    e.column()
-                ),
+                Category::Data => "not a JSON object".to_string(),
                 // fixed texts with line and column
                 Category::Syntax | Category::Eof | Category::Io => format!("JSON: {e}"),
             })
@@ -690,9 +691,10 @@ impl Fields {
     fn counter(&mut self) -> Result<u64> {
         match self.take("counter") {
             serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| {
+                // serde_json holds a number beyond i64 and u64 as a float:
+                // not quoted, it would not be the file's spelling
                 self.bad(format!(
-                    "field counter: {} is not a whole number from 0 to {}",
-                    shown(&n.to_string()),
+                    "field counter: not a whole number from 0 to {}",
                     u64::MAX
                 ))
             }),
@@ -795,11 +797,11 @@ mod tests {
             ),
             (
                 &json.replace("\"counter\": 1", "\"counter\": -1"),
-                "field counter: -1 is not a whole number",
+                "field counter: not a whole number from 0 to 18446744073709551615",
             ),
             (
                 &json.replace("\"counter\": 1", "\"counter\": 1.5"),
-                "field counter: 1.5 is not",
+                "field counter: not a whole number",
             ),
             (
                 &json.replace("\"rootA\"", "\"root A\""),
