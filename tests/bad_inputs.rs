@@ -46,6 +46,7 @@ fn bad_inputs_are_refused_with_one_clear_line() {
                 1,
                 "{name}: not one line: {err}"
             );
+            no_control_characters(&name, &err);
             assert!(
                 err.contains(expected),
                 "{name}: expected {expected:?} in {err:?}"
@@ -79,11 +80,22 @@ fn refused_with_one_line(name: &str, args: &[&str], expected: &str, file: &str) 
         1,
         "{name}: not one line: {err}"
     );
+    no_control_characters(name, &err);
     assert!(
         err.contains(expected),
         "{name}: expected {expected:?} in {err:?}"
     );
     assert!(err.contains(file), "{name}: {file} is not named: {err}");
+}
+
+/// A message quotes what is in a file escaped: no carriage return, escape
+/// sequence or other control character reaches the terminal.
+fn no_control_characters(name: &str, err: &str) {
+    let line = err.strip_suffix('\n').unwrap_or(err);
+    assert!(
+        !line.chars().any(char::is_control),
+        "{name}: control character in {err:?}"
+    );
 }
 
 /// `<case>/keys/<id>` targets files: `targets status` and `targets sign`

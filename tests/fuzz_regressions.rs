@@ -245,6 +245,37 @@ fn resource_names_are_quoted_on_one_line() {
     assert!(!p.chars().any(char::is_control), "{p:?}");
 }
 
+/// fuzz target `sign_request`, within its first 65,000 executions (a sign
+/// request whose root has a lone CR in it, kept in tests/fuzz-inputs): the
+/// opam lexer's "is not a valid token" message quoted the character raw,
+/// so a CR, an escape or any other control character in a file went to the
+/// terminal as it was — for a sign request, to the absent holder's screen
+/// before they decide to sign. The character is quoted through
+/// `conex::shown` now. `tests/bad-inputs/lone-carriage-return` and
+/// `escape-character` check the same for a root through the binary.
+#[test]
+fn invalid_tokens_are_quoted_escaped() {
+    use arca::repository::sign_request::SignRequest;
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz-inputs/sign-request-root-with-lone-cr.json"),
+    )
+    .unwrap();
+    let req = SignRequest::parse(&text, "req.json").unwrap();
+    assert!(req.root.contains('\r'));
+    let e = req.open("req.json", &req.id).unwrap_err().to_string();
+    assert!(e.starts_with("req.json (root): "), "{e:?}");
+    assert!(e.contains("'\\r' is not a valid token"), "{e:?}");
+    assert!(!e.chars().any(char::is_control), "{e:?}");
+    for c in ['\r', '\u{1b}', '\u{7}', '\u{85}'] {
+        let e = Root::parse(&format!("signed: [{c}]\n"), &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a valid token"), "{c:?}: {e:?}");
+        assert!(!e.chars().any(char::is_control), "{c:?}: {e:?}");
+    }
+}
+
 /// fuzz target `opam`: a string holding CR LF was printed raw, and the
 /// lexer reads a raw CR LF inside a string as LF (as OCaml's lexer does),
 /// so the value changed on the way back — and with it the canonical string

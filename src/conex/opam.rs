@@ -282,7 +282,7 @@ impl<'a> Lexer<'a> {
             let ch = std::str::from_utf8(&self.s[k..])
                 .ok()
                 .and_then(|s| s.chars().next())
-                .map(|c| c.to_string())
+                .map(|c| super::shown(&c.to_string()))
                 .unwrap_or_else(|| format!("\\x{c:02x}"));
             return Err(syntax(p, format!("'{ch}' is not a valid token")));
         }

@@ -393,7 +393,7 @@ pub fn sign(
 #[derive(Debug)]
 pub enum Imported {
     /// The signature was added; the root as written.
-    Added(Root),
+    Added(Box<Root>),
     /// The root holds this very signature already; nothing was written.
     Already,
 }
@@ -517,7 +517,7 @@ impl SignatureFile {
             other => other.into(),
         })?;
         write_atomic(root_path, r.to_file_string().as_bytes())?;
-        Ok(Imported::Added(r))
+        Ok(Imported::Added(Box::new(r)))
     }
 }
 
