@@ -70,7 +70,7 @@ fn bad_inputs_are_refused_with_one_clear_line() {
 
 /// Runs `args` and checks the refusal: non-zero exit, one stderr line with
 /// `expected` and `file` in it, no panic.
-fn refused_with_one_line(name: &str, args: &[&str], expected: &str, file: &str) {
+fn refused_with_one_line(name: &str, args: &[&str], expected: &str, file: &str) -> Option<i32> {
     let o = arca(args);
     let err = stderr(&o);
     assert!(!o.status.success(), "{name}: {args:?} succeeded");
@@ -86,6 +86,7 @@ fn refused_with_one_line(name: &str, args: &[&str], expected: &str, file: &str) 
         "{name}: expected {expected:?} in {err:?}"
     );
     assert!(err.contains(file), "{name}: {file} is not named: {err}");
+    o.status.code()
 }
 
 /// A message quotes what is in a file escaped: no carriage return, escape
@@ -191,13 +192,23 @@ fn bad_sign_requests_and_signatures_are_refused_with_one_clear_line() {
             continue;
         }
         let expected = std::fs::read_to_string(case.join("expected")).unwrap();
+        // exit codes (README): a file that is not a request or signature
+        // file is bad input (2), a root inside that does not parse is a
+        // malformed file (3), a well-formed file that does not fit is refused (6)
+        let code = if expected.contains("(root)") {
+            3
+        } else if expected.starts_with("not a ") || expected.starts_with("format ") {
+            2
+        } else {
+            6
+        };
         let tmp = tempfile::tempdir().unwrap();
         if req.exists() {
             let ks = vector_key_store(tmp.path());
             let yes = tmp.path().join("yes.toml");
             std::fs::write(&yes, "confirm = \"yes\"\n").unwrap();
             let out = tmp.path().join("out.json");
-            refused_with_one_line(
+            let c = refused_with_one_line(
                 &name,
                 &[
                     "sign-request",
@@ -215,6 +226,7 @@ fn bad_sign_requests_and_signatures_are_refused_with_one_clear_line() {
                 expected.trim(),
                 "sign-request.json",
             );
+            assert_eq!(c, Some(code), "{name}: exit code");
             assert!(!out.exists(), "{name}: a signature was written");
             requests += 1;
         }
@@ -222,7 +234,7 @@ fn bad_sign_requests_and_signatures_are_refused_with_one_clear_line() {
             let root = tmp.path().join("root");
             std::fs::copy(vectors().join("stages/root.5-role-timestamp"), &root).unwrap();
             let before = std::fs::read(&root).unwrap();
-            refused_with_one_line(
+            let c = refused_with_one_line(
                 &name,
                 &[
                     "sign-request",
@@ -234,6 +246,7 @@ fn bad_sign_requests_and_signatures_are_refused_with_one_clear_line() {
                 expected.trim(),
                 "signature.json",
             );
+            assert_eq!(c, Some(code), "{name}: exit code");
             assert_eq!(
                 std::fs::read(&root).unwrap(),
                 before,
