@@ -1,6 +1,15 @@
 //! A conex repository on disk and the conex verbs (`root`, `targets`,
 //! `snapshot`, `timestamp`) as non-interactive building blocks. Where conex
 //! is unsafe, these are safe by default and say why.
+//!
+//! Here: [`Repo`] and its verbs. `root.rs`: the one root-signing path
+//! ([`sign_root`], [`add_root_signature`]). `rules.rs`: what arca accepts
+//! for writing ([`lint`], [`check_root_shape`], [`quorum_bounds`],
+//! [`check_ident`]). `files.rs`: atomic and no-clobber writes.
+//! [`sign_request`]: the sign-request protocol for absent root holders.
+//! `text.rs`: a digest grouped for reading aloud, TOML errors on one line.
+//! The layer imports conex, keys and error only; bundle, status, the
+//! operator, the ceremonies and the command line build on it.
 
 mod files;
 mod root;
