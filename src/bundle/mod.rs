@@ -446,9 +446,9 @@ fn read_tar(
     let mut a = tar::Archive::new(f);
     let entries = a
         .entries()
-        .map_err(|e| ArcaError::io(path, format!("not a tar file: {e}")))?;
+        .map_err(|e| ArcaError::unusable(path, format!("not a tar file: {e}")))?;
     for e in entries {
-        let mut e = e.map_err(|err| ArcaError::io(path, format!("tar entry: {err}")))?;
+        let mut e = e.map_err(|err| ArcaError::unusable(path, format!("tar entry: {err}")))?;
         let raw = String::from_utf8_lossy(&e.path_bytes()).into_owned();
         let name = raw.strip_prefix("./").unwrap_or(&raw).to_string();
         let kind = e.header().entry_type();
@@ -484,7 +484,7 @@ fn read_tar(
         }
         let mut b = Vec::new();
         e.read_to_end(&mut b)
-            .map_err(|err| ArcaError::io(path, format!("{name}: {err}")))?;
+            .map_err(|err| ArcaError::unusable(path, format!("{name}: {err}")))?;
         if files.insert(name.clone(), b).is_some() {
             problems.push(format!("{name}: appears twice in the tar file"));
         }

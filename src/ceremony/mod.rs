@@ -26,17 +26,6 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-impl From<script::ScriptError> for ArcaError {
-    fn from(e: script::ScriptError) -> ArcaError {
-        ArcaError::Input(e.to_string())
-    }
-}
-impl From<journal::JournalError> for ArcaError {
-    fn from(e: journal::JournalError) -> ArcaError {
-        ArcaError::Input(e.to_string())
-    }
-}
-
 /// A running ceremony.
 pub struct Engine<'a> {
     /// The ceremony.

@@ -56,12 +56,9 @@ pub(super) fn ceremony_cmd(cmd: CeremonyCmd) -> Result<()> {
             };
             // a journal that cannot be read is an I/O error (3); one that
             // reads but whose chain does not hold failed verification (1)
-            let entries = crate::journal::read_chain(&j).map_err(|e| {
-                if e.line == 0 {
-                    ArcaError::io(&j, &e.msg)
-                } else {
-                    ArcaError::Verify(e.to_string())
-                }
+            let entries = crate::journal::read_chain(&j).map_err(|e| match e.source {
+                Some(source) => ArcaError::io(&j, source),
+                None => ArcaError::Verify(e.to_string()),
             })?;
             let last = entries.last().map(|e| e.step.clone()).unwrap_or_default();
             let head = entries.last().map(|e| e.hash.clone()).unwrap_or_default();
@@ -177,15 +174,12 @@ pub(super) fn rehearse_in_child(
     if st.signal() == Some(libc::SIGINT) || st.code() == Some(130) {
         std::process::exit(130);
     }
-    let msg = "the rehearsal stopped (its messages are above)".to_string();
     match st.code() {
         Some(0) => Ok(()),
-        Some(1) => Err(ArcaError::Verify(msg)),
-        Some(2) => Err(ArcaError::Input(msg)),
-        Some(3) => Err(ArcaError::io("rehearsal", msg)),
-        Some(5) => Err(ArcaError::Key(keys::KeyError::Declined(msg))),
-        Some(6) => Err(ArcaError::Refused(msg)),
-        _ => Err(ArcaError::Key(keys::KeyError::Device(msg))),
+        code => Err(ArcaError::Child {
+            what: "the rehearsal".into(),
+            code,
+        }),
     }
 }
 
