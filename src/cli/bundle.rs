@@ -6,7 +6,7 @@ use crate::conex::resource::{format_time, parse_time, Resource};
 use crate::conex::{Digest, Root, Signature};
 use crate::error::{ArcaError, Result};
 use crate::keys::{self, file::FileLocation, KeyLocation, KeySpec, SecretRequest};
-use crate::operator::{Operator, Question};
+use crate::operator::Question;
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -480,18 +480,6 @@ fn keys_text(root: &Root) -> String {
     s
 }
 
-fn operator(answers: Option<&Path>) -> Result<Box<dyn Operator>> {
-    use crate::operator::{scripted::Scripted, terminal::TerminalOperator};
-    use std::io::IsTerminal as _;
-    match answers {
-        Some(f) => Ok(Box::new(Scripted::from_file(f).map_err(ArcaError::Input)?)),
-        None if std::io::stdin().is_terminal() => Ok(Box::new(TerminalOperator::new())),
-        None => Err(ArcaError::Input(
-            "no terminal to confirm the signature: give --answers FILE".into(),
-        )),
-    }
-}
-
 pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
     match cmd {
         SignRequestCmd::Export {
@@ -577,7 +565,13 @@ pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
                     "{id} is not a key of the requested root"
                 )));
             }
-            let mut op = operator(answers.as_deref())?;
+            let (mut op, _) = crate::operator::choose(
+                answers.as_deref(),
+                false,
+                crate::operator::NoTerminal::Fail(ArcaError::Input(
+                    "no terminal to confirm the signature: give --answers FILE".into(),
+                )),
+            )?;
             op.show(
                 &format!("Root to sign as {id}, counter {}", root.header.counter),
                 &format!(

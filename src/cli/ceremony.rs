@@ -185,8 +185,7 @@ pub(super) fn rehearse_in_child(
 
 pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
     use crate::ceremony::{profile::Profile, rehearse, script::Ceremony};
-    use crate::operator::{scripted::Scripted, terminal::TerminalOperator, Operator};
-    use std::io::IsTerminal as _;
+    use crate::operator::{choose, scripted::Scripted, Chosen, NoTerminal, Operator};
     let c = match &a.file {
         Some(f) => Ceremony::load(f)?,
         None => builtin_ceremony()?,
@@ -211,18 +210,14 @@ pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
             .base
             .clone()
             .ok_or_else(|| ArcaError::Input("--base FOLDER is required".into()))?;
-        let interactive = a.answers.is_none() && !a.yes && std::io::stdin().is_terminal();
-        let op: Box<dyn Operator> = match (&a.answers, interactive) {
-            (Some(f), _) => Box::new(Scripted::from_file(f).map_err(ArcaError::Input)?),
-            (None, true) => {
-                eprintln!(
-                    "Rehearsal: every holder's device is a throw-away SoftHSM token; their PIN is {:?}.",
-                    rehearse::REHEARSAL_PIN
-                );
-                Box::new(TerminalOperator::new())
-            }
-            (None, false) => Box::new(Scripted::yes(Default::default())),
-        };
+        let (op, chosen) = choose(a.answers.as_deref(), a.yes, NoTerminal::AnswerYes)?;
+        let interactive = chosen == Chosen::Terminal;
+        if interactive {
+            eprintln!(
+                "Rehearsal: every holder's device is a throw-away SoftHSM token; their PIN is {:?}.",
+                rehearse::REHEARSAL_PIN
+            );
+        }
         let profile = rehearse::prepare(&c, &base.join(".rehearsal-tokens"), !interactive)?;
         (profile, base, op)
     } else {
@@ -231,15 +226,13 @@ pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
                 .as_deref()
                 .ok_or_else(|| ArcaError::Input("--profile FILE is required".into()))?,
         )?;
-        let op: Box<dyn Operator> = match &a.answers {
-            Some(f) => Box::new(Scripted::from_file(f).map_err(ArcaError::Input)?),
-            None if std::io::stdin().is_terminal() => Box::new(TerminalOperator::new()),
-            None => {
-                return Err(ArcaError::Key(keys::KeyError::Declined(
-                    "no terminal to ask the people in the room: give --answers FILE (see docs/ceremonies.md)".into(),
-                )))
-            }
-        };
+        let (op, _) = choose(
+            a.answers.as_deref(),
+            false,
+            NoTerminal::Fail(ArcaError::Key(keys::KeyError::Declined(
+                "no terminal to ask the people in the room: give --answers FILE (see docs/ceremonies.md)".into(),
+            ))),
+        )?;
         (
             profile,
             a.base.clone().unwrap_or_else(|| PathBuf::from(".")),
