@@ -2,7 +2,6 @@
 //! tested order of steps in code. Every step is journaled; a killed ceremony
 //! resumes where it stopped and ends as if never interrupted.
 
-pub use crate::journal;
 pub mod kinds;
 pub mod preflight;
 pub mod profile;
@@ -18,7 +17,7 @@ use crate::keys::{KeyLocation, SecretSource, Signer};
 use crate::operator::{Operator, Question};
 use crate::repository::write_atomic;
 use crate::repository::Counter;
-use journal::Journal;
+use crate::journal::Journal;
 use kinds::{Planned, Step};
 use profile::Profile;
 use script::Ceremony;
