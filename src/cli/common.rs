@@ -34,7 +34,9 @@ impl Common {
         Ok(format_time(now_secs()))
     }
     pub(super) fn repo(&self) -> Result<Repo> {
-        let mut r = Repo::new(self.repository.clone(), self.created()?);
+        let mut r = Repo::new(self.repository.clone(), self.created()?, |n| {
+            eprintln!("arca: {n}")
+        });
         r.root_name = self.root.clone();
         r.dry_run = self.dry_run;
         Ok(r)
@@ -90,12 +92,6 @@ pub(super) fn file_created(p: &std::path::Path) -> String {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| format_time(d.as_secs() as i64))
         .unwrap_or_else(|| format_time(0))
-}
-
-pub(super) fn flush(repo: &mut Repo) {
-    for n in repo.notices.drain(..) {
-        eprintln!("arca: {n}");
-    }
 }
 
 pub(super) fn parse_role(s: &str) -> Result<Role> {

@@ -27,7 +27,7 @@ use crate::error::{ArcaError, Result};
 use args::{CeremonyRun, Command, Common, ReadCommon};
 use ceremony::{builtin_ceremony, ceremony_cmd, ceremony_run};
 use clap::Parser;
-use common::{file_counter, flush, parse_anchors};
+use common::{file_counter, parse_anchors};
 use key::key_cmd;
 use piv::piv_cmd;
 use root::root_cmd;

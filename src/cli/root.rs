@@ -1,7 +1,7 @@
 //! `arca root`: the root file.
 
 use super::args::{RoleArgs, RootCmd};
-use super::common::{flush, parse_anchors, parse_role, read_pub};
+use super::common::{parse_anchors, parse_role, read_pub};
 use super::output::output;
 use crate::conex::{Digest, Role};
 use crate::error::Result;
@@ -10,9 +10,7 @@ pub(super) fn root_cmd(cmd: RootCmd) -> Result<()> {
     match cmd {
         RootCmd::Create { common, force } => {
             let mut repo = common.repo()?;
-            let r = repo.root_create(force);
-            flush(&mut repo);
-            r.map(|_| ())
+            repo.root_create(force).map(|_| ())
         }
         RootCmd::AddKey {
             common,
@@ -22,9 +20,7 @@ pub(super) fn root_cmd(cmd: RootCmd) -> Result<()> {
             let pk = read_pub(&src, &common)?;
             let mut repo = common.repo()?;
             let now = repo.now.clone();
-            let r = repo.root_add_key(&src.id, pk.clone(), &now, quorum);
-            flush(&mut repo);
-            let root = r?;
+            let root = repo.root_add_key(&src.id, pk.clone(), &now, quorum)?;
             println!(
                 "root key {} {} added; valid: {}",
                 src.id,
@@ -35,9 +31,7 @@ pub(super) fn root_cmd(cmd: RootCmd) -> Result<()> {
         }
         RootCmd::RemoveKey { common, id, quorum } => {
             let mut repo = common.repo()?;
-            let r = repo.root_remove_key(&id, quorum);
-            flush(&mut repo);
-            let root = r?;
+            let root = repo.root_remove_key(&id, quorum)?;
             println!("root key {id} removed; valid: {}", root.valid);
             Ok(())
         }
@@ -51,9 +45,7 @@ pub(super) fn root_cmd(cmd: RootCmd) -> Result<()> {
         } => {
             let role = parse_role(&role)?;
             let mut repo = common.repo()?;
-            let r = repo.root_remove_from_role(role, &id, quorum);
-            flush(&mut repo);
-            r.map(|_| ())
+            repo.root_remove_from_role(role, &id, quorum).map(|_| ())
         }
         RootCmd::Sign {
             common,
@@ -62,9 +54,7 @@ pub(super) fn root_cmd(cmd: RootCmd) -> Result<()> {
         } => {
             let (mut s, _) = common.signer(&key.id, key.on.as_deref())?;
             let mut repo = common.repo()?;
-            let r = repo.root_sign(&key.id, s.as_mut(), counter.root_mode());
-            flush(&mut repo);
-            let root = r?;
+            let root = repo.root_sign(&key.id, s.as_mut(), counter.root_mode())?;
             println!(
                 "root signed by {} at counter {}",
                 key.id, root.header.counter
@@ -78,9 +68,7 @@ pub(super) fn root_cmd(cmd: RootCmd) -> Result<()> {
         } => {
             let anchors = parse_anchors(&anchors)?;
             let mut repo = common.common().repo()?;
-            let r = repo.root();
-            flush(&mut repo);
-            let st = crate::status::root_status(&r?, &anchors);
+            let st = crate::status::root_status(&repo.root()?, &anchors);
             output(json, &st, |s| s.render());
             Ok(())
         }
@@ -106,13 +94,11 @@ pub(super) fn role_cmd(a: RoleArgs, set: bool) -> Result<()> {
             }
         }
     };
-    let r = if set {
+    let root = if set {
         repo.root_set_role(role, &a.src.id, digest.clone(), a.epoch)
     } else {
         repo.root_add_to_role(role, &a.src.id, digest.clone(), a.epoch, a.quorum)
-    };
-    flush(&mut repo);
-    let root = r?;
+    }?;
     println!(
         "{role}: {} ({} epoch {})",
         root.roles[&role], digest, a.epoch

@@ -1,7 +1,7 @@
 //! `arca snapshot` and `arca timestamp`: the two online files.
 
 use super::args::OnlineCmd;
-use super::common::{file_counter, flush};
+use super::common::file_counter;
 use super::output::output;
 use crate::conex::resource::Resource;
 use crate::conex::{PublicKey, Role, Snapshot, Timestamp};
@@ -33,9 +33,7 @@ pub(super) fn online_cmd<R: Resource + OnlineCreate>(cmd: OnlineCmd, role: Role)
             let id = role_id(&mut repo, role, id)?;
             let epoch = online_epoch::<R>(&mut repo, role, &id, epoch)?;
             let (s, created) = common.signer(&id, on.as_deref())?;
-            let r = R::create(&mut repo, &id, s.public_key().clone(), &created, epoch);
-            flush(&mut repo);
-            r
+            R::create(&mut repo, &id, s.public_key().clone(), &created, epoch)
         }
         OnlineCmd::Sign {
             common,
@@ -46,9 +44,7 @@ pub(super) fn online_cmd<R: Resource + OnlineCreate>(cmd: OnlineCmd, role: Role)
             let mut repo = common.repo()?;
             let id = role_id(&mut repo, role, id)?;
             let (mut s, _) = common.signer(&id, on.as_deref())?;
-            let r = repo.online_sign::<R>(&id, s.as_mut(), file_counter(no_incr));
-            flush(&mut repo);
-            let f = r?;
+            let f = repo.online_sign::<R>(&id, s.as_mut(), file_counter(no_incr))?;
             println!("{} {id} signed at counter {}", R::TYP, f.header().counter);
             Ok(())
         }
@@ -57,7 +53,6 @@ pub(super) fn online_cmd<R: Resource + OnlineCreate>(cmd: OnlineCmd, role: Role)
             let id = role_id(&mut repo, role, id)?;
             let f: R = repo.read(&[id])?;
             let root = repo.root();
-            flush(&mut repo);
             let st = match root {
                 Ok(root) => crate::status::online_status(&f, &root, role),
                 Err(_) => crate::status::file_status(&f),
@@ -88,7 +83,7 @@ pub(super) fn online_epoch<R: Resource>(
     }
     match given {
         Some(e) if e != want => {
-            repo.notices.push(format!(
+            repo.note(format!(
                 "warning: the root's {role} role names epoch {want}; `arca verify` refuses a {} with epoch {e} (\"{} with bad epoch\")",
                 R::TYP,
                 R::TYP
@@ -107,14 +102,14 @@ pub(super) fn online_epoch<R: Resource>(
             };
             match current {
                 Some(c) if c > want => {
-                    repo.notices.push(format!(
+                    repo.note(format!(
                         "warning: {id} has epoch {c} but the root's {role} role names epoch {want}; \
                          `arca verify` refuses it until the root names epoch {c}"
                     ));
                     Ok(None)
                 }
                 Some(c) if c < want => {
-                    repo.notices.push(format!(
+                    repo.note(format!(
                         "{id}: following the root's {role} role to epoch {want}"
                     ));
                     Ok(Some(want))

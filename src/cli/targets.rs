@@ -1,7 +1,7 @@
 //! `arca targets`: a janitor's targets file.
 
 use super::args::{Common, TargetsCmd};
-use super::common::{file_counter, flush};
+use super::common::file_counter;
 use super::output::output;
 use crate::error::Result;
 use crate::repository::Counter;
@@ -12,9 +12,7 @@ pub(super) fn targets_cmd(cmd: TargetsCmd) -> Result<()> {
         TargetsCmd::Create { common, key } => {
             let (pk, created) = common.public(&key.id, key.on.as_deref())?;
             let mut repo = common.repo()?;
-            let r = repo.targets_create(&key.id, pk, &created);
-            flush(&mut repo);
-            r.map(|_| ())
+            repo.targets_create(&key.id, pk, &created).map(|_| ())
         }
         TargetsCmd::Compute {
             common,
@@ -23,9 +21,8 @@ pub(super) fn targets_cmd(cmd: TargetsCmd) -> Result<()> {
             no_opam,
         } => {
             let mut repo = common.repo()?;
-            let r = repo.targets_compute(&id, pkg.as_deref(), !no_opam);
-            flush(&mut repo);
-            r.map(|_| ())
+            repo.targets_compute(&id, pkg.as_deref(), !no_opam)
+                .map(|_| ())
         }
         TargetsCmd::Sign {
             common,
@@ -34,24 +31,18 @@ pub(super) fn targets_cmd(cmd: TargetsCmd) -> Result<()> {
         } => {
             let (mut s, _) = common.signer(&key.id, key.on.as_deref())?;
             let mut repo = common.repo()?;
-            let r = repo.targets_sign(&key.id, s.as_mut(), file_counter(no_incr));
-            flush(&mut repo);
-            let t = r?;
+            let t = repo.targets_sign(&key.id, s.as_mut(), file_counter(no_incr))?;
             println!("targets {} signed at counter {}", key.id, t.header.counter);
             Ok(())
         }
         TargetsCmd::Hash { common, id } => {
             let mut repo = common.common().repo()?;
-            let t = repo.targets(&id);
-            flush(&mut repo);
-            println!("{}", t?.valid_hash()?);
+            println!("{}", repo.targets(&id)?.valid_hash()?);
             Ok(())
         }
         TargetsCmd::Status { common, id, json } => {
             let mut repo = common.common().repo()?;
-            let t = repo.targets(&id);
-            flush(&mut repo);
-            let st = crate::status::file_status(&t?);
+            let st = crate::status::file_status(&repo.targets(&id)?);
             output(json, &st, |s| s.render());
             Ok(())
         }
@@ -74,14 +65,10 @@ pub(crate) fn janitor_sign(
     };
     let mut r = common.repo()?;
     if recompute {
-        let t = r.targets_compute(id, None, true);
-        flush(&mut r);
-        t?;
+        r.targets_compute(id, None, true)?;
     }
     let (mut s, _) = common.signer(id, on)?;
-    let t = r.targets_sign(id, s.as_mut(), Counter::Increment);
-    flush(&mut r);
-    let t = t?;
+    let t = r.targets_sign(id, s.as_mut(), Counter::Increment)?;
     println!(
         "targets {id} signed at counter {} ({} entries)",
         t.header.counter,

@@ -257,7 +257,7 @@ pub fn generate(dir: &Path, key_store: &Path, spec: &Spec) -> Result<Synth, Stri
         KeySpec::Ed25519,
     )
     .map_err(err)?;
-    let mut repo = Repo::new(dir, CREATED.into());
+    let mut repo = Repo::new(dir, CREATED.into(), |_| {});
     repo.root_create(false).map_err(err)?;
     repo.root_add_key("rootA", root_a.public_key().clone(), CREATED, None)
         .map_err(err)?;
