@@ -209,10 +209,10 @@ fn code_2_bad_command_line_input() {
     expect(&["verify", "-t", &anchors()], 2, "give --dir DIR");
 }
 
-/// A ceremony file or device profile that is not valid, or not there, is
-/// bad input: the line names file, line and field.
+/// A ceremony file, device profile or answers file that is not valid, or
+/// not there, is bad input: the line names file, line and field.
 #[test]
-fn code_2_bad_ceremony_file_or_profile() {
+fn code_2_bad_ceremony_profile_or_answers_file() {
     let tmp = tempfile::tempdir().unwrap();
     let c = tmp.path().join("c.toml");
     std::fs::write(&c, "kind = \"create-root\"\ntitle = 3\n").unwrap();
@@ -241,6 +241,26 @@ fn code_2_bad_ceremony_file_or_profile() {
         2,
         "profile.toml:2: ",
     );
+    // an answers file that is not valid: nothing is asked, nothing made
+    let profile = file_device_profile(tmp.path(), &["alice", "bob", "carol"]);
+    let answers = tmp.path().join("answers.toml");
+    std::fs::write(&answers, "confirm = \"perhaps\"\n").unwrap();
+    expect(
+        &[
+            "ceremony",
+            "run",
+            good.to_str().unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+            "--answers",
+            answers.to_str().unwrap(),
+            "--base",
+            tmp.path().to_str().unwrap(),
+        ],
+        2,
+        "answers.toml:1: confirm = \"perhaps\": expected \"yes\" or \"no\"",
+    );
+    assert!(!tmp.path().join("out").exists());
 }
 
 #[test]
