@@ -2,13 +2,9 @@
 
 use super::device::{pin_locked, yk_err};
 use super::location::PivLocation;
-use crate::keys::{KeyError, SecretRequest, SecretSource};
+use crate::keys::{read_secret_file, KeyError, SecretRequest, SecretSource};
 use yubikey::YubiKey;
 use zeroize::Zeroizing;
-
-fn read_pin_file(path: &std::path::Path) -> Result<Zeroizing<String>, KeyError> {
-    crate::keys::read_secret_file(path, "PIN file")
-}
 
 pub(super) fn check_pin_format(pin: &str, what: &str) -> Result<(), KeyError> {
     if !(6..=8).contains(&pin.len()) {
@@ -47,7 +43,7 @@ pub(super) fn obtain_pin(
         }
     }
     let pin = match &loc.pin_source {
-        Some(path) => read_pin_file(path)?,
+        Some(path) => read_secret_file(path, "PIN file")?,
         None => secrets.secret(&SecretRequest {
             what: what.to_string(),
             retries_left: Some(u32::from(retries)),

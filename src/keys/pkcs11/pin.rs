@@ -2,19 +2,12 @@
 
 use super::session::{context, dev, logins, select_token, trimmed, TokenSession};
 use super::uri::Pkcs11Uri;
-use crate::keys::{KeyError, SecretRequest, SecretSource};
+use crate::keys::{read_secret_file, KeyError, SecretRequest, SecretSource};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::session::{SessionState, UserType};
 use cryptoki::slot::TokenInfo as CkTokenInfo;
 use cryptoki::types::AuthPin;
-use std::path::Path;
-use zeroize::Zeroizing;
-
-/// Reads a PIN file into a zeroized buffer, trailing newlines trimmed.
-pub(super) fn read_pin_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
-    crate::keys::read_secret_file(path, "PIN file")
-}
 
 /// Opens a session on the token and logs the user in, telling the person
 /// about the PIN state first.
@@ -145,7 +138,7 @@ fn login(
         ts.session.login(UserType::User, None)
     } else {
         let pin = match &uri.pin_source {
-            Some(path) => read_pin_file(path)?,
+            Some(path) => read_secret_file(path, "PIN file")?,
             None => secrets.secret(&request)?,
         };
         let auth = AuthPin::new(pin.as_str().into());

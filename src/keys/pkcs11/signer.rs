@@ -4,12 +4,12 @@ use super::mechanisms::{check_mechanisms, pss_params, MechanismNeeds, RsaPssMode
 use super::objects::{
     attr_bool, attr_bytes, attr_key_type, find, key_template, public_key_of, read_flags, KeyFlags,
 };
-use super::pin::{open_session, read_pin_file};
+use super::pin::open_session;
 use super::session::{context, dev, select_token, trimmed, TokenSession};
 use super::uri::{ObjectType, Pkcs11Uri};
 use super::ED25519_OID;
 use crate::conex::{KeyAlg, PublicKey};
-use crate::keys::{KeyError, KeySpec, SecretSource, Signer};
+use crate::keys::{read_secret_file, KeyError, KeySpec, SecretSource, Signer};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
@@ -438,7 +438,7 @@ impl Pkcs11Signer {
             (Some(p), SignMech::Rsa(RsaPssMode::Combined)) => p.clone(),
             _ => return Err(reauth_unsupported(&self.desc)),
         };
-        let pin = read_pin_file(&path)?;
+        let pin = read_secret_file(&path, "PIN file")?;
         let auth = AuthPin::new(pin.as_str().into());
         drop(pin);
         let s = &self.ts.session;
