@@ -8,6 +8,7 @@
 pub mod file;
 pub mod piv;
 pub mod pkcs11;
+pub mod pkcs8;
 pub mod secrets;
 
 use crate::conex::{KeyAlg, PublicKey, SigAlg};
