@@ -205,39 +205,65 @@ impl Attestation {
     }
 }
 
+/// Why an attestation certificate's signature does not check.
+#[derive(Debug, thiserror::Error)]
+enum CertSignatureError {
+    /// The F9 key is not of the certificate's signature algorithm.
+    #[error("F9 key is not {expected}: {reason}")]
+    WrongKey {
+        /// The key type the algorithm needs (`RSA`, `P-256`, `P-384`).
+        expected: &'static str,
+        /// The decoder's reason.
+        reason: String,
+    },
+    /// The signature is not DER.
+    #[error("malformed signature")]
+    Malformed,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    Bad,
+    /// Neither RSA/SHA-256 nor ECDSA with SHA-256/384.
+    #[error("unsupported signature algorithm {0}")]
+    Unsupported(ObjectIdentifier),
+}
+
 fn verify_cert_signature(
     alg: &ObjectIdentifier,
     issuer_spki: &[u8],
     tbs: &[u8],
     sig: &[u8],
-) -> Result<(), String> {
+) -> Result<(), CertSignatureError> {
+    use CertSignatureError::{Bad, Malformed, Unsupported, WrongKey};
+    let wrong = |expected: &'static str| {
+        move |e: x509_cert::spki::Error| WrongKey {
+            expected,
+            reason: e.to_string(),
+        }
+    };
     if *alg == OID_SHA256_RSA {
         use rsa::pkcs8::DecodePublicKey;
-        let key = rsa::RsaPublicKey::from_public_key_der(issuer_spki)
-            .map_err(|e| format!("F9 key is not RSA: {e}"))?;
+        let key = rsa::RsaPublicKey::from_public_key_der(issuer_spki).map_err(wrong("RSA"))?;
         key.verify(
             rsa::Pkcs1v15Sign::new::<Sha256>(),
             &Sha256::digest(tbs),
             sig,
         )
-        .map_err(|_| "bad signature".to_string())
+        .map_err(|_| Bad)
     } else if *alg == OID_ECDSA_SHA256 {
         use p256::ecdsa::signature::Verifier;
         use p256::pkcs8::DecodePublicKey;
-        let key = p256::ecdsa::VerifyingKey::from_public_key_der(issuer_spki)
-            .map_err(|e| format!("F9 key is not P-256: {e}"))?;
-        let sig = p256::ecdsa::Signature::from_der(sig).map_err(|_| "malformed signature")?;
-        key.verify(tbs, &sig)
-            .map_err(|_| "bad signature".to_string())
+        let key =
+            p256::ecdsa::VerifyingKey::from_public_key_der(issuer_spki).map_err(wrong("P-256"))?;
+        let sig = p256::ecdsa::Signature::from_der(sig).map_err(|_| Malformed)?;
+        key.verify(tbs, &sig).map_err(|_| Bad)
     } else if *alg == OID_ECDSA_SHA384 {
         use p384::ecdsa::signature::Verifier;
         use p384::pkcs8::DecodePublicKey;
-        let key = p384::ecdsa::VerifyingKey::from_public_key_der(issuer_spki)
-            .map_err(|e| format!("F9 key is not P-384: {e}"))?;
-        let sig = p384::ecdsa::Signature::from_der(sig).map_err(|_| "malformed signature")?;
-        key.verify(tbs, &sig)
-            .map_err(|_| "bad signature".to_string())
+        let key =
+            p384::ecdsa::VerifyingKey::from_public_key_der(issuer_spki).map_err(wrong("P-384"))?;
+        let sig = p384::ecdsa::Signature::from_der(sig).map_err(|_| Malformed)?;
+        key.verify(tbs, &sig).map_err(|_| Bad)
     } else {
-        Err(format!("unsupported signature algorithm {alg}"))
+        Err(Unsupported(*alg))
     }
 }
