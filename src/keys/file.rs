@@ -290,7 +290,7 @@ impl Signer for FileSigner {
     fn public_key(&self) -> &PublicKey {
         &self.pk
     }
-    fn sign_raw(&mut self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+    fn sign_raw(&mut self, msg: &[u8], _: crate::keys::CheckedPath) -> Result<Vec<u8>, KeyError> {
         match &self.secret {
             Secret::Ed25519(sk) => Ok(sk.sign(msg).to_bytes().to_vec()),
             Secret::Rsa(k) => {

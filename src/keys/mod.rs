@@ -72,21 +72,35 @@ pub enum KeyError {
 }
 
 /// A private key that can sign conex resources.
+///
+/// Signatures are made only through [`sign_checked`]: `sign_raw` takes a
+/// [`CheckedPath`], which only `sign_checked` can make, so any crate may
+/// implement a signer but none can get an unchecked signature out of one.
 pub trait Signer {
     /// The conex public key of this signer.
     fn public_key(&self) -> &PublicKey;
     /// Signs `msg` with the key's conex algorithm (`rsapss-sha256`: PSS,
     /// SHA-256, MGF1-SHA-256, salt 32 over SHA-256(msg); `ed25519`: pure) and
-    /// returns the raw signature bytes.
-    fn sign_raw(&mut self, msg: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// returns the raw signature bytes. Called by [`sign_checked`] only.
+    fn sign_raw(&mut self, msg: &[u8], via: CheckedPath) -> Result<Vec<u8>, KeyError>;
     /// Where the key lives, for people (`pkcs11:token=root-1;object=rootA`).
     fn describe(&self) -> String;
 }
 
+/// What [`sign_checked`] hands to [`Signer::sign_raw`]. It cannot be made
+/// outside this module, so `sign_raw` cannot be called around the check:
+///
+/// ```compile_fail
+/// fn unchecked(s: &mut dyn arca::keys::Signer) {
+///     let _ = s.sign_raw(b"msg", arca::keys::CheckedPath(()));
+/// }
+/// ```
+pub struct CheckedPath(());
+
 /// Signs and verifies the fresh signature with the public key before
 /// returning it: every signature arca hands out has been checked.
 pub fn sign_checked(signer: &mut dyn Signer, msg: &[u8]) -> Result<(SigAlg, Vec<u8>), KeyError> {
-    let sig = signer.sign_raw(msg)?;
+    let sig = signer.sign_raw(msg, CheckedPath(()))?;
     let pk = signer.public_key();
     let alg = pk.sig_alg();
     pk.verify(alg, msg, &sig).map_err(|e| KeyError::SelfCheck {

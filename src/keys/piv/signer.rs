@@ -213,7 +213,7 @@ impl Signer for PivSigner {
         &self.pk
     }
 
-    fn sign_raw(&mut self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+    fn sign_raw(&mut self, msg: &[u8], _: crate::keys::CheckedPath) -> Result<Vec<u8>, KeyError> {
         let input = self.sign_input(msg)?;
         // PIN policy "always": the PIN right before each signature.
         verify_pin(&mut self.yk, &self.pin)?;

@@ -502,7 +502,7 @@ impl Signer for Pkcs11Signer {
         &self.pk
     }
 
-    fn sign_raw(&mut self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+    fn sign_raw(&mut self, msg: &[u8], _: crate::keys::CheckedPath) -> Result<Vec<u8>, KeyError> {
         if self.always_authenticate {
             return self.sign_reauthenticated(msg);
         }
