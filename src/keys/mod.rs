@@ -1,9 +1,13 @@
 //! Where private keys live. Every kind of key is a [`Signer`]; ceremony code
 //! never knows which one it holds.
 //!
-//! * `file:` — PKCS#8 files in conex's `~/.conex` layout ([`file`]);
+//! * `file:` — PKCS#8 files in conex's `~/.conex` layout ([`file`](mod@file));
 //! * `pkcs11:` — keys on PKCS#11 tokens, RFC 7512 URIs ([`pkcs11`]);
 //! * `piv:` — YubiKey PIV slots ([`piv`]).
+//!
+//! Beside them: [`secrets`] (how a backend asks for a PIN or passphrase, and
+//! the one reader of PIN and passphrase files) and [`pkcs8`] (the one decoder
+//! of clear PKCS#8 keys, for key files and a bundle's online keys).
 
 pub mod file;
 pub mod piv;

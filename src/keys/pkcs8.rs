@@ -1,5 +1,5 @@
 //! The one decoder of clear PKCS#8 private keys, for key files
-//! ([`super::file`]) and a bundle's online keys (`crate::bundle`).
+//! ([`super::file`]) and the online keys a bundle carries.
 //!
 //! Ed25519 (RFC 8410: version 1, or version 2 with the public key, which
 //! must be the private key's) and RSA are accepted; anything else is refused.

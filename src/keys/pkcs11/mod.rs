@@ -7,7 +7,7 @@
 //! * The PKCS#11 module comes from `module-path=` in the URI or from the
 //!   `ARCA_PKCS11_MODULE` environment variable.
 //! * PINs never appear in URIs (`pin-value` is refused); they come from the
-//!   person through a [`SecretSource`] or from a `pin-source=file:PATH`.
+//!   person through a [`SecretSource`](crate::keys::SecretSource) or from a `pin-source=file:PATH`.
 //!
 //! Generated private keys are `CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE`, not
 //! extractable and usable only for signing; arca reads the attributes back
