@@ -333,23 +333,14 @@ pub fn decrypt_pkcs8(
                 "{name}: wrong passphrase"
             )))
         })?;
-    let pk = public_of_pkcs8(clear.as_bytes()).map_err(bad)?;
+    let pk = crate::keys::pkcs8::decode(clear.as_bytes())
+        .map_err(|e| bad(e.to_string()))?
+        .public_key()
+        .map_err(|e| bad(e.to_string()))?;
     let pem = clear
         .to_pem("PRIVATE KEY", pkcs8::LineEnding::LF)
         .map_err(|e| bad(e.to_string()))?;
     Ok((pem, pk))
-}
-
-fn public_of_pkcs8(der: &[u8]) -> std::result::Result<PublicKey, String> {
-    use ed25519_dalek::pkcs8::KeypairBytes;
-    if let Ok(kp) = KeypairBytes::from_pkcs8_der(der) {
-        let sk = ed25519_dalek::SigningKey::from_bytes(&kp.secret_key);
-        return Ok(PublicKey::from_ed25519(&sk.verifying_key().to_bytes()));
-    }
-    use rsa::pkcs8::DecodePrivateKey as _;
-    let k = rsa::RsaPrivateKey::from_pkcs8_der(der)
-        .map_err(|e| format!("neither an Ed25519 nor an RSA key: {e}"))?;
-    PublicKey::from_rsa(&k.to_public_key()).map_err(|e| e.to_string())
 }
 
 /// A new Ed25519 key made in memory: its clear PKCS#8 DER (zeroized on

@@ -765,7 +765,11 @@ impl Signer for EncryptedOnly {
     fn public_key(&self) -> &crate::conex::PublicKey {
         &self.pk
     }
-    fn sign_raw(&mut self, _msg: &[u8]) -> std::result::Result<Vec<u8>, crate::keys::KeyError> {
+    fn sign_raw(
+        &mut self,
+        _msg: &[u8],
+        _: crate::keys::CheckedPath,
+    ) -> std::result::Result<Vec<u8>, crate::keys::KeyError> {
         Err(crate::keys::KeyError::Unsupported(format!(
             "{} exists here only encrypted; it signs on the online machine",
             self.id

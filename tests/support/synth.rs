@@ -101,7 +101,7 @@ impl Signer for MemSigner {
     fn public_key(&self) -> &PublicKey {
         &self.pk
     }
-    fn sign_raw(&mut self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+    fn sign_raw(&mut self, msg: &[u8], _: arca::keys::CheckedPath) -> Result<Vec<u8>, KeyError> {
         use ed25519_dalek::Signer as _;
         Ok(self.sk.sign(msg).to_bytes().to_vec())
     }
