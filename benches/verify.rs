@@ -564,7 +564,7 @@ fn real_case(shared: &Path, tmp: &Path) -> Option<(PathBuf, String, PathBuf, usi
     let mut maint = synth::MemSigner::derive(9, "maintainer");
     let mut snap = synth::MemSigner::derive(9, "snap");
     let mut ts = synth::MemSigner::derive(9, "ts");
-    let mut repo = Repo::new(&dir, synth::CREATED.into());
+    let mut repo = Repo::new(&dir, synth::CREATED.into(), |_| {});
     repo.root_create(false).expect("root create");
     repo.root_add_key(
         "root",

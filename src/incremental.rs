@@ -593,7 +593,7 @@ pub fn verify_incremental(
     cache: Option<&Path>,
 ) -> Result<()> {
     if !old.is_dir() {
-        return Err(ArcaError::io(old, "not a directory"));
+        return Err(ArcaError::unusable(old, "not a directory"));
     }
     let data = std::fs::read(patch).map_err(|e| ArcaError::io(patch, e))?;
     let (verdict, notes) = match cache {

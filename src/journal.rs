@@ -65,6 +65,9 @@ pub struct JournalError {
     pub line: usize,
     /// What is wrong.
     pub msg: String,
+    /// The I/O error, when reading or writing the file failed (line 0).
+    #[source]
+    pub source: Option<std::io::Error>,
 }
 
 /// An open journal.
@@ -119,16 +122,16 @@ impl Journal {
         let mut line = serde_json::to_string(&e).map_err(|err| self.err(0, err))?;
         line.push('\n');
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|err| self.err(0, err))?;
+            std::fs::create_dir_all(dir).map_err(|err| self.io_err(err))?;
         }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
-            .map_err(|err| self.err(0, err))?;
+            .map_err(|err| self.io_err(err))?;
         f.write_all(line.as_bytes())
             .and_then(|_| f.sync_all())
-            .map_err(|err| self.err(0, err))?;
+            .map_err(|err| self.io_err(err))?;
         self.entries.push(e);
         Ok(self.entries.last().expect("just pushed"))
     }
@@ -138,7 +141,14 @@ impl Journal {
             file: self.path.display().to_string(),
             line,
             msg: e.to_string(),
+            source: None,
         }
+    }
+
+    fn io_err(&self, e: std::io::Error) -> JournalError {
+        let mut j = self.err(0, &e);
+        j.source = Some(e);
+        j
     }
 
     /// The file.
@@ -155,6 +165,7 @@ pub fn read_chain(path: &Path) -> Result<Vec<Entry>, JournalError> {
         file: file.clone(),
         line: 0,
         msg: e.to_string(),
+        source: Some(e),
     })?;
     parse_chain(&file, &text)
 }
@@ -171,6 +182,7 @@ pub fn parse_chain(file: &str, text: &str) -> Result<Vec<Entry>, JournalError> {
             file: file.clone(),
             line: n,
             msg,
+            source: None,
         };
         if !raw.ends_with('\n') {
             return Err(err("incomplete last line (the ceremony was interrupted while writing it); remove it to resume".into()));

@@ -114,6 +114,64 @@ fn code_1_tampered_journal() {
     );
 }
 
+/// A ceremony resumed from a journal someone edited stops with the
+/// journal's verdict (1); a journal that cannot be read is I/O (3).
+#[test]
+fn code_1_resume_from_a_tampered_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = file_device_profile(tmp.path(), &["alice", "bob", "carol"]);
+    let answers = tmp.path().join("answers.toml");
+    std::fs::write(&answers, "confirm = \"yes\"\n").unwrap();
+    let out = tmp.path().join("out/create-root");
+    std::fs::create_dir_all(&out).unwrap();
+    let p = out.join("journal.jsonl");
+    let mut j = arca::journal::Journal::open(&p).unwrap();
+    j.append("t", "begin", serde_json::json!({}), BTreeMap::new())
+        .unwrap();
+    j.append("t", "done", serde_json::json!({}), BTreeMap::new())
+        .unwrap();
+    drop(j);
+    let text = std::fs::read_to_string(&p).unwrap().replace("done", "dome");
+    std::fs::write(&p, text).unwrap();
+    let ceremony = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremonies/create-root.toml");
+    let resume = [
+        "ceremony",
+        "resume",
+        ceremony.to_str().unwrap(),
+        "--profile",
+        profile.to_str().unwrap(),
+        "--answers",
+        answers.to_str().unwrap(),
+        "--base",
+        tmp.path().to_str().unwrap(),
+    ];
+    expect(
+        &resume,
+        1,
+        "journal.jsonl:2: the entry does not match its hash (edited?)",
+    );
+    // nothing was made from it
+    assert!(!out.join("root").exists());
+    // the journal's place holds a folder: it cannot be read
+    std::fs::remove_file(&p).unwrap();
+    std::fs::create_dir(&p).unwrap();
+    expect(&resume, 3, "journal.jsonl:0: ");
+}
+
+#[test]
+fn code_1_bundle_with_problems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = tmp.path().join("bundle");
+    std::fs::create_dir(&b).unwrap();
+    std::fs::write(b.join("root"), "not what a ceremony wrote\n").unwrap();
+    let o = expect(
+        &["bundle", "verify", b.to_str().unwrap()],
+        1,
+        "problem(s); do not use this bundle",
+    );
+    assert!(stderr(&o).contains("MANIFEST: missing"), "{}", stderr(&o));
+}
+
 #[test]
 fn code_2_bad_command_line_input() {
     let tmp = tempfile::tempdir().unwrap();
@@ -151,6 +209,60 @@ fn code_2_bad_command_line_input() {
     expect(&["verify", "-t", &anchors()], 2, "give --dir DIR");
 }
 
+/// A ceremony file, device profile or answers file that is not valid, or
+/// not there, is bad input: the line names file, line and field.
+#[test]
+fn code_2_bad_ceremony_profile_or_answers_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("c.toml");
+    std::fs::write(&c, "kind = \"create-root\"\ntitle = 3\n").unwrap();
+    expect(
+        &["ceremony", "check", c.to_str().unwrap()],
+        2,
+        "c.toml:2: invalid type: integer `3`, expected a string",
+    );
+    let none = tmp.path().join("none.toml");
+    expect(
+        &["ceremony", "check", none.to_str().unwrap()],
+        2,
+        "none.toml",
+    );
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremonies/create-root.toml");
+    let profile = tmp.path().join("profile.toml");
+    std::fs::write(&profile, "[holders]\nalice = \"nowhere:1\"\n").unwrap();
+    expect(
+        &[
+            "ceremony",
+            "check",
+            good.to_str().unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+        ],
+        2,
+        "profile.toml:2: ",
+    );
+    // an answers file that is not valid: nothing is asked, nothing made
+    let profile = file_device_profile(tmp.path(), &["alice", "bob", "carol"]);
+    let answers = tmp.path().join("answers.toml");
+    std::fs::write(&answers, "confirm = \"perhaps\"\n").unwrap();
+    expect(
+        &[
+            "ceremony",
+            "run",
+            good.to_str().unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+            "--answers",
+            answers.to_str().unwrap(),
+            "--base",
+            tmp.path().to_str().unwrap(),
+        ],
+        2,
+        "answers.toml:1: confirm = \"perhaps\": expected \"yes\" or \"no\"",
+    );
+    assert!(!tmp.path().join("out").exists());
+}
+
 #[test]
 fn code_3_malformed_file_or_io() {
     let tmp = tempfile::tempdir().unwrap();
@@ -169,6 +281,14 @@ fn code_3_malformed_file_or_io() {
         ],
         3,
         "no-repo",
+    );
+    // a file that is there but not what it must be
+    let t = tmp.path().join("bundle.tar");
+    std::fs::write(&t, "not a tar file\n").unwrap();
+    expect(
+        &["bundle", "verify", t.to_str().unwrap()],
+        3,
+        "bundle.tar: tar entry: ",
     );
 }
 

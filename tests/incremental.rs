@@ -118,7 +118,7 @@ fn edit_root(dir: &Path, ks: &Path, f: impl FnOnce(&mut Root)) {
 
 /// New snapshot and timestamp (counters + 1).
 fn reseal(dir: &Path, ks: &Path) {
-    let mut repo = Repo::new(dir, NOW.into());
+    let mut repo = Repo::new(dir, NOW.into(), |_| {});
     let mut snap = signer(ks, "snap");
     let mut ts = signer(ks, "ts");
     repo.snapshot_create("snap", snap.public_key().clone(), NOW, None)
@@ -196,7 +196,7 @@ fn add_m2(dir: &Path, ks: &Path) {
         )
         .unwrap(),
     };
-    let mut repo = Repo::new(dir, NOW.into());
+    let mut repo = Repo::new(dir, NOW.into(), |_| {});
     repo.targets_create("m2", m2.public_key().clone(), NOW)
         .unwrap();
     let mut s = signer(ks, "m2");
@@ -543,7 +543,7 @@ fn paths_leaving_the_repository_are_refused() {
 fn snapshot_counter_not_increasing_is_only_a_warning() {
     let w = setup();
     add_foo_version(&w.new, &w.ks, "1.0.2", |c| c + 1);
-    let mut repo = Repo::new(&w.new, NOW.into());
+    let mut repo = Repo::new(&w.new, NOW.into(), |_| {});
     let mut snap = signer(&w.ks, "snap");
     let mut ts = signer(&w.ks, "ts");
     repo.snapshot_create("snap", snap.public_key().clone(), NOW, None)

@@ -339,3 +339,50 @@ fn qr_read_into_a_pipe_gives_the_exact_bytes() {
     let o = arca(["qr", "read", out.join("code.png").to_str().unwrap()]);
     assert_eq!(ok(&o), text, "no newline added into a pipe");
 }
+
+/// The repository's notices reach the person as they arise: a root change
+/// says which signatures it removes, and a warning given before a command
+/// fails is not lost with it.
+#[test]
+fn notices_are_never_lost() {
+    let r = vector_repo();
+    let o = r.run(&[
+        "root",
+        "add-to-role",
+        "--role",
+        "maintainer",
+        "--id",
+        "m9",
+        "--key-hash",
+        &format!("sha256={}", "1".repeat(64)),
+    ]);
+    ok(&o);
+    let e = stderr(&o);
+    assert!(
+        e.contains(
+            "arca: this change invalidates the signatures of rootA, rootB: they are removed"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("arca: wrote "), "{e}");
+    // the epoch warning comes before the key is looked for; no key is there
+    let empty = r._tmp.path().join("empty-store");
+    std::fs::create_dir(&empty).unwrap();
+    let o = arca([
+        "snapshot",
+        "create",
+        "-r",
+        r.repo.to_str().unwrap(),
+        "--epoch",
+        "5",
+        "--key-store",
+        empty.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(4), "{e}");
+    assert!(
+        e.contains("arca: warning: the root's snapshot role names epoch 0; `arca verify` refuses a snapshot with epoch 5"),
+        "{e}"
+    );
+    assert!(e.contains("no private key snap in"), "{e}");
+}

@@ -1023,7 +1023,7 @@ fn always_authenticate_key_signs_with_pin_file() {
     }
     // The single-part mechanism cannot take the per-signature PIN.
     signer.set_rsa_pss_mode(RsaPssMode::HostHash);
-    let err = signer.sign_raw(b"three").unwrap_err();
+    let err = sign_checked(&mut signer, b"three").unwrap_err();
     assert!(matches!(err, KeyError::Unsupported(_)), "{err:?}");
     drop(signer);
     // The token really enforces it: without the context-specific login

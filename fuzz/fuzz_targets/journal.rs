@@ -1,7 +1,7 @@
 //! Ceremony journal lines (JSON, hash-chained): checking never panics, and
 //! a refused journal gets a one-line error.
 #![no_main]
-use arca::ceremony::journal::parse_chain;
+use arca::journal::parse_chain;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

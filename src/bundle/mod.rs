@@ -323,23 +323,14 @@ pub fn decrypt_pkcs8(
                 "{name}: wrong passphrase"
             )))
         })?;
-    let pk = public_of_pkcs8(clear.as_bytes()).map_err(bad)?;
+    let pk = crate::keys::pkcs8::decode(clear.as_bytes())
+        .map_err(|e| bad(e.to_string()))?
+        .public_key()
+        .map_err(|e| bad(e.to_string()))?;
     let pem = clear
         .to_pem("PRIVATE KEY", pkcs8::LineEnding::LF)
         .map_err(|e| bad(e.to_string()))?;
     Ok((pem, pk))
-}
-
-fn public_of_pkcs8(der: &[u8]) -> std::result::Result<PublicKey, String> {
-    use ed25519_dalek::pkcs8::KeypairBytes;
-    if let Ok(kp) = KeypairBytes::from_pkcs8_der(der) {
-        let sk = ed25519_dalek::SigningKey::from_bytes(&kp.secret_key);
-        return Ok(PublicKey::from_ed25519(&sk.verifying_key().to_bytes()));
-    }
-    use rsa::pkcs8::DecodePrivateKey as _;
-    let k = rsa::RsaPrivateKey::from_pkcs8_der(der)
-        .map_err(|e| format!("neither an Ed25519 nor an RSA key: {e}"))?;
-    PublicKey::from_rsa(&k.to_public_key()).map_err(|e| e.to_string())
 }
 
 /// A new Ed25519 key made in memory: its clear PKCS#8 DER (zeroized on
@@ -436,9 +427,9 @@ fn read_tar(
     let mut a = tar::Archive::new(f);
     let entries = a
         .entries()
-        .map_err(|e| ArcaError::io(path, format!("not a tar file: {e}")))?;
+        .map_err(|e| ArcaError::unusable(path, format!("not a tar file: {e}")))?;
     for e in entries {
-        let mut e = e.map_err(|err| ArcaError::io(path, format!("tar entry: {err}")))?;
+        let mut e = e.map_err(|err| ArcaError::unusable(path, format!("tar entry: {err}")))?;
         let raw = String::from_utf8_lossy(&e.path_bytes()).into_owned();
         let name = raw.strip_prefix("./").unwrap_or(&raw).to_string();
         let kind = e.header().entry_type();
@@ -474,7 +465,7 @@ fn read_tar(
         }
         let mut b = Vec::new();
         e.read_to_end(&mut b)
-            .map_err(|err| ArcaError::io(path, format!("{name}: {err}")))?;
+            .map_err(|err| ArcaError::unusable(path, format!("{name}: {err}")))?;
         if files.insert(name.clone(), b).is_some() {
             problems.push(format!("{name}: appears twice in the tar file"));
         }

@@ -65,7 +65,7 @@ pub fn save_png(data: &[u8], path: &Path) -> Result<()> {
         &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
     )
-    .map_err(|e| ArcaError::io(path, e))?;
+    .map_err(|e| ArcaError::unusable(path, e))?;
     crate::repository::write_new(path, &bytes)
 }
 
@@ -87,7 +87,7 @@ pub fn terminal(data: &[u8]) -> String {
 /// decoder, else with `zbarimg` when it is installed.
 pub fn read_image(path: &Path) -> Result<Vec<Vec<u8>>> {
     let img = image::open(path)
-        .map_err(|e| ArcaError::io(path, format!("not a readable image: {e}")))?
+        .map_err(|e| ArcaError::unusable(path, format!("not a readable image: {e}")))?
         .to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(img);
     let mut out = Vec::new();

@@ -2,7 +2,6 @@
 //! tested order of steps in code. Every step is journaled; a killed ceremony
 //! resumes where it stopped and ends as if never interrupted.
 
-pub use crate::journal;
 pub mod kinds;
 pub mod preflight;
 pub mod profile;
@@ -14,28 +13,17 @@ use crate::conex::resource::{format_time, Resource};
 use crate::conex::verify::{DirSource, Options, Verifier};
 use crate::conex::{Digest, Root};
 use crate::error::{ArcaError, Result};
+use crate::journal::Journal;
 use crate::keys::{KeyLocation, SecretSource, Signer};
 use crate::operator::{Operator, Question};
 use crate::repository::write_atomic;
 use crate::repository::Counter;
-use journal::Journal;
 use kinds::{Planned, Step};
 use profile::Profile;
 use script::Ceremony;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-impl From<script::ScriptError> for ArcaError {
-    fn from(e: script::ScriptError) -> ArcaError {
-        ArcaError::Input(e.to_string())
-    }
-}
-impl From<journal::JournalError> for ArcaError {
-    fn from(e: journal::JournalError) -> ArcaError {
-        ArcaError::Input(e.to_string())
-    }
-}
 
 /// A running ceremony.
 pub struct Engine<'a> {
@@ -772,7 +760,11 @@ impl Signer for EncryptedOnly {
     fn public_key(&self) -> &crate::conex::PublicKey {
         &self.pk
     }
-    fn sign_raw(&mut self, _msg: &[u8]) -> std::result::Result<Vec<u8>, crate::keys::KeyError> {
+    fn sign_raw(
+        &mut self,
+        _msg: &[u8],
+        _: crate::keys::CheckedPath,
+    ) -> std::result::Result<Vec<u8>, crate::keys::KeyError> {
         Err(crate::keys::KeyError::Unsupported(format!(
             "{} exists here only encrypted; it signs on the online machine",
             self.id

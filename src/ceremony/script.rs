@@ -326,16 +326,7 @@ pub struct Ceremony {
 }
 
 /// A ceremony or profile problem, with file and line.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}{}: {msg}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-pub struct ScriptError {
-    /// The file.
-    pub file: String,
-    /// The line, when known.
-    pub line: Option<usize>,
-    /// What is wrong.
-    pub msg: String,
-}
+pub use crate::error::ScriptError;
 
 /// Reads a ceremony or profile file, as a [`ScriptError`] when it cannot.
 pub fn read_text(path: &Path) -> Result<String, ScriptError> {

@@ -6,7 +6,7 @@ use crate::conex::resource::{format_time, parse_time};
 use crate::conex::Digest;
 use crate::error::{ArcaError, Result};
 use crate::keys::{self, file::FileLocation, KeyLocation, KeySpec, SecretRequest};
-use crate::operator::{Operator, Question};
+use crate::operator::Question;
 use crate::repository::now_secs;
 use crate::repository::sign_request::{self, Imported, SignRequest, SignatureFile};
 use clap::Subcommand;
@@ -405,18 +405,6 @@ fn emit(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
     }
 }
 
-fn operator(answers: Option<&Path>) -> Result<Box<dyn Operator>> {
-    use crate::operator::{scripted::Scripted, terminal::TerminalOperator};
-    use std::io::IsTerminal as _;
-    match answers {
-        Some(f) => Ok(Box::new(Scripted::from_file(f).map_err(ArcaError::Input)?)),
-        None if std::io::stdin().is_terminal() => Ok(Box::new(TerminalOperator::new())),
-        None => Err(ArcaError::Input(
-            "no terminal to confirm the signature: give --answers FILE".into(),
-        )),
-    }
-}
-
 pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
     match cmd {
         SignRequestCmd::Export {
@@ -449,7 +437,13 @@ pub(super) fn sign_request_cmd(cmd: SignRequestCmd) -> Result<()> {
         } => {
             let req = SignRequest::read(&file)?;
             let root = req.open(&file.display().to_string(), &id)?;
-            let mut op = operator(answers.as_deref())?;
+            let (mut op, _) = crate::operator::choose(
+                answers.as_deref(),
+                false,
+                crate::operator::NoTerminal::Fail(ArcaError::Input(
+                    "no terminal to confirm the signature: give --answers FILE".into(),
+                )),
+            )?;
             op.show(
                 &format!("Root to sign as {id}, counter {}", root.header.counter),
                 &format!(

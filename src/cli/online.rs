@@ -1,7 +1,7 @@
 //! `arca online …`: the online signer's side. `keygen` lives with the
 //! bundle commands; `sign` is the routine after a janitor re-signs.
 
-use super::{bundle, file_counter, flush, online_epoch, role_id, Common, ReadCommon};
+use super::{bundle, file_counter, online_epoch, role_id, Common, ReadCommon};
 use crate::conex::resource::Resource;
 use crate::conex::{Role, Snapshot, Timestamp};
 use crate::error::Result;
@@ -69,13 +69,9 @@ fn make_and_sign<R: Resource + super::OnlineCreate>(
     on: Option<&str>,
 ) -> Result<R> {
     let mut repo = common.repo()?;
-    let r = (|| {
-        let id = role_id(&mut repo, role, None)?;
-        let epoch = online_epoch::<R>(&mut repo, role, &id, None)?;
-        let (mut s, created) = common.signer(&id, on)?;
-        R::create(&mut repo, &id, s.public_key().clone(), &created, epoch)?;
-        repo.online_sign::<R>(&id, s.as_mut(), file_counter(false))
-    })();
-    flush(&mut repo);
-    r
+    let id = role_id(&mut repo, role, None)?;
+    let epoch = online_epoch::<R>(&mut repo, role, &id, None)?;
+    let (mut s, created) = common.signer(&id, on)?;
+    R::create(&mut repo, &id, s.public_key().clone(), &created, epoch)?;
+    repo.online_sign::<R>(&id, s.as_mut(), file_counter(false))
 }

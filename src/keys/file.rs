@@ -2,6 +2,7 @@
 //! (directory 0700, file 0400, PEM PKCS#8; PKCS#1 RSA and encrypted PKCS#8
 //! are read too). The default directory is `$HOME/.conex`.
 
+use super::pkcs8::{self as pkcs8_key, PrivateKey as Secret};
 use super::{KeyError, KeySpec, SecretRequest, SecretSource, Signer};
 use crate::conex::resource::format_time;
 use crate::conex::{KeyAlg, PublicKey};
@@ -51,11 +52,6 @@ fn ferr(path: &Path, reason: impl fmt::Display) -> KeyError {
         path: path.display().to_string(),
         reason: reason.to_string(),
     }
-}
-
-enum Secret {
-    Ed25519(Box<ed25519_dalek::SigningKey>),
-    Rsa(Box<rsa::RsaPrivateKey>),
 }
 
 /// A private key loaded from a file.
@@ -141,36 +137,13 @@ fn parse_pem(path: &Path, pem: &str, secrets: &mut dyn SecretSource) -> Result<S
 }
 
 fn parse_der(path: &Path, der: &[u8]) -> Result<Secret, KeyError> {
-    if let Ok(kp) = KeypairBytes::from_pkcs8_der(der) {
-        let sk = ed25519_dalek::SigningKey::from_bytes(&kp.secret_key);
-        if let Some(pk) = kp.public_key {
-            if pk.to_bytes() != sk.verifying_key().to_bytes() {
-                return Err(ferr(
-                    path,
-                    "the embedded Ed25519 public key does not match the private key",
-                ));
-            }
-        }
-        return Ok(Secret::Ed25519(Box::new(sk)));
-    }
-    use rsa::pkcs8::DecodePrivateKey as _;
-    rsa::RsaPrivateKey::from_pkcs8_der(der)
-        .map(|k| Secret::Rsa(Box::new(k)))
-        .map_err(|e| {
-            ferr(
-                path,
-                format!("neither an Ed25519 nor an RSA PKCS#8 key: {e}"),
-            )
-        })
+    pkcs8_key::decode(der).map_err(|e| ferr(path, e))
 }
 
 fn public_of(secret: &Secret) -> Result<PublicKey, KeyError> {
-    match secret {
-        Secret::Ed25519(sk) => Ok(PublicKey::from_ed25519(&sk.verifying_key().to_bytes())),
-        Secret::Rsa(k) => {
-            PublicKey::from_rsa(&k.to_public_key()).map_err(|e| KeyError::Policy(e.to_string()))
-        }
-    }
+    secret
+        .public_key()
+        .map_err(|e| KeyError::Policy(e.to_string()))
 }
 
 fn mtime(path: &Path) -> String {
@@ -317,7 +290,7 @@ impl Signer for FileSigner {
     fn public_key(&self) -> &PublicKey {
         &self.pk
     }
-    fn sign_raw(&mut self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+    fn sign_raw(&mut self, msg: &[u8], _: crate::keys::CheckedPath) -> Result<Vec<u8>, KeyError> {
         match &self.secret {
             Secret::Ed25519(sk) => Ok(sk.sign(msg).to_bytes().to_vec()),
             Secret::Rsa(k) => {

@@ -1,17 +1,26 @@
 //! Where private keys live. Every kind of key is a [`Signer`]; ceremony code
 //! never knows which one it holds.
 //!
-//! * `file:` — PKCS#8 files in conex's `~/.conex` layout ([`file`]);
+//! * `file:` — PKCS#8 files in conex's `~/.conex` layout ([`file`](mod@file));
 //! * `pkcs11:` — keys on PKCS#11 tokens, RFC 7512 URIs ([`pkcs11`]);
 //! * `piv:` — YubiKey PIV slots ([`piv`]).
+//!
+//! Beside them: [`secrets`] (how a backend asks for a PIN or passphrase, and
+//! the one reader of PIN and passphrase files) and [`pkcs8`] (the one decoder
+//! of clear PKCS#8 keys, for key files and a bundle's online keys).
 
 pub mod file;
 pub mod piv;
 pub mod pkcs11;
+pub mod pkcs8;
+pub mod secrets;
 
 use crate::conex::{KeyAlg, PublicKey, SigAlg};
 use std::fmt;
-use zeroize::Zeroizing;
+
+pub use self::secrets::{
+    read_secret_file, NoSecrets, SecretRequest, SecretSource, MAX_SECRET_BYTES,
+};
 
 /// What can go wrong with a private key or a device holding one.
 #[derive(Debug, thiserror::Error)]
@@ -67,21 +76,35 @@ pub enum KeyError {
 }
 
 /// A private key that can sign conex resources.
+///
+/// Signatures are made only through [`sign_checked`]: `sign_raw` takes a
+/// [`CheckedPath`], which only `sign_checked` can make, so any crate may
+/// implement a signer but none can get an unchecked signature out of one.
 pub trait Signer {
     /// The conex public key of this signer.
     fn public_key(&self) -> &PublicKey;
     /// Signs `msg` with the key's conex algorithm (`rsapss-sha256`: PSS,
     /// SHA-256, MGF1-SHA-256, salt 32 over SHA-256(msg); `ed25519`: pure) and
-    /// returns the raw signature bytes.
-    fn sign_raw(&mut self, msg: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// returns the raw signature bytes. Called by [`sign_checked`] only.
+    fn sign_raw(&mut self, msg: &[u8], via: CheckedPath) -> Result<Vec<u8>, KeyError>;
     /// Where the key lives, for people (`pkcs11:token=root-1;object=rootA`).
     fn describe(&self) -> String;
 }
 
+/// What [`sign_checked`] hands to [`Signer::sign_raw`]. It cannot be made
+/// outside this module, so `sign_raw` cannot be called around the check:
+///
+/// ```compile_fail
+/// fn unchecked(s: &mut dyn arca::keys::Signer) {
+///     let _ = s.sign_raw(b"msg", arca::keys::CheckedPath(()));
+/// }
+/// ```
+pub struct CheckedPath(());
+
 /// Signs and verifies the fresh signature with the public key before
 /// returning it: every signature arca hands out has been checked.
 pub fn sign_checked(signer: &mut dyn Signer, msg: &[u8]) -> Result<(SigAlg, Vec<u8>), KeyError> {
-    let sig = signer.sign_raw(msg)?;
+    let sig = signer.sign_raw(msg, CheckedPath(()))?;
     let pk = signer.public_key();
     let alg = pk.sig_alg();
     pk.verify(alg, msg, &sig).map_err(|e| KeyError::SelfCheck {
@@ -89,83 +112,6 @@ pub fn sign_checked(signer: &mut dyn Signer, msg: &[u8]) -> Result<(SigAlg, Vec<
         reason: e.to_string(),
     })?;
     Ok((alg, sig))
-}
-
-/// Why a secret is asked for, shown to the person.
-#[derive(Debug, Clone)]
-pub struct SecretRequest {
-    /// What the secret unlocks (`PIN for token root-1`).
-    pub what: String,
-    /// Tries left before the PIN locks, when the device says.
-    pub retries_left: Option<u32>,
-    /// Whether this is the final try.
-    pub final_try: bool,
-}
-
-/// How a key backend asks the person for secrets. Implemented by the
-/// operator (terminal prompts, answers files). Secrets come back in
-/// `Zeroizing` buffers and are never logged.
-pub trait SecretSource {
-    /// Asks for a PIN or passphrase.
-    fn secret(&mut self, req: &SecretRequest) -> Result<Zeroizing<String>, KeyError>;
-    /// Asks for an explicit yes before something risky (the final PIN try).
-    fn confirm_risky(&mut self, question: &str) -> Result<bool, KeyError>;
-    /// Tells the person something (insert the device, touch it…).
-    fn notice(&mut self, message: &str);
-}
-
-/// The longest PIN or passphrase file arca reads.
-pub const MAX_SECRET_BYTES: usize = 4096;
-
-/// Reads a PIN or passphrase file (`what` names it in errors: "PIN file")
-/// into a buffer reserved up front, so no reallocation leaves a copy behind,
-/// and zeroized on drop; trailing CR/LF are trimmed. An empty, non-UTF-8 or
-/// over-long file is refused; no error shows any of its bytes.
-pub fn read_secret_file(path: &std::path::Path, what: &str) -> Result<Zeroizing<String>, KeyError> {
-    use std::io::Read;
-    let err = |reason: String| KeyError::File {
-        path: path.display().to_string(),
-        reason,
-    };
-    let f = std::fs::File::open(path)
-        .map_err(|e| err(format!("cannot read the {what}: {}", e.kind())))?;
-    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET_BYTES + 1));
-    f.take(MAX_SECRET_BYTES as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| err(format!("cannot read the {what}: {}", e.kind())))?;
-    if buf.len() > MAX_SECRET_BYTES {
-        return Err(err(format!(
-            "the {what} is longer than {MAX_SECRET_BYTES} bytes"
-        )));
-    }
-    let text =
-        std::str::from_utf8(&buf).map_err(|_| err(format!("the {what} is not UTF-8 text")))?;
-    let secret = text.trim_end_matches(['\n', '\r']);
-    if secret.is_empty() {
-        return Err(err(format!("the {what} is empty")));
-    }
-    Ok(Zeroizing::new(secret.to_string()))
-}
-
-/// A [`SecretSource`] for non-interactive use that has no secrets: every
-/// request fails with a message saying how to provide one.
-pub struct NoSecrets;
-
-impl SecretSource for NoSecrets {
-    fn secret(&mut self, req: &SecretRequest) -> Result<Zeroizing<String>, KeyError> {
-        Err(KeyError::Declined(format!(
-            "{} is needed but no terminal is attached; give a pin-source=file:PATH in the key location or run on a terminal",
-            req.what
-        )))
-    }
-    fn confirm_risky(&mut self, question: &str) -> Result<bool, KeyError> {
-        Err(KeyError::Declined(format!(
-            "{question} — refusing without a person to confirm"
-        )))
-    }
-    fn notice(&mut self, message: &str) {
-        eprintln!("{message}");
-    }
 }
 
 /// Which key type to generate.

@@ -196,6 +196,55 @@ pub fn plan_text(steps: &[String]) -> String {
     body.join("\n")
 }
 
+/// Who was chosen to answer (see [`choose`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chosen {
+    /// The answers file given.
+    AnswersFile,
+    /// The people at the terminal.
+    Terminal,
+    /// Every question answered yes (rehearsals only).
+    AllYes,
+}
+
+/// What happens when there is neither an answers file nor a terminal.
+#[derive(Debug)]
+pub enum NoTerminal {
+    /// Every question is answered yes (a rehearsal).
+    AnswerYes,
+    /// The command stops with this error.
+    Fail(crate::error::ArcaError),
+}
+
+/// The one place that chooses the operator: the answers file when one is
+/// given (a bad one is bad input); else, unless `yes` asks for every answer
+/// to be yes, the terminal when standard input is one; else what
+/// `no_terminal` says.
+pub fn choose(
+    answers: Option<&std::path::Path>,
+    yes: bool,
+    no_terminal: NoTerminal,
+) -> Result<(Box<dyn Operator>, Chosen), crate::error::ArcaError> {
+    use crate::error::ArcaError;
+    if let Some(f) = answers {
+        let op = scripted::Scripted::from_file(f).map_err(ArcaError::Input)?;
+        return Ok((Box::new(op), Chosen::AnswersFile));
+    }
+    if !yes && std::io::stdin().is_terminal() {
+        return Ok((
+            Box::new(terminal::TerminalOperator::new()),
+            Chosen::Terminal,
+        ));
+    }
+    match no_terminal {
+        NoTerminal::AnswerYes => Ok((
+            Box::new(scripted::Scripted::yes(Default::default())),
+            Chosen::AllYes,
+        )),
+        NoTerminal::Fail(e) => Err(e),
+    }
+}
+
 /// The secret source for this process: hidden prompts on a terminal, or
 /// [`NoSecrets`] (which explains what to pass instead) when stdin is not one.
 pub fn secrets() -> Box<dyn SecretSource> {
@@ -253,6 +302,39 @@ pub fn install_interrupt_handler() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ArcaError;
+
+    #[test]
+    fn the_answers_file_comes_first_then_the_terminal_then_the_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("answers.toml");
+        std::fs::write(&f, "confirm = \"no\"\n").unwrap();
+        let declined = || NoTerminal::Fail(ArcaError::Key(KeyError::Declined("nobody".into())));
+        let (mut op, chosen) = choose(Some(&f), true, declined()).unwrap();
+        assert_eq!(chosen, Chosen::AnswersFile);
+        assert!(!op
+            .ask(&Question::normal("approve", "go on?", true))
+            .unwrap());
+        // `yes` passes the terminal by, whether there is one or not
+        let (mut op, chosen) = choose(None, true, NoTerminal::AnswerYes).unwrap();
+        assert_eq!(chosen, Chosen::AllYes);
+        assert!(op
+            .ask(&Question::destructive("sign:rootA", "sign?"))
+            .unwrap());
+        match choose(None, true, declined()) {
+            Err(e) => assert_eq!(e.exit_code(), 5),
+            Ok((_, c)) => panic!("{c:?} chosen where the fallback fails"),
+        }
+        // a bad answers file is bad input, named
+        std::fs::write(&f, "confirm = \"perhaps\"\n").unwrap();
+        match choose(Some(&f), false, NoTerminal::AnswerYes) {
+            Err(e) => {
+                assert_eq!(e.exit_code(), 2);
+                assert!(e.to_string().contains("answers.toml"), "{e}");
+            }
+            Ok((_, c)) => panic!("{c:?} chosen from a bad answers file"),
+        }
+    }
 
     #[test]
     fn subjects_are_typed_never_wording() {

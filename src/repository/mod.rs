@@ -64,19 +64,22 @@ pub struct Repo {
     pub dry_run: bool,
     /// The time written as `created`.
     pub now: String,
-    /// Messages for the person (what changed, what was refused and why).
-    pub notices: Vec<String>,
+    /// Where messages for the person go (what changed, what was refused
+    /// and why), as they happen.
+    notices: Box<dyn FnMut(&str)>,
 }
 
 impl Repo {
-    /// A repository at `dir`.
-    pub fn new(dir: impl Into<PathBuf>, now: String) -> Repo {
+    /// A repository at `dir`. Every message for the person goes to
+    /// `notices` when it arises (the command line prints it), so no command
+    /// can lose one.
+    pub fn new(dir: impl Into<PathBuf>, now: String, notices: impl FnMut(&str) + 'static) -> Repo {
         Repo {
             dir: dir.into(),
             root_name: "root".into(),
             dry_run: false,
             now,
-            notices: Vec::new(),
+            notices: Box::new(notices),
         }
     }
 
@@ -88,8 +91,9 @@ impl Repo {
         p
     }
 
-    fn note(&mut self, s: impl Into<String>) {
-        self.notices.push(s.into());
+    /// Tells the person something, through the `notices` of [`Repo::new`].
+    pub fn note(&mut self, s: impl Into<String>) {
+        (self.notices)(&s.into());
     }
 
     /// Reads and parses a resource (warnings become notices).

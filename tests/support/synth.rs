@@ -101,7 +101,7 @@ impl Signer for MemSigner {
     fn public_key(&self) -> &PublicKey {
         &self.pk
     }
-    fn sign_raw(&mut self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+    fn sign_raw(&mut self, msg: &[u8], _: arca::keys::CheckedPath) -> Result<Vec<u8>, KeyError> {
         use ed25519_dalek::Signer as _;
         Ok(self.sk.sign(msg).to_bytes().to_vec())
     }
@@ -257,7 +257,7 @@ pub fn generate(dir: &Path, key_store: &Path, spec: &Spec) -> Result<Synth, Stri
         KeySpec::Ed25519,
     )
     .map_err(err)?;
-    let mut repo = Repo::new(dir, CREATED.into());
+    let mut repo = Repo::new(dir, CREATED.into(), |_| {});
     repo.root_create(false).map_err(err)?;
     repo.root_add_key("rootA", root_a.public_key().clone(), CREATED, None)
         .map_err(err)?;
