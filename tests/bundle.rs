@@ -363,6 +363,37 @@ fn tar_entries_with_links_or_escaping_paths_are_refused() {
 }
 
 #[test]
+fn bytes_of_a_tar_file_reach_the_terminal_escaped() {
+    let (r, _) = ceremony(GIVEN_ONLINE);
+    let bundle = r.base.join("out/bundle");
+    let no_control = |o: &Output| {
+        let e = stderr(o);
+        assert!(
+            !e.chars().any(|c| c.is_control() && c != '\n'),
+            "a control character reached the terminal: {e:?}"
+        );
+    };
+    // an entry whose name holds an escape sequence
+    let t = tar_with(&[("evil\x1b[2J", tar::EntryType::Regular, b"x")], &bundle);
+    let p = r.base.join("escape.tar");
+    std::fs::write(&p, t).unwrap();
+    let o = verify(&p, &[]);
+    refused(&o, "evil\\u{1b}[2J: control character");
+    no_control(&o);
+    // a header the tar reader cannot read, whose size field holds one
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..4].copy_from_slice(b"file");
+    h.as_old_mut().size.copy_from_slice(b"\x1b]0;owned\x07\0\0");
+    h.set_cksum();
+    let mut bytes = h.as_bytes().to_vec();
+    bytes.extend_from_slice(&[0u8; 1024]);
+    std::fs::write(&p, bytes).unwrap();
+    let o = verify(&p, &[]);
+    assert!(!o.status.success(), "a broken tar file was accepted");
+    no_control(&o);
+}
+
+#[test]
 fn qr_frames_of_a_root_read_back_to_the_same_bytes() {
     let (r, digest) = ceremony(GIVEN_ONLINE);
     let root = r.base.join("out/root");

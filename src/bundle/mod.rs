@@ -23,7 +23,7 @@ pub mod qr;
 
 use crate::conex::resource::Resource;
 use crate::conex::verify::{MemSource, Options, Verifier};
-use crate::conex::{Digest, KeyRef, PublicKey, Role, Root};
+use crate::conex::{shown_max, Digest, KeyRef, PublicKey, Role, Root};
 use crate::error::{ArcaError, Result};
 use manifest::{path_problem, sha256_hex, Manifest};
 use serde::{Deserialize, Serialize};
@@ -427,22 +427,23 @@ fn read_tar(
     let mut a = tar::Archive::new(f);
     let entries = a
         .entries()
-        .map_err(|e| ArcaError::unusable(path, format!("not a tar file: {e}")))?;
+        .map_err(|e| ArcaError::unusable(path, format!("not a tar file: {}", tar_error(&e))))?;
     for e in entries {
-        let mut e = e.map_err(|err| ArcaError::unusable(path, format!("tar entry: {err}")))?;
+        let mut e =
+            e.map_err(|err| ArcaError::unusable(path, format!("tar entry: {}", tar_error(&err))))?;
         let raw = String::from_utf8_lossy(&e.path_bytes()).into_owned();
         let name = raw.strip_prefix("./").unwrap_or(&raw).to_string();
         let kind = e.header().entry_type();
         if kind.is_dir() {
             if !name.is_empty() {
                 if let Some(why) = path_problem(name.trim_end_matches('/')) {
-                    problems.push(format!("{raw}: {why} (in the tar file)"));
+                    problems.push(format!("{}: {why} (in the tar file)", shown_max(&raw, 120)));
                 }
             }
             continue;
         }
         if let Some(why) = path_problem(&name) {
-            problems.push(format!("{raw}: {why} (in the tar file)"));
+            problems.push(format!("{}: {why} (in the tar file)", shown_max(&raw, 120)));
             continue;
         }
         if kind.is_symlink() || kind.is_hard_link() {
@@ -465,12 +466,18 @@ fn read_tar(
         }
         let mut b = Vec::new();
         e.read_to_end(&mut b)
-            .map_err(|err| ArcaError::unusable(path, format!("{name}: {err}")))?;
+            .map_err(|err| ArcaError::unusable(path, format!("{name}: {}", tar_error(&err))))?;
         if files.insert(name.clone(), b).is_some() {
             problems.push(format!("{name}: appears twice in the tar file"));
         }
     }
     Ok(())
+}
+
+/// The tar reader's errors can quote bytes of the file: shown escaped, on one
+/// line, so a file cannot send control characters to the terminal.
+fn tar_error(e: &std::io::Error) -> String {
+    shown_max(&e.to_string(), 200)
 }
 
 fn parse_anchor_line(text: &str) -> std::result::Result<BTreeSet<Digest>, String> {
