@@ -1,13 +1,12 @@
 //! `arca bundle`, `arca qr`, `arca sign-request` and `arca online`: carrying
 //! things across the air gap.
 
+use super::common::created;
 use crate::bundle::{self as b, qr};
-use crate::conex::resource::{format_time, parse_time};
 use crate::conex::Digest;
 use crate::error::{ArcaError, Result};
 use crate::keys::{self, file::FileLocation, KeyLocation, KeySpec, SecretRequest};
 use crate::operator::Question;
-use crate::repository::now_secs;
 use crate::repository::sign_request::{self, Imported, SignRequest, SignatureFile};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
@@ -166,21 +165,6 @@ pub(super) enum OnlineCmd {
         #[arg(long = "qr-out")]
         qr_out: Option<PathBuf>,
     },
-}
-
-fn created(given: Option<&str>) -> Result<String> {
-    if let Some(c) = given {
-        parse_time(c)
-            .ok_or_else(|| ArcaError::Input(format!("--created {c:?}: not an RFC 3339 time")))?;
-        return Ok(c.to_string());
-    }
-    if let Ok(s) = std::env::var("SOURCE_DATE_EPOCH") {
-        let secs: i64 = s.trim().parse().map_err(|_| {
-            ArcaError::Input(format!("SOURCE_DATE_EPOCH {s:?}: not a number of seconds"))
-        })?;
-        return Ok(format_time(secs));
-    }
-    Ok(format_time(now_secs()))
 }
 
 fn anchors_of(v: &[String]) -> Result<Option<std::collections::BTreeSet<Digest>>> {

@@ -12,21 +12,26 @@ use std::path::PathBuf;
 
 pub(super) use crate::repository::now_secs;
 
+/// The time a command signs with: `--created`, else `SOURCE_DATE_EPOCH`,
+/// else now.
+pub(super) fn created(given: Option<&str>) -> Result<String> {
+    if let Some(c) = given {
+        parse_time(c)
+            .ok_or_else(|| ArcaError::Input(format!("--created {c:?}: not an RFC 3339 time")))?;
+        return Ok(c.to_string());
+    }
+    if let Ok(s) = std::env::var("SOURCE_DATE_EPOCH") {
+        let secs: i64 = s.trim().parse().map_err(|_| {
+            ArcaError::Input(format!("SOURCE_DATE_EPOCH {s:?}: not a number of seconds"))
+        })?;
+        return Ok(format_time(secs));
+    }
+    Ok(format_time(now_secs()))
+}
+
 impl Common {
     pub(super) fn created(&self) -> Result<String> {
-        if let Some(c) = &self.created {
-            parse_time(c).ok_or_else(|| {
-                ArcaError::Input(format!("--created {c:?}: not an RFC 3339 time"))
-            })?;
-            return Ok(c.clone());
-        }
-        if let Ok(s) = std::env::var("SOURCE_DATE_EPOCH") {
-            let secs: i64 = s.trim().parse().map_err(|_| {
-                ArcaError::Input(format!("SOURCE_DATE_EPOCH {s:?}: not a number of seconds"))
-            })?;
-            return Ok(format_time(secs));
-        }
-        Ok(format_time(now_secs()))
+        created(self.created.as_deref())
     }
     pub(super) fn repo(&self) -> Result<Repo> {
         let mut r = Repo::new(self.repository.clone(), self.created()?, |n| {
