@@ -13,69 +13,23 @@ struct Room {
     base: PathBuf,
 }
 
-const CEREMONY: &str = r#"kind = "create-root"
-title = "bundle test root"
-output = "out"
+const SNAP_KEY: &str = "ed25519=BUVOg/jmubenrkMNnX0BYeZoG7NcvGlQDtH14EMbxLc=";
+const TS_KEY: &str = "ed25519=25JCcdwCHl9PK2n41yxwLJzOqVBYEdyn5owS9WW8JII=";
 
-[root]
-quorum = 2
-keys = [
-  { id = "rootA", holder = "alice", algorithm = "ed25519" },
-  { id = "rootB", holder = "bob", algorithm = "ed25519" },
-]
-
-[maintainers]
-janitors = [
-  { id = "m1", key = "ed25519=XE99Nq6FqHtIKtYiTLPb/yoZkft9WH4pyXETYbGV0ks=" },
-]
-"#;
-
-const GIVEN_ONLINE: &str = r#"
-[snapshot]
-id = "snap"
-key = "ed25519=BUVOg/jmubenrkMNnX0BYeZoG7NcvGlQDtH14EMbxLc="
-
-[timestamp]
-id = "ts"
-key = "ed25519=25JCcdwCHl9PK2n41yxwLJzOqVBYEdyn5owS9WW8JII="
-"#;
-
-const GENERATED_ONLINE: &str = r#"
-[snapshot]
-id = "snap"
-generate = true
-
-[timestamp]
-id = "ts"
-generate = true
-"#;
+/// The ceremony of these tests: a 2-of-2 Ed25519 root and janitor m1.
+fn root() -> CreateRoot {
+    CreateRoot::new("bundle test root").janitor("m1", M1_KEY)
+}
 
 const PASSPHRASE: &str = "correct horse battery staple";
 
-/// Runs a create-root ceremony with key-file devices; returns the room and
-/// the bundle digest the ceremony showed.
-fn ceremony(online: &str) -> (Room, String) {
+/// Runs the create-root ceremony `ceremony` with key-file devices; returns
+/// the room and the bundle digest the ceremony showed.
+fn ceremony(ceremony: CreateRoot) -> (Room, String) {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().to_path_buf();
-    support::file_device_profile(&base, &["alice", "bob"]);
-    std::fs::write(base.join("pass.txt"), format!("{PASSPHRASE}\n")).unwrap();
-    std::fs::write(
-        base.join("answers.toml"),
-        "confirm = \"yes\"\n[secrets]\n\"passphrase:online-keys\" = \"pass.txt\"\n",
-    )
-    .unwrap();
-    std::fs::write(base.join("c.toml"), format!("{CEREMONY}{online}")).unwrap();
-    let o = arca([
-        "ceremony",
-        "run",
-        base.join("c.toml").to_str().unwrap(),
-        "--profile",
-        base.join("profile.toml").to_str().unwrap(),
-        "--answers",
-        base.join("answers.toml").to_str().unwrap(),
-        "--base",
-        base.to_str().unwrap(),
-    ]);
+    file_device_room(&base, &ceremony.text(), PASSPHRASE);
+    let o = file_device_ceremony("run", &base);
     ok(&o);
     let err = stderr(&o);
     let digest = err
@@ -113,31 +67,9 @@ fn fresh_copy(from: &Path, to: &Path) -> PathBuf {
     to.to_path_buf()
 }
 
-/// Rewrites the MANIFEST so it matches the files again (a careful forger).
-fn remanifest(dir: &Path) {
-    let mut files = Vec::new();
-    fn walk(base: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().to_str().unwrap().to_string();
-                if rel != "MANIFEST" {
-                    out.push((rel, std::fs::read(&p).unwrap()));
-                }
-            }
-        }
-    }
-    walk(dir, dir, &mut files);
-    let m =
-        arca::bundle::manifest::Manifest::of(files.iter().map(|(p, b)| (p.as_str(), b.as_slice())));
-    std::fs::write(dir.join("MANIFEST"), m.render()).unwrap();
-}
-
 #[test]
 fn a_ceremony_bundle_verifies_after_copying_and_as_tar() {
-    let (r, digest) = ceremony(GIVEN_ONLINE);
+    let (r, digest) = ceremony(root().given_online(SNAP_KEY, TS_KEY));
     let bundle = r.base.join("out/bundle");
     for f in [
         "MANIFEST",
@@ -219,7 +151,7 @@ fn a_ceremony_bundle_verifies_after_copying_and_as_tar() {
 
 #[test]
 fn every_kind_of_tampering_is_refused_with_a_line_naming_it() {
-    let (r, digest) = ceremony(GIVEN_ONLINE);
+    let (r, digest) = ceremony(root().given_online(SNAP_KEY, TS_KEY));
     let bundle = r.base.join("out/bundle");
     let work = r.base.join("work");
     let files = [
@@ -344,7 +276,7 @@ fn tar_with(entries: &[(&str, tar::EntryType, &[u8])], base: &Path) -> Vec<u8> {
 
 #[test]
 fn tar_entries_with_links_or_escaping_paths_are_refused() {
-    let (r, _) = ceremony(GIVEN_ONLINE);
+    let (r, _) = ceremony(root().given_online(SNAP_KEY, TS_KEY));
     let bundle = r.base.join("out/bundle");
     let good = tar_with(&[], &bundle);
     std::fs::write(r.base.join("good.tar"), &good).unwrap();
@@ -364,7 +296,7 @@ fn tar_entries_with_links_or_escaping_paths_are_refused() {
 
 #[test]
 fn bytes_of_a_tar_file_reach_the_terminal_escaped() {
-    let (r, _) = ceremony(GIVEN_ONLINE);
+    let (r, _) = ceremony(root().given_online(SNAP_KEY, TS_KEY));
     let bundle = r.base.join("out/bundle");
     let no_control = |o: &Output| {
         let e = stderr(o);
@@ -395,7 +327,7 @@ fn bytes_of_a_tar_file_reach_the_terminal_escaped() {
 
 #[test]
 fn qr_frames_of_a_root_read_back_to_the_same_bytes() {
-    let (r, digest) = ceremony(GIVEN_ONLINE);
+    let (r, digest) = ceremony(root().given_online(SNAP_KEY, TS_KEY));
     let root = r.base.join("out/root");
     let frames = r.base.join("frames");
     let o = ok(&arca([
@@ -469,7 +401,7 @@ fn files_under(d: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn generated_online_keys_cross_encrypted_and_open_only_with_the_passphrase() {
     use std::os::unix::fs::PermissionsExt as _;
-    let (r, digest) = ceremony(GENERATED_ONLINE);
+    let (r, digest) = ceremony(root().generated_online());
     let out = r.base.join("out");
     let bundle = out.join("bundle");
     // no clear private key anywhere in the ceremony's output
@@ -580,10 +512,7 @@ fn online_keygen_prints_public_keys_for_the_ceremony_file() {
     let c = tmp.path().join("c.toml");
     std::fs::write(
         &c,
-        format!(
-            "{CEREMONY}\n[snapshot]\nid = \"snap\"\nkey = \"{}\"\n[timestamp]\nid = \"ts\"\nkey = \"{}\"\n",
-            keys[0], keys[1]
-        ),
+        root().given_online(keys[0], keys[1]).text(),
     )
     .unwrap();
     ok(&arca(["ceremony", "check", c.to_str().unwrap()]));
@@ -609,7 +538,7 @@ fn a_rehearsal_generates_online_keys_with_a_passphrase_shown_once() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let c = tmp.path().join("c.toml");
-    std::fs::write(&c, format!("{CEREMONY}{GENERATED_ONLINE}")).unwrap();
+    std::fs::write(&c, root().generated_online().text()).unwrap();
     let o = arca([
         "ceremony",
         "run",
@@ -630,7 +559,7 @@ fn a_rehearsal_generates_online_keys_with_a_passphrase_shown_once() {
 
 #[test]
 fn a_ceremony_interrupted_after_writing_the_bundle_resumes_without_rewriting_it() {
-    let (r, digest) = ceremony(GENERATED_ONLINE);
+    let (r, digest) = ceremony(root().generated_online());
     let out = r.base.join("out");
     let journal = out.join("journal.jsonl");
     let manifest = std::fs::read(out.join("bundle/MANIFEST")).unwrap();
@@ -642,17 +571,7 @@ fn a_ceremony_interrupted_after_writing_the_bundle_resumes_without_rewriting_it(
         .collect();
     std::fs::write(&journal, format!("{}\n", kept.join("\n"))).unwrap();
     let resume = |r: &Room| {
-        arca([
-            "ceremony",
-            "resume",
-            r.base.join("c.toml").to_str().unwrap(),
-            "--profile",
-            r.base.join("profile.toml").to_str().unwrap(),
-            "--answers",
-            r.base.join("answers.toml").to_str().unwrap(),
-            "--base",
-            r.base.to_str().unwrap(),
-        ])
+        file_device_ceremony("resume", &r.base)
     };
     let o = resume(&r);
     ok(&o);
@@ -671,7 +590,7 @@ fn a_ceremony_interrupted_after_writing_the_bundle_resumes_without_rewriting_it(
 
 #[test]
 fn anchors_and_quorum_given_on_the_online_side_override_the_bundle() {
-    let (r, _) = ceremony(GIVEN_ONLINE);
+    let (r, _) = ceremony(root().given_online(SNAP_KEY, TS_KEY));
     let bundle = r.base.join("out/bundle");
     let own = std::fs::read_to_string(bundle.join("anchors.txt")).unwrap();
     ok(&verify(&bundle, &["-t", own.trim(), "--quorum", "2"]));
@@ -688,8 +607,8 @@ fn janitor_keys_are_never_generated_by_a_ceremony() {
     let c = tmp.path().join("c.toml");
     std::fs::write(
         &c,
-        CEREMONY.replace(
-            "{ id = \"m1\", key = \"ed25519=XE99Nq6FqHtIKtYiTLPb/yoZkft9WH4pyXETYbGV0ks=\" }",
+        root().text().replace(
+            &format!("{{ id = \"m1\", key = \"{M1_KEY}\" }}"),
             "{ id = \"m1\", generate = true }",
         ),
     )

@@ -208,26 +208,6 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     None
 }
 
-const CEREMONY: &str = r#"kind = "create-root"
-title = "interop root"
-output = "out"
-
-[root]
-quorum = 2
-keys = [
-  { id = "rootA", holder = "alice", algorithm = "ed25519" },
-  { id = "rootB", holder = "bob", algorithm = "rsa" },
-]
-
-[snapshot]
-id = "snap"
-generate = true
-
-[timestamp]
-id = "ts"
-generate = true
-"#;
-
 #[test]
 #[cfg_attr(
     not(arca_conex_oracle),
@@ -253,31 +233,11 @@ fn a_bundle_opened_online_signs_with_conex_tools_and_both_verifiers_accept() {
         .map(|l| l.trim_end_matches('"').to_string())
         .unwrap_or_else(|| panic!("no key printed:\n{o}"));
     // the ceremony, with key-file devices
-    support::file_device_profile(&base, &["alice", "bob"]);
-    std::fs::write(base.join("pass.txt"), "a passphrase for the online keys\n").unwrap();
-    std::fs::write(
-        base.join("answers.toml"),
-        "confirm = \"yes\"\n[secrets]\n\"passphrase:online-keys\" = \"pass.txt\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        base.join("c.toml"),
-        format!(
-            "{CEREMONY}\n[maintainers]\njanitors = [ {{ id = \"m1\", key = \"{m1_key}\" }} ]\n"
-        ),
-    )
-    .unwrap();
-    ok(&arca([
-        "ceremony",
-        "run",
-        base.join("c.toml").to_str().unwrap(),
-        "--profile",
-        base.join("profile.toml").to_str().unwrap(),
-        "--answers",
-        base.join("answers.toml").to_str().unwrap(),
-        "--base",
-        base.to_str().unwrap(),
-    ]));
+    let ceremony = CreateRoot::with_root_b("interop root", "rsa")
+        .generated_online()
+        .janitor("m1", &m1_key);
+    file_device_room(&base, &ceremony.text(), "a passphrase for the online keys");
+    ok(&file_device_ceremony("run", &base));
     let bundle = base.join("out/bundle");
     let opened = base.join("opened");
     let o = ok(&arca([

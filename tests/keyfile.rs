@@ -79,54 +79,7 @@ fn a_key_file_whose_embedded_public_key_is_not_its_own_is_refused() {
     );
 }
 
-const CEREMONY: &str = r#"kind = "create-root"
-title = "online key decoder test root"
-output = "out"
-
-[root]
-quorum = 2
-keys = [
-  { id = "rootA", holder = "alice", algorithm = "ed25519" },
-  { id = "rootB", holder = "bob", algorithm = "ed25519" },
-]
-
-[maintainers]
-janitors = [
-  { id = "m1", key = "ed25519=XE99Nq6FqHtIKtYiTLPb/yoZkft9WH4pyXETYbGV0ks=" },
-]
-
-[snapshot]
-id = "snap"
-generate = true
-
-[timestamp]
-id = "ts"
-generate = true
-"#;
-
 const PASSPHRASE: &str = "correct horse battery staple";
-
-/// Rewrites the bundle's MANIFEST so it matches its files again.
-fn remanifest(dir: &Path) {
-    fn walk(base: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().to_str().unwrap().to_string();
-                if rel != "MANIFEST" {
-                    out.push((rel, std::fs::read(&p).unwrap()));
-                }
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(dir, dir, &mut files);
-    let m =
-        arca::bundle::manifest::Manifest::of(files.iter().map(|(p, b)| (p.as_str(), b.as_slice())));
-    std::fs::write(dir.join("MANIFEST"), m.render()).unwrap();
-}
 
 fn open_bundle(bundle: &Path, out: &Path, pass: &Path) -> std::process::Output {
     arca([
@@ -144,26 +97,12 @@ fn open_bundle(bundle: &Path, out: &Path, pass: &Path) -> std::process::Output {
 fn an_online_key_whose_embedded_public_key_is_not_its_own_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().to_path_buf();
-    support::file_device_profile(&base, &["alice", "bob"]);
+    let ceremony = CreateRoot::new("online key decoder test root")
+        .janitor("m1", M1_KEY)
+        .generated_online();
+    file_device_room(&base, &ceremony.text(), PASSPHRASE);
     let pass = base.join("pass.txt");
-    std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
-    std::fs::write(
-        base.join("answers.toml"),
-        "confirm = \"yes\"\n[secrets]\n\"passphrase:online-keys\" = \"pass.txt\"\n",
-    )
-    .unwrap();
-    std::fs::write(base.join("c.toml"), CEREMONY).unwrap();
-    ok(&arca([
-        "ceremony",
-        "run",
-        base.join("c.toml").to_str().unwrap(),
-        "--profile",
-        base.join("profile.toml").to_str().unwrap(),
-        "--answers",
-        base.join("answers.toml").to_str().unwrap(),
-        "--base",
-        base.to_str().unwrap(),
-    ]));
+    ok(&file_device_ceremony("run", &base));
     let bundle = base.join("out/bundle");
     let snap: PathBuf = std::fs::read_dir(bundle.join("online-keys"))
         .unwrap()

@@ -593,25 +593,11 @@ holders = [ {{ id = "rootA", holder = "alice" }}, {{ id = "rootC", holder = "car
     tree_clean_of(&base.join("devices"), &[PASSPHRASE], &[]);
 }
 
-const ONLINE_KEYS_CEREMONY: &str = r#"kind = "create-root"
-title = "a root with online keys made at the ceremony"
-output = "out"
-
-[root]
-quorum = 2
-keys = [
-  { id = "rootA", holder = "alice", algorithm = "ed25519" },
-  { id = "rootB", holder = "bob", algorithm = "ed25519" },
-]
-
-[snapshot]
-id = "snap"
-generate = true
-
-[timestamp]
-id = "ts"
-generate = true
-"#;
+fn online_keys_ceremony() -> String {
+    CreateRoot::new("a root with online keys made at the ceremony")
+        .generated_online()
+        .text()
+}
 
 /// A ceremony generates the online keys and encrypts them into the bundle
 /// with the passphrase of the answers file's secret file; `bundle open`
@@ -631,7 +617,7 @@ fn bundle_online_key_passphrase_is_not_shown() {
     std::fs::write(&wrong, format!("{WRONG_PASSPHRASE}\n")).unwrap();
     let ans = answers(base, &[("passphrase:online-keys", &pass)]);
     let ceremony = base.join("online-keys.toml");
-    std::fs::write(&ceremony, ONLINE_KEYS_CEREMONY).unwrap();
+    std::fs::write(&ceremony, online_keys_ceremony()).unwrap();
     let both = [PASSPHRASE, WRONG_PASSPHRASE];
 
     let w = watched(
@@ -700,7 +686,7 @@ fn bundle_online_key_passphrase_typed_at_the_terminal() {
     let base = tmp.path();
     let profile_path = support::file_device_profile(base, &["alice", "bob"]);
     let ceremony = base.join("online-keys.toml");
-    std::fs::write(&ceremony, ONLINE_KEYS_CEREMONY).unwrap();
+    std::fs::write(&ceremony, online_keys_ceremony()).unwrap();
     let home = base.join("home");
     std::fs::create_dir_all(&home).unwrap();
     let env = [("HOME", home.to_str().unwrap())];

@@ -158,3 +158,112 @@ pub fn file_device_profile(base: &Path, holders: &[&str]) -> PathBuf {
     std::fs::write(&path, profile).unwrap();
     path
 }
+
+/// The public key of the janitor `m1` the ceremony tests delegate to.
+pub const M1_KEY: &str = "ed25519=XE99Nq6FqHtIKtYiTLPb/yoZkft9WH4pyXETYbGV0ks=";
+
+/// A create-root ceremony file written to `out`: a 2-of-2 root of `rootA`
+/// (holder alice, Ed25519) and `rootB` (holder bob), then the sections in
+/// the order they are added.
+pub struct CreateRoot {
+    text: String,
+}
+
+impl CreateRoot {
+    /// Both root keys Ed25519.
+    pub fn new(title: &str) -> Self {
+        Self::with_root_b(title, "ed25519")
+    }
+
+    /// `rootB` of `algorithm`.
+    pub fn with_root_b(title: &str, algorithm: &str) -> Self {
+        CreateRoot {
+            text: format!(
+                "kind = \"create-root\"\ntitle = \"{title}\"\noutput = \"out\"\n\n[root]\nquorum = 2\nkeys = [\n  {{ id = \"rootA\", holder = \"alice\", algorithm = \"ed25519\" }},\n  {{ id = \"rootB\", holder = \"bob\", algorithm = \"{algorithm}\" }},\n]\n"
+            ),
+        }
+    }
+
+    /// `[maintainers]` with the one janitor `id` of public key `key`.
+    pub fn janitor(mut self, id: &str, key: &str) -> Self {
+        self.text.push_str(&format!(
+            "\n[maintainers]\njanitors = [\n  {{ id = \"{id}\", key = \"{key}\" }},\n]\n"
+        ));
+        self
+    }
+
+    /// Online keys `snap` and `ts` generated at the ceremony.
+    pub fn generated_online(mut self) -> Self {
+        self.text.push_str(
+            "\n[snapshot]\nid = \"snap\"\ngenerate = true\n\n[timestamp]\nid = \"ts\"\ngenerate = true\n",
+        );
+        self
+    }
+
+    /// Online keys `snap` and `ts` given by their public keys.
+    pub fn given_online(mut self, snapshot_key: &str, timestamp_key: &str) -> Self {
+        self.text.push_str(&format!(
+            "\n[snapshot]\nid = \"snap\"\nkey = \"{snapshot_key}\"\n\n[timestamp]\nid = \"ts\"\nkey = \"{timestamp_key}\"\n"
+        ));
+        self
+    }
+
+    pub fn text(&self) -> String {
+        self.text.clone()
+    }
+}
+
+/// Makes `base` a ceremony room with key-file devices: a device profile for
+/// alice and bob (`profile.toml`), `pass.txt` holding `passphrase`, an
+/// answers file (`answers.toml`) that confirms and names `pass.txt` as the
+/// online keys' passphrase, and the ceremony file `c.toml` holding
+/// `ceremony`.
+pub fn file_device_room(base: &Path, ceremony: &str, passphrase: &str) {
+    file_device_profile(base, &["alice", "bob"]);
+    std::fs::write(base.join("pass.txt"), format!("{passphrase}\n")).unwrap();
+    std::fs::write(
+        base.join("answers.toml"),
+        "confirm = \"yes\"\n[secrets]\n\"passphrase:online-keys\" = \"pass.txt\"\n",
+    )
+    .unwrap();
+    std::fs::write(base.join("c.toml"), ceremony).unwrap();
+}
+
+/// `arca ceremony <verb>` (run or resume) on the room `file_device_room`
+/// made in `base`.
+pub fn file_device_ceremony(verb: &str, base: &Path) -> Output {
+    arca([
+        "ceremony",
+        verb,
+        base.join("c.toml").to_str().unwrap(),
+        "--profile",
+        base.join("profile.toml").to_str().unwrap(),
+        "--answers",
+        base.join("answers.toml").to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+    ])
+}
+
+/// Rewrites a bundle's MANIFEST so it matches its files again (a careful
+/// forger).
+pub fn remanifest(dir: &Path) {
+    fn walk(base: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_str().unwrap().to_string();
+                if rel != "MANIFEST" {
+                    out.push((rel, std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files);
+    let m =
+        arca::bundle::manifest::Manifest::of(files.iter().map(|(p, b)| (p.as_str(), b.as_slice())));
+    std::fs::write(dir.join("MANIFEST"), m.render()).unwrap();
+}
