@@ -89,6 +89,78 @@ impl Impl {
         assert!(status.success(), "{}: pkcs11-tool: {out}", self.name);
         out.replace("\r\n", "\n")
     }
+
+    /// Runs the built-in create-root ceremony in `dir/ceremony` with every
+    /// holder's key on this token; returns that folder and the run's output.
+    fn run_create_root(&self) -> (PathBuf, Output) {
+        let base = self.dir.path().join("ceremony");
+        std::fs::create_dir_all(&base).unwrap();
+        let uri = self.uri(None);
+        std::fs::write(
+            base.join("profile.toml"),
+            format!("[holders]\nalice = \"{uri}\"\nbob = \"{uri}\"\ncarol = \"{uri}\"\n"),
+        )
+        .unwrap();
+        std::fs::write(base.join("answers.toml"), "confirm = \"yes\"\n").unwrap();
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremonies/create-root.toml");
+        let b = |p: &str| base.join(p).display().to_string();
+        let o = self.arca(&[
+            "ceremony",
+            "run",
+            file.to_str().unwrap(),
+            "--profile",
+            &b("profile.toml"),
+            "--answers",
+            &b("answers.toml"),
+            "--base",
+            &b(""),
+        ]);
+        (base, o)
+    }
+}
+
+/// What a run printed: its stdout, then its stderr.
+fn all_output(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        support::stderr(o)
+    )
+}
+
+/// ykcs11 over a virtual card, plugged in until this is dropped, the card's
+/// PIN in the pin-source file.
+struct Ykcs11Card {
+    imp: Impl,
+    plugged: pcsc_card::Plugged,
+    _lock: pcsc_card::PcscGuard,
+}
+
+/// Plugs in a virtual card of `config` for ykcs11; None (the test passes
+/// over it) where ykcs11 or PC/SC is missing.
+fn ykcs11_card(config: vpiv::CardConfig) -> Option<Ykcs11Card> {
+    if !Path::new(YKCS11).exists() && missing("ykcs11") {
+        return None;
+    }
+    let lock = pcsc_card::pcsc_lock()?;
+    let serial = config.serial;
+    let plugged = pcsc_card::Plugged::new(config);
+    let dir = tempfile::tempdir().unwrap();
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, format!("{CARD_PIN}\n")).unwrap();
+    let imp = Impl {
+        name: "ykcs11",
+        module: YKCS11.into(),
+        token: format!("YubiKey PIV #{serial}"),
+        pin_file,
+        env: vec![],
+        dir,
+    };
+    Some(Ykcs11Card {
+        imp,
+        plugged,
+        _lock: lock,
+    })
 }
 
 fn missing(what: &str) -> bool {
@@ -345,28 +417,8 @@ fn soft_token_suite(imp: &Impl) {
 
 /// The create-root ceremony with every holder's key on this token.
 fn create_root_rehearsal(imp: &Impl) {
-    let base = imp.dir.path().join("ceremony");
-    std::fs::create_dir_all(&base).unwrap();
-    let uri = imp.uri(None);
-    std::fs::write(
-        base.join("profile.toml"),
-        format!("[holders]\nalice = \"{uri}\"\nbob = \"{uri}\"\ncarol = \"{uri}\"\n"),
-    )
-    .unwrap();
-    std::fs::write(base.join("answers.toml"), "confirm = \"yes\"\n").unwrap();
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremonies/create-root.toml");
-    let b = |p: &str| base.join(p).display().to_string();
-    imp.arca_ok(&[
-        "ceremony",
-        "run",
-        file.to_str().unwrap(),
-        "--profile",
-        &b("profile.toml"),
-        "--answers",
-        &b("answers.toml"),
-        "--base",
-        &b(""),
-    ]);
+    let (base, o) = imp.run_create_root();
+    support::ok(&o);
     let out = base.join("out/create-root");
     let anchors = std::fs::read_to_string(out.join("anchors.txt")).unwrap();
     let repo = base.join("repo");
@@ -381,11 +433,7 @@ fn create_root_rehearsal(imp: &Impl) {
         "--quorum",
         "2",
     ]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&v.stdout),
-        support::stderr(&v)
-    );
+    let all = all_output(&v);
     assert!(v.status.success(), "{}: {all}", imp.name);
 }
 
@@ -416,25 +464,10 @@ fn kryoptic_soft_token() {
 #[test]
 fn ykcs11_over_the_virtual_card() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    if !Path::new(YKCS11).exists() && missing("ykcs11") {
-        return;
-    }
-    let Some(_lock) = pcsc_card::pcsc_lock() else {
+    let Some(card) = ykcs11_card(vpiv::CardConfig::fw54(19_100_001)) else {
         return;
     };
-    let serial = 19_100_001;
-    let plugged = pcsc_card::Plugged::new(vpiv::CardConfig::fw54(serial));
-    let dir = tempfile::tempdir().unwrap();
-    let pin_file = dir.path().join("pin");
-    std::fs::write(&pin_file, format!("{CARD_PIN}\n")).unwrap();
-    let imp = Impl {
-        name: "ykcs11",
-        module: YKCS11.into(),
-        token: format!("YubiKey PIV #{serial}"),
-        pin_file,
-        env: vec![],
-        dir,
-    };
+    let (imp, plugged) = (&card.imp, &card.plugged);
 
     // generated through ykcs11 (slot 9c is CKA_ID 2)
     let mut cmd = Command::new("pkcs11-tool");
@@ -445,12 +478,12 @@ fn ykcs11_over_the_virtual_card() {
     assert!(status.success(), "ykcs11 key generation: {out}");
 
     let objects = imp.objects(CARD_PIN);
-    assert_locked_down(&imp, &objects, "Private key for Digital Signature");
+    assert_locked_down(imp, &objects, "Private key for Digital Signature");
     let keys = imp.arca_ok(&["token", "keys", "--on", &imp.uri(None)]);
     assert!(keys.contains("rsa 2048"), "ykcs11: {keys}");
 
     let on = imp.uri(None).replacen('?', ";id=%02?", 1);
-    janitor_flow(&imp, &on, "rsa");
+    janitor_flow(imp, &on, "rsa");
 
     // no Ed25519: the token listing says so, and arca refuses before any
     // PIN is asked for or sent to the card
@@ -492,34 +525,9 @@ fn ykcs11_over_the_virtual_card() {
         "key new sent a PIN to the card"
     );
     // the create-root ceremony (Ed25519 root keys) is refused the same way
-    let base = imp.dir.path().join("ceremony");
-    std::fs::create_dir_all(&base).unwrap();
-    let uri = imp.uri(None);
-    std::fs::write(
-        base.join("profile.toml"),
-        format!("[holders]\nalice = \"{uri}\"\nbob = \"{uri}\"\ncarol = \"{uri}\"\n"),
-    )
-    .unwrap();
-    std::fs::write(base.join("answers.toml"), "confirm = \"yes\"\n").unwrap();
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremonies/create-root.toml");
-    let b = |p: &str| base.join(p).display().to_string();
     let pins_before = plugged.card().trace.pins_sent;
-    let o = imp.arca(&[
-        "ceremony",
-        "run",
-        file.to_str().unwrap(),
-        "--profile",
-        &b("profile.toml"),
-        "--answers",
-        &b("answers.toml"),
-        "--base",
-        &b(""),
-    ]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        support::stderr(&o)
-    );
+    let (base, o) = imp.run_create_root();
+    let all = all_output(&o);
     assert!(!o.status.success(), "{all}");
     // the preflight lists what the token can generate; the first root key
     // it cannot make (rootA, RSA-4096) stops the ceremony, before its PIN
@@ -600,11 +608,7 @@ fn token_list_and_keys_say_what_the_token_says() {
     assert!(err.contains("did not accept that PIN"), "{err}");
     assert!(!err.to_lowercase().contains("few tries"), "{err}");
     let o = imp.arca(&["token", "keys", "--on", &imp.uri(None)]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        support::stderr(&o)
-    );
+    let all = all_output(&o);
     assert!(o.status.success(), "{all}");
     assert!(!all.to_lowercase().contains("few tries"), "{all}");
 }
@@ -615,43 +619,25 @@ fn token_list_and_keys_say_what_the_token_says() {
 #[test]
 fn ykcs11_token_keys_goes_on_past_an_unreadable_key() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    if !Path::new(YKCS11).exists() && missing("ykcs11") {
-        return;
-    }
-    let Some(_lock) = pcsc_card::pcsc_lock() else {
+    let serial = 19_100_002;
+    let Some(card) = ykcs11_card(vpiv::CardConfig::fw57(serial)) else {
         return;
     };
-    let serial = 19_100_002;
-    let _plugged = pcsc_card::Plugged::new(vpiv::CardConfig::fw57(serial));
-    let dir = tempfile::tempdir().unwrap();
-    let pin_file = dir.path().join("pin");
-    std::fs::write(&pin_file, format!("{CARD_PIN}\n")).unwrap();
+    let imp = &card.imp;
     for (slot, spec) in [
         ("9a", arca::keys::KeySpec::Ed25519),
         ("9c", arca::keys::KeySpec::Rsa(2048)),
     ] {
         let loc = arca::keys::piv::PivLocation::parse(&format!(
             "piv:serial={serial};slot={slot};pin-source=file:{}",
-            pin_file.display()
+            imp.pin_file.display()
         ))
         .unwrap();
         arca::keys::piv::PivSigner::generate(&loc, spec, &mut arca::keys::NoSecrets)
             .expect("generate");
     }
-    let imp = Impl {
-        name: "ykcs11",
-        module: YKCS11.into(),
-        token: format!("YubiKey PIV #{serial}"),
-        pin_file,
-        env: vec![],
-        dir,
-    };
     let o = imp.arca(&["token", "keys", "--on", &imp.uri(None)]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        support::stderr(&o)
-    );
+    let all = all_output(&o);
     assert!(o.status.success(), "{all}");
     assert!(
         all.contains("rsa 2048 sha256="),
