@@ -7,56 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use support::*;
 
-struct Room {
-    _tmp: tempfile::TempDir,
-    base: PathBuf,
-    profile: PathBuf,
-    answers: PathBuf,
-}
-
-fn room(holders: &[&str]) -> Room {
-    let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().to_path_buf();
-    support::file_device_profile(&base, holders);
-    std::fs::write(base.join("answers.toml"), "confirm = \"yes\"\n").unwrap();
-    Room {
-        profile: base.join("profile.toml"),
-        answers: base.join("answers.toml"),
-        base,
-        _tmp: tmp,
-    }
-}
-
-impl Room {
-    fn ceremony(&self, verb: &str, file: &Path) -> std::process::Output {
-        arca([
-            "ceremony",
-            verb,
-            file.to_str().unwrap(),
-            "--profile",
-            self.profile.to_str().unwrap(),
-            "--answers",
-            self.answers.to_str().unwrap(),
-            "--base",
-            self.base.to_str().unwrap(),
-        ])
-    }
-    fn check(&self, file: &Path) -> std::process::Output {
-        arca([
-            "ceremony",
-            "check",
-            file.to_str().unwrap(),
-            "--profile",
-            self.profile.to_str().unwrap(),
-        ])
-    }
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.base.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
 fn ceremony_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("ceremonies")

@@ -267,3 +267,53 @@ pub fn remanifest(dir: &Path) {
         arca::bundle::manifest::Manifest::of(files.iter().map(|(p, b)| (p.as_str(), b.as_slice())));
     std::fs::write(dir.join("MANIFEST"), m.render()).unwrap();
 }
+
+pub struct Room {
+    _tmp: tempfile::TempDir,
+    pub base: PathBuf,
+    pub profile: PathBuf,
+    pub answers: PathBuf,
+}
+
+pub fn room(holders: &[&str]) -> Room {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().to_path_buf();
+    file_device_profile(&base, holders);
+    std::fs::write(base.join("answers.toml"), "confirm = \"yes\"\n").unwrap();
+    Room {
+        profile: base.join("profile.toml"),
+        answers: base.join("answers.toml"),
+        base,
+        _tmp: tmp,
+    }
+}
+
+impl Room {
+    pub fn ceremony(&self, verb: &str, file: &Path) -> std::process::Output {
+        arca([
+            "ceremony",
+            verb,
+            file.to_str().unwrap(),
+            "--profile",
+            self.profile.to_str().unwrap(),
+            "--answers",
+            self.answers.to_str().unwrap(),
+            "--base",
+            self.base.to_str().unwrap(),
+        ])
+    }
+    pub fn check(&self, file: &Path) -> std::process::Output {
+        arca([
+            "ceremony",
+            "check",
+            file.to_str().unwrap(),
+            "--profile",
+            self.profile.to_str().unwrap(),
+        ])
+    }
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.base.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
