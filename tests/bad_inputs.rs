@@ -3,15 +3,13 @@
 //! nothing panics.
 
 mod support;
+use std::path::{Path, PathBuf};
 use support::*;
 
 #[test]
 fn bad_inputs_are_refused_with_one_clear_line() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-inputs");
     let mut n = 0;
-    for case in std::fs::read_dir(&dir).unwrap() {
-        let case = case.unwrap().path();
-        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+    for (case, name) in cases() {
         if !case.join("root").exists() {
             continue; // a ceremony or targets case: see the tests below
         }
@@ -37,24 +35,7 @@ fn bad_inputs_are_refused_with_one_clear_line() {
                 r,
             ],
         ] {
-            let o = arca(&args);
-            let err = stderr(&o);
-            assert!(!o.status.success(), "{name}: {args:?} succeeded");
-            assert!(!err.contains("panicked"), "{name}: panic: {err}");
-            assert_eq!(
-                err.trim_end().lines().count(),
-                1,
-                "{name}: not one line: {err}"
-            );
-            no_control_characters(&name, &err);
-            assert!(
-                err.contains(expected),
-                "{name}: expected {expected:?} in {err:?}"
-            );
-            assert!(
-                err.contains("/root"),
-                "{name}: the file is not named: {err}"
-            );
+            refused_with_one_line(&name, &args, expected, "/root");
             assert_eq!(
                 std::fs::read(tmp.path().join("root")).unwrap(),
                 before,
@@ -66,6 +47,45 @@ fn bad_inputs_are_refused_with_one_clear_line() {
         n += 1;
     }
     assert!(n >= 60, "only {n} cases");
+}
+
+/// The folders of tests/bad-inputs and their names.
+fn cases() -> Vec<(PathBuf, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-inputs");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|case| {
+            let case = case.unwrap().path();
+            let name = case.file_name().unwrap().to_string_lossy().into_owned();
+            (case, name)
+        })
+        .collect()
+}
+
+/// The arguments of `arca sign-request sign REQUEST --id rootA` with the
+/// vector key store made in `dir` and an answers file there saying yes to
+/// every question, the signature going to `dir/out.json`; and that path.
+fn sign_as_root_a(dir: &Path, request: &Path) -> (Vec<String>, PathBuf) {
+    let ks = vector_key_store(dir);
+    let yes = dir.join("yes.toml");
+    std::fs::write(&yes, "confirm = \"yes\"\n").unwrap();
+    let out = dir.join("out.json");
+    let args = [
+        "sign-request",
+        "sign",
+        request.to_str().unwrap(),
+        "--id",
+        "rootA",
+        "--key-store",
+        ks.to_str().unwrap(),
+        "--answers",
+        yes.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    (args, out)
 }
 
 /// Runs `args` and checks the refusal: non-zero exit, one stderr line with
@@ -103,14 +123,11 @@ fn no_control_characters(name: &str, err: &str) {
 /// refuse them, next to the vectors' valid root; nothing is written.
 #[test]
 fn bad_targets_files_are_refused_with_one_clear_line() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-inputs");
     let mut n = 0;
-    for case in std::fs::read_dir(&dir).unwrap() {
-        let case = case.unwrap().path();
+    for (case, name) in cases() {
         let Ok(keys) = std::fs::read_dir(case.join("keys")) else {
             continue;
         };
-        let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let expected = std::fs::read_to_string(case.join("expected")).unwrap();
         for k in keys {
             let k = k.unwrap().path();
@@ -152,15 +169,12 @@ fn bad_targets_files_are_refused_with_one_clear_line() {
 /// naming the file.
 #[test]
 fn bad_ceremony_files_are_refused_with_one_clear_line() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-inputs");
     let mut n = 0;
-    for case in std::fs::read_dir(&dir).unwrap() {
-        let case = case.unwrap().path();
+    for (case, name) in cases() {
         let file = case.join("ceremony.toml");
         if !file.exists() {
             continue;
         }
-        let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let expected = std::fs::read_to_string(case.join("expected")).unwrap();
         refused_with_one_line(
             &name,
@@ -181,11 +195,8 @@ fn bad_ceremony_files_are_refused_with_one_clear_line() {
 /// the root is not changed.
 #[test]
 fn bad_sign_requests_and_signatures_are_refused_with_one_clear_line() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-inputs");
     let (mut requests, mut signatures) = (0, 0);
-    for case in std::fs::read_dir(&dir).unwrap() {
-        let case = case.unwrap().path();
-        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+    for (case, name) in cases() {
         let req = case.join("sign-request.json");
         let sig = case.join("signature.json");
         if !req.exists() && !sig.exists() {
@@ -204,28 +215,9 @@ fn bad_sign_requests_and_signatures_are_refused_with_one_clear_line() {
         };
         let tmp = tempfile::tempdir().unwrap();
         if req.exists() {
-            let ks = vector_key_store(tmp.path());
-            let yes = tmp.path().join("yes.toml");
-            std::fs::write(&yes, "confirm = \"yes\"\n").unwrap();
-            let out = tmp.path().join("out.json");
-            let c = refused_with_one_line(
-                &name,
-                &[
-                    "sign-request",
-                    "sign",
-                    req.to_str().unwrap(),
-                    "--id",
-                    "rootA",
-                    "--key-store",
-                    ks.to_str().unwrap(),
-                    "--answers",
-                    yes.to_str().unwrap(),
-                    "--out",
-                    out.to_str().unwrap(),
-                ],
-                expected.trim(),
-                "sign-request.json",
-            );
+            let (args, out) = sign_as_root_a(tmp.path(), &req);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let c = refused_with_one_line(&name, &args, expected.trim(), "sign-request.json");
             assert_eq!(c, Some(code), "{name}: exit code");
             assert!(!out.exists(), "{name}: a signature was written");
             requests += 1;
@@ -266,25 +258,10 @@ fn bad_sign_requests_and_signatures_are_refused_with_one_clear_line() {
 /// and rootA's signature imports into the pending root.
 #[test]
 fn the_sign_request_seeds_are_good() {
-    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/sign_request");
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/sign_request");
     let tmp = tempfile::tempdir().unwrap();
-    let ks = vector_key_store(tmp.path());
-    let yes = tmp.path().join("yes.toml");
-    std::fs::write(&yes, "confirm = \"yes\"\n").unwrap();
-    let out = tmp.path().join("out.json");
-    let o = arca([
-        "sign-request",
-        "sign",
-        seeds.join("request-rootA-rsa.json").to_str().unwrap(),
-        "--id",
-        "rootA",
-        "--key-store",
-        ks.to_str().unwrap(),
-        "--answers",
-        yes.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (args, out) = sign_as_root_a(tmp.path(), &seeds.join("request-rootA-rsa.json"));
+    let o = arca(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let repo = tmp.path().join("repo");
     std::fs::create_dir(&repo).unwrap();
