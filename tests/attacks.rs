@@ -350,14 +350,9 @@ fn quorum_bypass_with_the_same_key_under_two_ids() {
     );
 }
 
-/// A root signed by rootA and by a key that is not a trust anchor (the
-/// attacker's rootC, added to the root and its valid expression) does not
-/// reach the client's quorum of 2 anchored signatures.
-#[test]
-fn signature_by_a_key_outside_the_anchors() {
-    let f = fx();
-    let mut root: Root = read(&f.p("root"));
-    // the attacker's key: the vector snapshot key, under a root id
+/// Rotation at counter 2: rootB is replaced by rootC, the vector snapshot
+/// key under a root id (quorum 2 of rootA, rootC).
+fn rotate_root_b_to_c(f: &Fx, root: &mut Root) {
     let mut c = read::<arca::conex::resource::Snapshot>(&f.p("snap")).keys["snap"].clone();
     c.id = "rootC".into();
     root.keys.remove("rootB");
@@ -370,6 +365,17 @@ fn signature_by_a_key_outside_the_anchors() {
         ],
     );
     root.header.counter = 2;
+}
+
+/// A root signed by rootA and by a key that is not a trust anchor (the
+/// attacker's rootC, added to the root and its valid expression) does not
+/// reach the client's quorum of 2 anchored signatures.
+#[test]
+fn signature_by_a_key_outside_the_anchors() {
+    let f = fx();
+    let mut root: Root = read(&f.p("root"));
+    // the attacker's key: the vector snapshot key, under a root id
+    rotate_root_b_to_c(&f, &mut root);
     resign_as(&mut root, &[("rootA", "rootA"), ("rootC", "snap")]);
     write(&f.p("root"), &root);
     let out = refused(f.verify(&[]), "couldn't validate root role");
@@ -386,19 +392,7 @@ fn signature_by_a_key_outside_the_anchors() {
 fn a_removed_root_key_still_signing() {
     let f = fx();
     let mut root: Root = read(&f.p("root"));
-    // rotation: rootB is replaced by rootC (quorum 2 of rootA, rootC)
-    let mut c = read::<arca::conex::resource::Snapshot>(&f.p("snap")).keys["snap"].clone();
-    c.id = "rootC".into();
-    root.keys.remove("rootB");
-    root.keys.insert("rootC".into(), c);
-    root.valid = arca::conex::expr::Expr::quorum(
-        2,
-        [
-            arca::conex::expr::KeyRef::Local("rootA".into()),
-            arca::conex::expr::KeyRef::Local("rootC".into()),
-        ],
-    );
-    root.header.counter = 2;
+    rotate_root_b_to_c(&f, &mut root);
     // the thief of rootB signs next to the honest rootA
     resign_as(&mut root, &[("rootA", "rootA"), ("rootB", "rootB")]);
     write(&f.p("root"), &root);
@@ -488,23 +482,9 @@ fn package_file_added_after_signing() {
 /// online signer restarts at epoch 1, counter 1.
 #[test]
 fn fast_forward_then_epoch_recovery() {
-    let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path();
-    support::file_device_profile(base, &["alice", "bob", "carol"]);
-    std::fs::write(base.join("answers.toml"), "confirm = \"yes\"\n").unwrap();
-    let ceremony = |file: &Path| {
-        ok(&arca([
-            "ceremony",
-            "run",
-            file.to_str().unwrap(),
-            "--profile",
-            base.join("profile.toml").to_str().unwrap(),
-            "--answers",
-            base.join("answers.toml").to_str().unwrap(),
-            "--base",
-            base.to_str().unwrap(),
-        ]))
-    };
+    let r = room(&["alice", "bob", "carol"]);
+    let base = r.base.as_path();
+    let ceremony = |file: &Path| ok(&r.ceremony("run", file));
     ceremony(&Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremonies/create-root.toml"));
     let out = base.join("out/create-root");
     let anchors = std::fs::read_to_string(out.join("anchors.txt"))
@@ -565,14 +545,7 @@ fn fast_forward_then_epoch_recovery() {
     let bump = base.join("bump.toml");
     std::fs::write(
         &bump,
-        r#"kind = "bump-epoch"
-title = "snapshot counter was pushed to the maximum"
-root = "out/create-root/root"
-output = "out/bump"
-role = "snapshot"
-id = "snap"
-holders = [ { id = "rootA", holder = "alice" }, { id = "rootB", holder = "bob" } ]
-"#,
+        BUMP_SNAPSHOT_EPOCH,
     )
     .unwrap();
     ceremony(&bump);

@@ -170,14 +170,7 @@ fn bump_epoch_refuses_the_fast_forwarded_snapshot() {
     let a = anchors(&r.base.join("out/create-root"));
     let bump = r.write(
         "bump.toml",
-        r#"kind = "bump-epoch"
-title = "snapshot counter was pushed to the maximum"
-root = "out/create-root/root"
-output = "out/bump"
-role = "snapshot"
-id = "snap"
-holders = [ { id = "rootA", holder = "alice" }, { id = "rootB", holder = "bob" } ]
-"#,
+        BUMP_SNAPSHOT_EPOCH,
     );
     ok(&r.ceremony("run", &bump));
     let repo = repo_with_root(&r.base, &r.base.join("out/bump/root"));
@@ -646,14 +639,7 @@ fn resume_help_and_the_online_sides_command() {
     ok(&r.ceremony("run", &create_root_file_in(&r.base)));
     let bump = r.write(
         "bump.toml",
-        r#"kind = "bump-epoch"
-title = "snapshot counter was pushed to the maximum"
-root = "out/create-root/root"
-output = "out/bump"
-role = "snapshot"
-id = "snap"
-holders = [ { id = "rootA", holder = "alice" }, { id = "rootB", holder = "bob" } ]
-"#,
+        BUMP_SNAPSHOT_EPOCH,
     );
     let o = r.ceremony("run", &bump);
     let out = ok(&o);

@@ -317,3 +317,15 @@ impl Room {
         p
     }
 }
+
+/// A bump-epoch ceremony for the snapshot role of the root a create-root
+/// ceremony wrote to `out/create-root`, signed by rootA (alice) and rootB
+/// (bob), written to `out/bump`.
+pub const BUMP_SNAPSHOT_EPOCH: &str = r#"kind = "bump-epoch"
+title = "snapshot counter was pushed to the maximum"
+root = "out/create-root/root"
+output = "out/bump"
+role = "snapshot"
+id = "snap"
+holders = [ { id = "rootA", holder = "alice" }, { id = "rootB", holder = "bob" } ]
+"#;
