@@ -523,17 +523,7 @@ fn what_needs_no_pin_is_refused_before_the_first_step() {
         "bad-answers.toml",
         "confirm = \"yes\"\n[secrets]\n\"token root-1\" = \"pin\"\n",
     );
-    let o = arca([
-        "ceremony",
-        "run",
-        create_root_file_in(&r.base).to_str().unwrap(),
-        "--profile",
-        r.profile.to_str().unwrap(),
-        "--answers",
-        bad.to_str().unwrap(),
-        "--base",
-        r.base.to_str().unwrap(),
-    ]);
+    let o = r.ceremony_answering("run", &create_root_file_in(&r.base), &bad);
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert_eq!(e.trim_end().lines().count(), 1, "{e}");
@@ -545,17 +535,7 @@ fn what_needs_no_pin_is_refused_before_the_first_step() {
         "bad-answers2.toml",
         "[answers]\n\"alice: sign the root\" = \"yes\"\n",
     );
-    let o = arca([
-        "ceremony",
-        "run",
-        create_root_file_in(&r.base).to_str().unwrap(),
-        "--profile",
-        r.profile.to_str().unwrap(),
-        "--answers",
-        bad.to_str().unwrap(),
-        "--base",
-        r.base.to_str().unwrap(),
-    ]);
+    let o = r.ceremony_answering("run", &create_root_file_in(&r.base), &bad);
     assert!(
         stderr(&o).contains("bad-answers2.toml:2:"),
         "{}",
@@ -662,31 +642,7 @@ fn a_missing_token_is_named_with_the_tokens_present() {
     }
     let r = room(&["alice", "bob", "carol"]);
     let store = r.base.join("hsm");
-    std::fs::create_dir_all(store.join("tokens")).unwrap();
-    let conf = store.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            store.join("tokens").display()
-        ),
-    )
-    .unwrap();
-    let o = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "mine",
-            "--so-pin",
-            "12345678",
-            "--pin",
-            "1234",
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    let conf = softhsm_store_with_one_token(&store);
     let profile = std::fs::read_to_string(&r.profile).unwrap();
     let line = profile
         .lines()

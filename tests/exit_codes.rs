@@ -13,8 +13,8 @@ fn code(o: &Output) -> i32 {
 
 /// Runs arca and checks its exit code and that the error is one line
 /// naming `needle`.
-fn expect(args: &[&str], want: i32, needle: &str) -> Output {
-    let o = arca(args);
+fn expect<S: AsRef<str> + std::fmt::Debug>(args: &[S], want: i32, needle: &str) -> Output {
+    let o = arca(args.iter().map(|a| a.as_ref()));
     let err = stderr(&o);
     assert_eq!(
         code(&o),
@@ -118,11 +118,8 @@ fn code_1_tampered_journal() {
 /// journal's verdict (1); a journal that cannot be read is I/O (3).
 #[test]
 fn code_1_resume_from_a_tampered_journal() {
-    let tmp = tempfile::tempdir().unwrap();
-    let profile = file_device_profile(tmp.path(), &["alice", "bob", "carol"]);
-    let answers = tmp.path().join("answers.toml");
-    std::fs::write(&answers, "confirm = \"yes\"\n").unwrap();
-    let out = tmp.path().join("out/create-root");
+    let r = room(&["alice", "bob", "carol"]);
+    let out = r.base.join("out/create-root");
     std::fs::create_dir_all(&out).unwrap();
     let p = out.join("journal.jsonl");
     let mut j = arca::journal::Journal::open(&p).unwrap();
@@ -134,17 +131,7 @@ fn code_1_resume_from_a_tampered_journal() {
     let text = std::fs::read_to_string(&p).unwrap().replace("done", "dome");
     std::fs::write(&p, text).unwrap();
     let ceremony = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremonies/create-root.toml");
-    let resume = [
-        "ceremony",
-        "resume",
-        ceremony.to_str().unwrap(),
-        "--profile",
-        profile.to_str().unwrap(),
-        "--answers",
-        answers.to_str().unwrap(),
-        "--base",
-        tmp.path().to_str().unwrap(),
-    ];
+    let resume = ceremony_args("resume", &ceremony, &r.profile, &r.answers, &r.base);
     expect(
         &resume,
         1,
@@ -246,17 +233,7 @@ fn code_2_bad_ceremony_profile_or_answers_file() {
     let answers = tmp.path().join("answers.toml");
     std::fs::write(&answers, "confirm = \"perhaps\"\n").unwrap();
     expect(
-        &[
-            "ceremony",
-            "run",
-            good.to_str().unwrap(),
-            "--profile",
-            profile.to_str().unwrap(),
-            "--answers",
-            answers.to_str().unwrap(),
-            "--base",
-            tmp.path().to_str().unwrap(),
-        ],
+        &ceremony_args("run", &good, &profile, &answers, tmp.path()),
         2,
         "answers.toml:1: confirm = \"perhaps\": expected \"yes\" or \"no\"",
     );

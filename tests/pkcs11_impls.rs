@@ -103,18 +103,14 @@ impl Impl {
         .unwrap();
         std::fs::write(base.join("answers.toml"), "confirm = \"yes\"\n").unwrap();
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremonies/create-root.toml");
-        let b = |p: &str| base.join(p).display().to_string();
-        let o = self.arca(&[
-            "ceremony",
+        let args = support::ceremony_args(
             "run",
-            file.to_str().unwrap(),
-            "--profile",
-            &b("profile.toml"),
-            "--answers",
-            &b("answers.toml"),
-            "--base",
-            &b(""),
-        ]);
+            &file,
+            &base.join("profile.toml"),
+            &base.join("answers.toml"),
+            &base.join(""),
+        );
+        let o = self.arca(&args.iter().map(String::as_str).collect::<Vec<_>>());
         (base, o)
     }
 }

@@ -222,11 +222,7 @@ fn create_root_rehearsal_typed_key_by_key() {
     t.quit();
     let out = t.dir.join("rh/out/create-root");
     assert!(out.join("root").exists());
-    support::ok(&support::arca([
-        "ceremony",
-        "verify-transcript",
-        out.to_str().unwrap(),
-    ]));
+    transcript_verifies(&out);
 }
 
 #[test]
@@ -245,17 +241,9 @@ fn declined_confirmation_leaves_nothing_written() {
     });
     // PINs only: the confirmation is held for the "n" below, so the loop
     // can never answer it itself (and then wait for it for ever)
-    let start = std::time::Instant::now();
-    while !t.last_line().trim_end().ends_with("[y/N]") {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no confirmation appeared:\n{}",
-            t.text()
-        );
-        if !t.answer_but(&mut pins, "n", Some("[y/N]")) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    answer_until_seen(&t, &mut pins, "n", Some("[y/N]"), 120, "a confirmation", |t| {
+        t.last_line().trim_end().ends_with("[y/N]")
+    });
     t.type_line("n");
     t.wait("the refusal", |t| {
         t.text().contains("declined to generate rootA")
@@ -277,21 +265,12 @@ fn ctrl_c_mid_ceremony_then_resume() {
     t.rehearse_create_root("rh", None);
     let journal = t.dir.join("rh/out/create-root/journal.jsonl");
     let mut pins = vec!["rehearsal-pin"];
-    let deadline = Instant::now() + Duration::from_secs(300);
     // work until rootA has signed, then interrupt between prompts
-    while !std::fs::read_to_string(&journal)
-        .unwrap_or_default()
-        .contains("\"sign:rootA\"")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "rootA never signed; screen:\n{}",
-            t.screen()
-        );
-        if !t.answer(&mut pins, "y") {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    answer_until_seen(&t, &mut pins, "y", None, 300, "rootA's signature", |_| {
+        std::fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .contains("\"sign:rootA\"")
+    });
     t.keys(&["C-c"]);
     t.wait("arca to stop", |t| t.text().contains("ARCA-EXITED"));
     assert!(!t.dir.join("rh/out/create-root/root").exists());
@@ -308,11 +287,7 @@ fn ctrl_c_mid_ceremony_then_resume() {
     );
     t.quit();
     let out = tmp.path().join("rh/out/create-root");
-    support::ok(&support::arca([
-        "ceremony",
-        "verify-transcript",
-        out.to_str().unwrap(),
-    ]));
+    transcript_verifies(&out);
     let root = std::fs::read_to_string(out.join("root")).unwrap();
     assert_eq!(
         root.matches("\"ed25519=").count() + root.matches("\"rsapss-sha256=").count(),
@@ -329,17 +304,9 @@ fn ctrl_c_at_a_pin_prompt_restores_the_terminal() {
     let tmp = room();
     let t = Term::start(tmp.path(), &[]);
     t.rehearse_create_root("rh", None);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !t.last_line().starts_with("user PIN for token") {
-        assert!(
-            Instant::now() < deadline,
-            "no PIN prompt; screen:\n{}",
-            t.screen()
-        );
-        if !t.answer(&mut vec!["unused"], "y") {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    answer_until_seen(&t, &mut vec!["unused"], "y", None, 120, "a PIN prompt", |t| {
+        t.last_line().starts_with("user PIN for token")
+    });
     // half a PIN, then Ctrl-C
     t.type_literal("rehear");
     t.keys(&["C-c"]);
@@ -352,15 +319,7 @@ fn ctrl_c_at_a_pin_prompt_restores_the_terminal() {
     assert!(all.contains("TTY-echo"), "echo left off:\n{all}");
     // the terminal restored, the step and the command to resume said
     assert!(t.cursor_visible(), "the cursor is left hidden");
-    assert!(
-        all.contains("Stopped at step 2/13 (root-key:rootA)"),
-        "{all}"
-    );
-    assert!(all.contains("journal.jsonl keeps every step"), "{all}");
-    assert!(
-        all.contains("arca ceremony resume ceremonies/create-root.toml --rehearse --base rh"),
-        "{all}"
-    );
+    says_stopped_and_how_to_resume(&all, "2/13 (root-key:rootA)");
     assert!(
         !all.contains("rehear\n") && !all.contains(": rehear"),
         "typed PIN echoed"
@@ -370,17 +329,53 @@ fn ctrl_c_at_a_pin_prompt_restores_the_terminal() {
 /// Answers prompts with `y` + Enter until the last line shows `needle`
 /// (that prompt is left unanswered).
 fn answer_until(t: &Term, pins: &mut Vec<&str>, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !t.last_line().contains(needle) {
+    answer_until_seen(t, pins, "y", Some(needle), 300, needle, |t| {
+        t.last_line().contains(needle)
+    });
+}
+
+/// Answers prompts (PINs from `pins`, confirmations with `answer`, a prompt
+/// showing `hold` left alone) until `seen`; fails naming `what` after
+/// `seconds`.
+fn answer_until_seen(
+    t: &Term,
+    pins: &mut Vec<&str>,
+    answer: &str,
+    hold: Option<&str>,
+    seconds: u64,
+    what: &str,
+    seen: impl Fn(&Term) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !seen(t) {
         assert!(
             Instant::now() < deadline,
-            "never reached {needle:?}; screen:\n{}",
+            "never reached {what:?}; screen:\n{}",
             t.screen()
         );
-        if !t.answer_but(pins, "y", Some(needle)) {
+        if !t.answer_but(pins, answer, hold) {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The ceremony stopped at `step` and said so, and how to resume it.
+fn says_stopped_and_how_to_resume(all: &str, step: &str) {
+    assert!(all.contains(&format!("Stopped at step {step}")), "{all}");
+    assert!(all.contains("journal.jsonl keeps every step"), "{all}");
+    assert!(
+        all.contains("arca ceremony resume ceremonies/create-root.toml --rehearse --base rh"),
+        "{all}"
+    );
+}
+
+/// `arca ceremony verify-transcript` accepts the journal in `out`.
+fn transcript_verifies(out: &Path) {
+    support::ok(&support::arca([
+        "ceremony",
+        "verify-transcript",
+        out.to_str().unwrap(),
+    ]));
 }
 
 fn tree_digest(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -415,31 +410,7 @@ fn a_rehearsal_after_the_token_list_leaves_the_users_store_alone() {
     }
     let tmp = room();
     let store = tmp.path().join("my-softhsm");
-    std::fs::create_dir_all(store.join("tokens")).unwrap();
-    let conf = store.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            store.join("tokens").display()
-        ),
-    )
-    .unwrap();
-    let o = std::process::Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "mine",
-            "--so-pin",
-            "12345678",
-            "--pin",
-            "1234",
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let conf = support::softhsm_store_with_one_token(&store);
     let before = tree_digest(&store);
     let t = Term::start(
         tmp.path(),
@@ -457,12 +428,7 @@ fn a_rehearsal_after_the_token_list_leaves_the_users_store_alone() {
     t.wait("the refusal", |t| t.text().contains("arca ceremony resume"));
     let all = t.text();
     assert!(all.contains("the change was not approved"), "{all}");
-    assert!(all.contains("Stopped at step 6/13 (approve)"), "{all}");
-    assert!(all.contains("journal.jsonl keeps every step"), "{all}");
-    assert!(
-        all.contains("arca ceremony resume ceremonies/create-root.toml --rehearse --base rh"),
-        "{all}"
-    );
+    says_stopped_and_how_to_resume(&all, "6/13 (approve)");
     // the spinner ends with the time the RSA-4096 key took
     assert!(
         all.contains("generating rsa 4096 key rootA on token rehearsal-alice done in"),

@@ -232,17 +232,36 @@ pub fn file_device_room(base: &Path, ceremony: &str, passphrase: &str) {
 /// `arca ceremony <verb>` (run or resume) on the room `file_device_room`
 /// made in `base`.
 pub fn file_device_ceremony(verb: &str, base: &Path) -> Output {
-    arca([
-        "ceremony",
+    arca(ceremony_args(
         verb,
-        base.join("c.toml").to_str().unwrap(),
-        "--profile",
-        base.join("profile.toml").to_str().unwrap(),
-        "--answers",
-        base.join("answers.toml").to_str().unwrap(),
-        "--base",
-        base.to_str().unwrap(),
-    ])
+        &base.join("c.toml"),
+        &base.join("profile.toml"),
+        &base.join("answers.toml"),
+        base,
+    ))
+}
+
+/// The arguments of `arca ceremony <verb> FILE --profile PROFILE --answers
+/// ANSWERS --base BASE`.
+pub fn ceremony_args(
+    verb: &str,
+    file: &Path,
+    profile: &Path,
+    answers: &Path,
+    base: &Path,
+) -> Vec<String> {
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    vec![
+        "ceremony".into(),
+        verb.into(),
+        path(file),
+        "--profile".into(),
+        path(profile),
+        "--answers".into(),
+        path(answers),
+        "--base".into(),
+        path(base),
+    ]
 }
 
 /// Rewrites a bundle's MANIFEST so it matches its files again (a careful
@@ -290,17 +309,11 @@ pub fn room(holders: &[&str]) -> Room {
 
 impl Room {
     pub fn ceremony(&self, verb: &str, file: &Path) -> std::process::Output {
-        arca([
-            "ceremony",
-            verb,
-            file.to_str().unwrap(),
-            "--profile",
-            self.profile.to_str().unwrap(),
-            "--answers",
-            self.answers.to_str().unwrap(),
-            "--base",
-            self.base.to_str().unwrap(),
-        ])
+        self.ceremony_answering(verb, file, &self.answers)
+    }
+    /// `ceremony` with another answers file.
+    pub fn ceremony_answering(&self, verb: &str, file: &Path, answers: &Path) -> Output {
+        arca(ceremony_args(verb, file, &self.profile, answers, &self.base))
     }
     pub fn check(&self, file: &Path) -> std::process::Output {
         arca([
@@ -329,3 +342,35 @@ role = "snapshot"
 id = "snap"
 holders = [ { id = "rootA", holder = "alice" }, { id = "rootB", holder = "bob" } ]
 "#;
+
+/// A person's own SoftHSM store in `store`: its `softhsm2.conf` and
+/// `tokens/`, with one token `mine` (SO PIN 12345678, user PIN 1234) made
+/// by `softhsm2-util`. Returns the configuration file's path.
+pub fn softhsm_store_with_one_token(store: &Path) -> PathBuf {
+    std::fs::create_dir_all(store.join("tokens")).unwrap();
+    let conf = store.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            store.join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "mine",
+            "--so-pin",
+            "12345678",
+            "--pin",
+            "1234",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    conf
+}
