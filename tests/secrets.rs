@@ -130,7 +130,7 @@ struct Watched {
 /// it runs (at least once: the first sample is taken before it can exit
 /// only if it is still starting, so every run is also checked from the
 /// arguments we gave it).
-fn watched(args: &[&str], envs: &[(&str, &Path)]) -> Watched {
+fn watched<S: AsRef<std::ffi::OsStr>>(args: &[S], envs: &[(&str, &Path)]) -> Watched {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_arca"));
     cmd.args(args)
         .env_remove("SOURCE_DATE_EPOCH")
@@ -386,17 +386,13 @@ fn pkcs11_ceremony_and_janitor_show_no_pin() {
     let secrets = [USER_PIN, SO_PIN];
     let env = [("SOFTHSM2_CONF", hsm.conf.as_path())];
     let w = watched(
-        &[
-            "ceremony",
+        &ceremony_args(
             "run",
-            create_root_file().to_str().unwrap(),
-            "--profile",
-            base.join("profile.toml").to_str().unwrap(),
-            "--answers",
-            ans.to_str().unwrap(),
-            "--base",
-            base.to_str().unwrap(),
-        ],
+            &create_root_file(),
+            &base.join("profile.toml"),
+            &ans,
+            base,
+        ),
         &env,
     );
     assert!(w.ok, "{}", w.stderr);
@@ -492,17 +488,7 @@ fn encrypted_key_file_ceremony_shows_no_passphrase() {
     let ans = answers(base, &[("passphrase:key=rootA", &pass)]);
     let run = |file: &Path, answers: &Path| {
         watched(
-            &[
-                "ceremony",
-                "run",
-                file.to_str().unwrap(),
-                "--profile",
-                profile_path.to_str().unwrap(),
-                "--answers",
-                answers.to_str().unwrap(),
-                "--base",
-                base.to_str().unwrap(),
-            ],
+            &ceremony_args("run", file, &profile_path, answers, base),
             &[],
         )
     };
@@ -621,17 +607,7 @@ fn bundle_online_key_passphrase_is_not_shown() {
     let both = [PASSPHRASE, WRONG_PASSPHRASE];
 
     let w = watched(
-        &[
-            "ceremony",
-            "run",
-            ceremony.to_str().unwrap(),
-            "--profile",
-            profile_path.to_str().unwrap(),
-            "--answers",
-            ans.to_str().unwrap(),
-            "--base",
-            base.to_str().unwrap(),
-        ],
+        &ceremony_args("run", &ceremony, &profile_path, &ans, base),
         &[],
     );
     assert!(w.ok, "{}", w.stderr);
