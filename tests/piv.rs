@@ -794,21 +794,16 @@ fn ceremony_keeps_the_yubikey_attestation() {
     std::fs::write(base.join("answers.toml"), "confirm = \"yes\"\n").unwrap();
     std::fs::write(
         base.join("c.toml"),
-        "kind = \"create-root\"\ntitle = \"root with a YubiKey holder\"\noutput = \"out\"\n[root]\nquorum = 2\nkeys = [\n  { id = \"rootA\", holder = \"alice\", algorithm = \"ed25519\" },\n  { id = \"rootB\", holder = \"bob\", algorithm = \"rsa2048\" },\n]\n",
+        support::CreateRoot::with_root_b("root with a YubiKey holder", "rsa2048").text(),
     )
     .unwrap();
-    let b = base.to_str().unwrap();
-    let o = support::arca([
-        "ceremony",
+    let o = support::arca(support::ceremony_args(
         "run",
-        &format!("{b}/c.toml"),
-        "--profile",
-        &format!("{b}/profile.toml"),
-        "--answers",
-        &format!("{b}/answers.toml"),
-        "--base",
-        b,
-    ]);
+        &base.join("c.toml"),
+        &base.join("profile.toml"),
+        &base.join("answers.toml"),
+        base,
+    ));
     support::ok(&o);
     let att: Vec<String> = std::fs::read_dir(base.join("out/bundle/attestations"))
         .expect("attestations in the bundle")

@@ -60,7 +60,7 @@ impl Impl {
         )
     }
 
-    fn arca(&self, args: &[&str]) -> Output {
+    fn arca<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
         let mut c = Command::new(env!("CARGO_BIN_EXE_arca"));
         c.args(args).env_remove("SOURCE_DATE_EPOCH");
         for (k, v) in &self.env {
@@ -110,7 +110,7 @@ impl Impl {
             &base.join("answers.toml"),
             &base.join(""),
         );
-        let o = self.arca(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let o = self.arca(&args);
         (base, o)
     }
 }
