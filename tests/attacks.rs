@@ -543,11 +543,7 @@ fn fast_forward_then_epoch_recovery() {
 
     // recovery: the bump-epoch ceremony moves the snapshot to epoch 1
     let bump = base.join("bump.toml");
-    std::fs::write(
-        &bump,
-        BUMP_SNAPSHOT_EPOCH,
-    )
-    .unwrap();
+    std::fs::write(&bump, BUMP_SNAPSHOT_EPOCH).unwrap();
     ceremony(&bump);
     std::fs::copy(base.join("out/bump/root"), repo.join("root")).unwrap();
     // restore the attacker's snapshot: refused now (epoch 0 < 1)

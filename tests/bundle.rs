@@ -510,11 +510,7 @@ fn online_keygen_prints_public_keys_for_the_ceremony_file() {
     assert_eq!(read, keys[0]);
     // and a ceremony file with that key validates
     let c = tmp.path().join("c.toml");
-    std::fs::write(
-        &c,
-        root().given_online(keys[0], keys[1]).text(),
-    )
-    .unwrap();
+    std::fs::write(&c, root().given_online(keys[0], keys[1]).text()).unwrap();
     ok(&arca(["ceremony", "check", c.to_str().unwrap()]));
     // generating again never replaces a key
     let o = arca([
@@ -570,9 +566,7 @@ fn a_ceremony_interrupted_after_writing_the_bundle_resumes_without_rewriting_it(
         .take_while(|l| !l.contains("\"step\":\"bundle\""))
         .collect();
     std::fs::write(&journal, format!("{}\n", kept.join("\n"))).unwrap();
-    let resume = |r: &Room| {
-        file_device_ceremony("resume", &r.base)
-    };
+    let resume = |r: &Room| file_device_ceremony("resume", &r.base);
     let o = resume(&r);
     ok(&o);
     assert!(stderr(&o).contains(&digest), "{}", stderr(&o));

@@ -168,10 +168,7 @@ fn bump_epoch_refuses_the_fast_forwarded_snapshot() {
     let r = room(&["alice", "bob", "carol"]);
     ok(&r.ceremony("run", &create_root_file_in(&r.base)));
     let a = anchors(&r.base.join("out/create-root"));
-    let bump = r.write(
-        "bump.toml",
-        BUMP_SNAPSHOT_EPOCH,
-    );
+    let bump = r.write("bump.toml", BUMP_SNAPSHOT_EPOCH);
     ok(&r.ceremony("run", &bump));
     let repo = repo_with_root(&r.base, &r.base.join("out/bump/root"));
     // the old-epoch snapshot is now refused
@@ -617,10 +614,7 @@ fn resume_help_and_the_online_sides_command() {
     assert!(!h.contains("is rehearsed"), "{h}");
     let r = room(&["alice", "bob", "carol"]);
     ok(&r.ceremony("run", &create_root_file_in(&r.base)));
-    let bump = r.write(
-        "bump.toml",
-        BUMP_SNAPSHOT_EPOCH,
-    );
+    let bump = r.write("bump.toml", BUMP_SNAPSHOT_EPOCH);
     let o = r.ceremony("run", &bump);
     let out = ok(&o);
     assert!(out.contains("  arca snapshot create --epoch 1\n"), "{out}");

@@ -241,9 +241,15 @@ fn declined_confirmation_leaves_nothing_written() {
     });
     // PINs only: the confirmation is held for the "n" below, so the loop
     // can never answer it itself (and then wait for it for ever)
-    answer_until_seen(&t, &mut pins, "n", Some("[y/N]"), 120, "a confirmation", |t| {
-        t.last_line().trim_end().ends_with("[y/N]")
-    });
+    answer_until_seen(
+        &t,
+        &mut pins,
+        "n",
+        Some("[y/N]"),
+        120,
+        "a confirmation",
+        |t| t.last_line().trim_end().ends_with("[y/N]"),
+    );
     t.type_line("n");
     t.wait("the refusal", |t| {
         t.text().contains("declined to generate rootA")
@@ -304,9 +310,15 @@ fn ctrl_c_at_a_pin_prompt_restores_the_terminal() {
     let tmp = room();
     let t = Term::start(tmp.path(), &[]);
     t.rehearse_create_root("rh", None);
-    answer_until_seen(&t, &mut vec!["unused"], "y", None, 120, "a PIN prompt", |t| {
-        t.last_line().starts_with("user PIN for token")
-    });
+    answer_until_seen(
+        &t,
+        &mut vec!["unused"],
+        "y",
+        None,
+        120,
+        "a PIN prompt",
+        |t| t.last_line().starts_with("user PIN for token"),
+    );
     // half a PIN, then Ctrl-C
     t.type_literal("rehear");
     t.keys(&["C-c"]);

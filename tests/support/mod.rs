@@ -313,7 +313,13 @@ impl Room {
     }
     /// `ceremony` with another answers file.
     pub fn ceremony_answering(&self, verb: &str, file: &Path, answers: &Path) -> Output {
-        arca(ceremony_args(verb, file, &self.profile, answers, &self.base))
+        arca(ceremony_args(
+            verb,
+            file,
+            &self.profile,
+            answers,
+            &self.base,
+        ))
     }
     pub fn check(&self, file: &Path) -> std::process::Output {
         arca([
