@@ -597,6 +597,17 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The string token whose body starts at byte `at` of `s` (after its
+/// opening `"`, or `"""` when `triple`), read as the lexer reads it
+/// (escapes, line continuations, CR LF): the string and the byte after its
+/// closing quote.
+pub(super) fn lex_string(s: &[u8], at: usize, triple: bool) -> Result<(String, usize), ConexError> {
+    let mut lx = Lexer::new(s);
+    lx.i = at;
+    let v = lx.string(triple, Pos::default())?;
+    Ok((v, lx.i))
+}
+
 /// Parses opam-file-format text.
 pub fn parse(text: &str) -> Result<OpamFile, ConexError> {
     let mut p = Parser {

@@ -888,6 +888,18 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// The `signed` map without its `targets` field.
+    pub(super) fn signed_wire_without_targets(&self) -> WireMap {
+        let mut m = header_wire(&self.header, Self::TYP, Self::VERSION);
+        m.insert("keys".into(), desc_list(&self.keys, Key::to_wire));
+        m.insert("valid".into(), self.valid.to_wire());
+        m.insert(
+            "delegations".into(),
+            Wire::List(self.delegations.iter().map(Delegation::to_wire).collect()),
+        );
+        m
+    }
+
     /// The digest the root's maintainer role must reference: the hash of
     /// the `valid` expression over this file's keys.
     pub fn valid_hash(&self) -> Result<Digest, ConexError> {
@@ -905,13 +917,7 @@ impl Resource for Targets {
     const VERSION: i64 = 0;
     common_resource!();
     fn signed_wire(&self) -> WireMap {
-        let mut m = header_wire(&self.header, Self::TYP, Self::VERSION);
-        m.insert("keys".into(), desc_list(&self.keys, Key::to_wire));
-        m.insert("valid".into(), self.valid.to_wire());
-        m.insert(
-            "delegations".into(),
-            Wire::List(self.delegations.iter().map(Delegation::to_wire).collect()),
-        );
+        let mut m = self.signed_wire_without_targets();
         m.insert(
             "targets".into(),
             Wire::List(self.targets.iter().map(Target::to_wire).collect()),
@@ -920,40 +926,68 @@ impl Resource for Targets {
     }
     fn from_file_wire(file: &WireMap, warnings: &mut Vec<String>) -> Result<Targets, ConexError> {
         let (signed, sigs) = split_signed(file)?;
-        let go = |warnings: &mut Vec<String>| -> Result<Targets, ConexError> {
-            check_keys(
-                signed,
-                true,
-                &["keys", "valid", "delegations", "targets"],
-                "a targets file",
-            )?;
-            let header = header_of(signed, Self::TYP, Self::VERSION)?;
-            let keys =
-                keys_of_wire(opt_list(signed, "keys")?, warnings).map_err(|e| e.within("keys"))?;
-            let valid = expr_field(signed, "valid", warnings)?;
-            let delegations = list(signed, "delegations")?
-                .iter()
-                .enumerate()
-                .map(|(n, d)| {
-                    Delegation::of_wire(d, warnings)
-                        .map_err(|e| e.within(&format!("delegations[{n}]")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let targets = targets_of_wire(list(signed, "targets")?, warnings)
-                .map_err(|e| e.within("targets"))?;
-            Ok(Targets {
-                header,
-                keys,
-                valid,
-                delegations,
-                targets,
-                signatures: BTreeMap::new(),
-            })
-        };
-        let mut t = go(warnings).map_err(|e| e.within("signed"))?;
-        t.signatures = sigs_of_wire(sigs, warnings).map_err(|e| e.within("signatures"))?;
-        Ok(t)
+        targets_of_parts(signed, sigs, warnings, |warnings| {
+            targets_of_wire(list(signed, "targets")?, warnings).map_err(|e| e.within("targets"))
+        })
     }
+    /// The borrowing parser for the common shape
+    /// ([`super::targets_fast`]), the general one for anything else: the
+    /// same targets file, warnings and errors either way.
+    fn parse(text: &str, warnings: &mut Vec<String>) -> Result<Targets, ConexError> {
+        if let Some((t, w)) = super::targets_fast::parse(text) {
+            warnings.extend(w);
+            return Ok(t);
+        }
+        let file = opam::decode(text, warnings)?;
+        Self::from_file_wire(&file, warnings)
+    }
+    fn canonical_signed(&self) -> String {
+        super::targets_fast::canonical_signed(self)
+    }
+}
+
+/// A targets file from its `signed` map and its signatures, the entries
+/// read by `entries` (from the `targets` field of `signed`, or read
+/// beforehand by the borrowing parser; its errors are complete): the checks, warnings and errors of
+/// the general path in its order.
+pub(super) fn targets_of_parts(
+    signed: &WireMap,
+    sigs: &[Wire],
+    warnings: &mut Vec<String>,
+    entries: impl FnOnce(&mut Vec<String>) -> Result<Vec<Target>, ConexError>,
+) -> Result<Targets, ConexError> {
+    let go = |warnings: &mut Vec<String>| -> Result<Targets, ConexError> {
+        check_keys(
+            signed,
+            true,
+            &["keys", "valid", "delegations", "targets"],
+            "a targets file",
+        )?;
+        let header = header_of(signed, Targets::TYP, Targets::VERSION)?;
+        let keys =
+            keys_of_wire(opt_list(signed, "keys")?, warnings).map_err(|e| e.within("keys"))?;
+        let valid = expr_field(signed, "valid", warnings)?;
+        let delegations = list(signed, "delegations")?
+            .iter()
+            .enumerate()
+            .map(|(n, d)| {
+                Delegation::of_wire(d, warnings)
+                    .map_err(|e| e.within(&format!("delegations[{n}]")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let targets = entries(warnings)?;
+        Ok(Targets {
+            header,
+            keys,
+            valid,
+            delegations,
+            targets,
+            signatures: BTreeMap::new(),
+        })
+    };
+    let mut t = go(warnings).map_err(|e| e.within("signed"))?;
+    t.signatures = sigs_of_wire(sigs, warnings).map_err(|e| e.within("signatures"))?;
+    Ok(t)
 }
 
 /// Snapshot and timestamp share one shape.

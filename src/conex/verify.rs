@@ -334,10 +334,7 @@ pub fn parse_resource<R: Resource>(
         // only spoils that signature (conex ignores it); anywhere in the
         // signed part it would change what the signatures cover, and arca
         // refuses the file
-        if Wire::Map(r.signed_wire())
-            .canonical()
-            .chars()
-            .any(is_marker)
+        if r.canonical_signed().chars().any(is_marker)
         {
             return Err(not_utf8());
         }
@@ -428,7 +425,7 @@ pub fn valid_signatures_cached<R: Resource>(
     warnings: &mut Vec<String>,
     cache: &SigCache,
 ) -> BTreeMap<Digest, String> {
-    let signed = Wire::Map(r.signed_wire()).canonical();
+    let signed = r.canonical_signed();
     let sigs: Vec<_> = r
         .signatures()
         .iter()
@@ -549,10 +546,24 @@ fn load_targets(
     }
 }
 
-/// Signed files: path → accepted (digest, size, supporters), in (digest,
-/// size) order per path. A hash map: nothing needs the paths in order
-/// except the messages, which are sorted where they are made.
-type TargetTree = HashMap<Path, Vec<(Digest, u64, BTreeSet<String>)>>;
+/// Signed files: path → accepted (digest, size), in (digest, size) order
+/// per path, borrowed from the verified targets files. A hash map: nothing
+/// needs the paths in order except the messages, which are sorted where
+/// they are made.
+type TargetTree<'t> = FastMap<&'t Path, Vec<(&'t Digest, u64)>>;
+/// A hash map with a fast, randomly seeded hash (foldhash): the keys come
+/// from the repository, so the seed keeps colliding keys from being made.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// One delegation level whose targets files were collected: its path, the
+/// expression, the ids it delegates to (key digest, epoch), its verified
+/// targets files, and where its warnings go among the others.
+struct Level {
+    path: Path,
+    expr: Expr,
+    id_d: BTreeMap<String, (Digest, u64)>,
+    targets: Vec<Arc<Targets>>,
+    warnings_at: usize,
+}
 /// The files under the data directory: path, digest and size.
 pub type DiskFiles = Vec<(Path, (Digest, u64))>;
 /// Verified targets files of one delegation level: key digest → (id,
@@ -937,8 +948,12 @@ impl<'a> Verifier<'a> {
             .ok_or("no delegation for maintainers")?;
         let mut queue: VecDeque<(Path, Expr, bool)> = VecDeque::new();
         queue.push_back((vec![], expr, false));
-        let mut tree: TargetTree = HashMap::new();
         let mut seen_files = BTreeSet::new();
+        // the levels are collected first and their entries checked after,
+        // so that the tree of signed files can borrow from the targets
+        // files; each level's warnings are put where a level-by-level run
+        // gives them
+        let mut levels: Vec<Level> = Vec::new();
         while let Some((path, expr, terminating)) = queue.pop_front() {
             let (dm, id_d, targets) = self.collect_targets(&root, snap.as_ref(), &expr);
             seen_files.extend(targets.iter().map(|t| t.header.name.clone()));
@@ -949,7 +964,7 @@ impl<'a> Verifier<'a> {
                 ));
                 continue;
             }
-            self.validate_targets(&mut tree, &id_d, &path, &expr, &targets);
+            let warnings_at = self.warnings.len();
             if self.capture {
                 if path.is_empty() {
                     top_level = targets.clone();
@@ -961,6 +976,23 @@ impl<'a> Verifier<'a> {
                     queue.push_back(d);
                 }
             }
+            levels.push(Level {
+                path,
+                expr,
+                id_d,
+                targets,
+                warnings_at,
+            });
+        }
+        let mut tree: TargetTree = FastMap::default();
+        let mut level_warnings = Vec::with_capacity(levels.len());
+        for l in &levels {
+            let mut w = Vec::new();
+            validate_targets(&mut tree, &mut w, &l.id_d, &l.path, &l.expr, &l.targets);
+            level_warnings.push(w);
+        }
+        for (l, w) in levels.iter().zip(level_warnings).rev() {
+            self.warnings.splice(l.warnings_at..l.warnings_at, w);
         }
         let (files, on_disk) = self.compare_with_disk(&root, &tree)?;
         let summary = Summary {
@@ -987,73 +1019,6 @@ impl<'a> Verifier<'a> {
             }
         }
         Ok(summary)
-    }
-
-    fn validate_targets(
-        &mut self,
-        tree: &mut TargetTree,
-        id_d: &BTreeMap<String, (Digest, u64)>,
-        parent: &[String],
-        expr: &Expr,
-        targets: &[Arc<Targets>],
-    ) {
-        // path -> [(digest, size, supporter id, key digest, epoch)], in the
-        // order of the targets files and their entries
-        type Entry<'t> = (&'t Digest, u64, &'t String, &'t Digest, u64);
-        let mut groups: HashMap<&Path, Vec<Entry>> = HashMap::new();
-        for t in targets {
-            let Some((kd, epoch)) = id_d.get(&t.header.name) else {
-                self.warnings.push(format!(
-                    "couldn't find id {} among the delegated ids",
-                    t.header.name
-                ));
-                continue;
-            };
-            for chk in &t.targets {
-                if !subpath(parent, &chk.filename) {
-                    self.warnings.push(format!(
-                        "ignoring target {} of {} (not below {})",
-                        path_to_string(&chk.filename),
-                        t.header.name,
-                        display_path(parent)
-                    ));
-                    continue;
-                }
-                let g = groups.entry(&chk.filename).or_default();
-                for d in &chk.digest {
-                    g.push((d, chk.size, &t.header.name, kd, *epoch));
-                }
-            }
-        }
-        let fast = FastExpr::new(expr);
-        let mut sups: Vec<(&String, &Digest, u64)> = Vec::new();
-        let mut failed: Vec<(&Path, &Digest, u64)> = Vec::new();
-        for (path, mut entries) in groups {
-            // stable: supporters keep their order
-            entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-            for group in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-                let (dgst, len) = (group[0].0, group[0].1);
-                sups.clear();
-                sups.extend(group.iter().map(|e| (e.2, e.3, e.4)));
-                if fast.eval_supporters(&sups) {
-                    let s: BTreeSet<String> = sups.iter().map(|(id, _, _)| (*id).clone()).collect();
-                    let entry = match tree.get_mut(path) {
-                        Some(e) => e,
-                        None => tree.entry(path.clone()).or_default(),
-                    };
-                    entry.push((dgst.clone(), len, s));
-                } else {
-                    failed.push((path, dgst, len));
-                }
-            }
-        }
-        failed.sort();
-        for (path, dgst, len) in failed {
-            self.warnings.push(format!(
-                "expression {expr} is not satisfied for {} ({dgst}, {len} bytes)",
-                path_to_string(path)
-            ));
-        }
     }
 
     fn validate_delegations(
@@ -1138,15 +1103,18 @@ impl<'a> Verifier<'a> {
     fn compare_with_disk(
         &mut self,
         root: &Root,
-        tree: &TargetTree,
+        tree: &TargetTree<'_>,
     ) -> Result<(usize, DiskFiles), String> {
         let mut on_disk: Vec<(Path, (Digest, u64))> = Vec::new();
         self.disk_tree(&root.datadir, &mut on_disk)?;
         // problems in path order: files on disk first, then signed files
         // missing on disk
         let mut disk_problems: Vec<(&Path, String, Option<String>)> = Vec::new(); // path, message, package if only-on-disk
+        let mut signed_on_disk = 0usize;
         for (path, (dgst, len)) in &on_disk {
-            match tree.get(path) {
+            let signed = tree.get(path);
+            signed_on_disk += usize::from(signed.is_some());
+            match signed {
                 None => {
                     let t = Target {
                         filename: path.clone(),
@@ -1166,13 +1134,13 @@ impl<'a> Verifier<'a> {
                     }
                 }
                 Some(xs) => {
-                    if !xs.iter().any(|(d, l, _)| d == dgst && l == len) {
+                    if !xs.iter().any(|(d, l)| *d == dgst && l == len) {
                         disk_problems.push((
                             path,
                             format!(
                                 "no matching digest for {} (on disk {len} bytes, {dgst}; signed {})",
                                 path_to_string(path),
-                                xs.iter().map(|(d, l, _)| format!("{l} bytes, {d}")).collect::<Vec<_>>().join("; ")
+                                xs.iter().map(|(d, l)| format!("{l} bytes, {d}")).collect::<Vec<_>>().join("; ")
                             ),
                             None,
                         ));
@@ -1183,8 +1151,15 @@ impl<'a> Verifier<'a> {
         disk_problems.sort_by(|a, b| a.0.cmp(b.0));
         let mut problems: Vec<(String, Option<String>)> =
             disk_problems.into_iter().map(|(_, m, p)| (m, p)).collect();
-        let present: std::collections::HashSet<&Path> = on_disk.iter().map(|(p, _)| p).collect();
-        let mut missing: Vec<&Path> = tree.keys().filter(|p| !present.contains(p)).collect();
+        // paths on disk are distinct: when as many of them are signed as
+        // there are signed paths, none is missing
+        let mut missing: Vec<&Path> = if signed_on_disk == tree.len() {
+            Vec::new()
+        } else {
+            let present: std::collections::HashSet<&Path, foldhash::fast::RandomState> =
+                on_disk.iter().map(|(p, _)| p).collect();
+            tree.keys().copied().filter(|p| !present.contains(p)).collect()
+        };
         missing.sort();
         for path in missing {
             problems.push((
@@ -1213,6 +1188,74 @@ impl<'a> Verifier<'a> {
             None => Ok((on_disk.len(), Vec::new())),
             Some((m, _)) => Err(format!("non-strict comparison failed: {m}")),
         }
+    }
+}
+
+/// Checks one level's entries against its expression and adds the
+/// accepted ones to `tree` (conex's `validate_targets`).
+fn validate_targets<'t>(
+    tree: &mut TargetTree<'t>,
+    warnings: &mut Vec<String>,
+    id_d: &'t BTreeMap<String, (Digest, u64)>,
+    parent: &[String],
+    expr: &Expr,
+    targets: &'t [Arc<Targets>],
+) {
+    // path -> [(digest, size, supporter id, key digest, epoch)], in the
+    // order of the targets files and their entries
+    type Entry<'t> = (&'t Digest, u64, &'t String, &'t Digest, u64);
+    let mut groups: FastMap<&Path, Vec<Entry>> = FastMap::default();
+    for t in targets {
+        let Some((kd, epoch)) = id_d.get(&t.header.name) else {
+            warnings.push(format!(
+                "couldn't find id {} among the delegated ids",
+                t.header.name
+            ));
+            continue;
+        };
+        groups.reserve(t.targets.len());
+        for chk in &t.targets {
+            if !subpath(parent, &chk.filename) {
+                warnings.push(format!(
+                    "ignoring target {} of {} (not below {})",
+                    path_to_string(&chk.filename),
+                    t.header.name,
+                    display_path(parent)
+                ));
+                continue;
+            }
+            let g = groups.entry(&chk.filename).or_default();
+            for d in &chk.digest {
+                g.push((d, chk.size, &t.header.name, kd, *epoch));
+            }
+        }
+    }
+    let fast = FastExpr::new(expr);
+    let mut sups: Vec<(&String, &Digest, u64)> = Vec::new();
+    let mut failed: Vec<(&Path, &Digest, u64)> = Vec::new();
+    tree.reserve(groups.len());
+    for (path, mut entries) in groups {
+        // stable: supporters keep their order
+        if entries.len() > 1 {
+            entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        }
+        for group in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (dgst, len) = (group[0].0, group[0].1);
+            sups.clear();
+            sups.extend(group.iter().map(|e| (e.2, e.3, e.4)));
+            if fast.eval_supporters(&sups) {
+                tree.entry(path).or_default().push((dgst, len));
+            } else {
+                failed.push((path, dgst, len));
+            }
+        }
+    }
+    failed.sort();
+    for (path, dgst, len) in failed {
+        warnings.push(format!(
+            "expression {expr} is not satisfied for {} ({dgst}, {len} bytes)",
+            path_to_string(path)
+        ));
     }
 }
 
