@@ -14,7 +14,7 @@ use arca::conex::opam;
 use arca::conex::resource::{Header, Resource};
 use arca::conex::targets_fast;
 use arca::conex::wire::Wire;
-use arca::conex::{Digest, Key, PublicKey, Signature, SigAlg, Target, Targets};
+use arca::conex::{Digest, Key, PublicKey, SigAlg, Signature, Target, Targets};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -175,8 +175,14 @@ fn unusual_but_valid_syntax_falls_back_with_the_same_result() {
         ("[size 0x31]", "[size 0x31] # a comment\n"),
         ("signed: [", "(* c *) signed: ["),
         ("\n", "\r\n"),
-        ("\"packages/foo/foo.1.0/opam\"", "\"packages/foo/foo.1.0/\\111pam\""),
-        ("\"packages/foo/foo.1.0/opam\"", "\"  packages/foo/foo.1.0/opam \""),
+        (
+            "\"packages/foo/foo.1.0/opam\"",
+            "\"packages/foo/foo.1.0/\\111pam\"",
+        ),
+        (
+            "\"packages/foo/foo.1.0/opam\"",
+            "\"  packages/foo/foo.1.0/opam \"",
+        ),
         ("[size 0x31]", "[size 0x31] [size 0x32]"),
         ("[size 0x31]", "[size 49]"),
         ("[size 0x31]", "[size emptymap]"),
@@ -199,10 +205,52 @@ fn unusual_but_valid_syntax_falls_back_with_the_same_result() {
 }
 
 const NOISE: &[&str] = &[
-    "[", "]", "\"", "\\", "\r", "\n", " ", "(", ")", "#", ":", "+", "&", "|", "0", "x", "_", "-",
-    "true", "false", "0x", "0xZ", "emptymap", "\"\"\"", "(*", "*)", "é", "\u{0}", "[]", "[size 0x1]",
-    "[digest []]", "[filename \"a\"]", "\"/\"", "\"a//b\"", "\"..\"", "=", "{", "}", "!", "?", "~",
-    "18446744073709551616", "0x10000000000000000", "123456789012345678901", "signed:", "targets",
+    "[",
+    "]",
+    "\"",
+    "\\",
+    "\r",
+    "\n",
+    " ",
+    "(",
+    ")",
+    "#",
+    ":",
+    "+",
+    "&",
+    "|",
+    "0",
+    "x",
+    "_",
+    "-",
+    "true",
+    "false",
+    "0x",
+    "0xZ",
+    "emptymap",
+    "\"\"\"",
+    "(*",
+    "*)",
+    "é",
+    "\u{0}",
+    "[]",
+    "[size 0x1]",
+    "[digest []]",
+    "[filename \"a\"]",
+    "\"/\"",
+    "\"a//b\"",
+    "\"..\"",
+    "=",
+    "{",
+    "}",
+    "!",
+    "?",
+    "~",
+    "18446744073709551616",
+    "0x10000000000000000",
+    "123456789012345678901",
+    "signed:",
+    "targets",
 ];
 
 proptest! {

@@ -20,10 +20,10 @@
 //! same decoding and the same functions as in the general path.
 
 use super::key::Digest;
-use std::borrow::Cow;
 use super::opam::ocaml_trim;
 use super::resource::{self, string_to_path, Target, Targets};
 use super::wire::{uint_of_string, Wire, WireMap};
+use std::borrow::Cow;
 
 /// Nesting limit of the fast path (the general parser allows 200).
 const MAX_DEPTH: usize = 64;
@@ -86,7 +86,8 @@ impl<'a> P<'a> {
             alpha |= is_alpha(c);
             j += 1;
         }
-        if j == k || matches!(self.s.get(j), Some(b'+')) || (!colon && self.s.get(j) == Some(&b':')) {
+        if j == k || matches!(self.s.get(j), Some(b'+')) || (!colon && self.s.get(j) == Some(&b':'))
+        {
             return None;
         }
         let w = &self.t[k..j];

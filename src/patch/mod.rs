@@ -28,6 +28,11 @@
 use crate::conex::resource::Path as CPath;
 use crate::conex::wire::ocaml_int_of_string;
 
+mod overlay;
+
+pub(crate) use overlay::is_not_found;
+pub use overlay::PatchedSource;
+
 /// Why a patch cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatchError {
