@@ -2,29 +2,19 @@
 //! as conex 1.0 does it: the patch (a `git diff`) is applied with `-p1`
 //! semantics *in memory* over the old repository (which is never
 //! modified), the resulting tree is fully verified, and then conex's
-//! `verify_diffs` rules are checked between the old and the new tree:
-//!
-//! * the key directory named by the root must not change;
-//! * if the root file changed, its counter must strictly increase (and it
-//!   may never decrease);
-//! * for every changed targets file `<keydir>/<id>`: same epoch ⇒ counter
-//!   strictly increases, higher epoch ⇒ any counter, lower epoch ⇒ refused;
-//!   a deleted targets file is refused, a new one is fine.
-//!
-//! conex does not check that the snapshot and timestamp counters increase;
-//! neither does the verdict here. arca adds a warning when they do not.
+//! `verify_diffs` rules are checked between the old and the new tree
+//! ([`crate::conex::verify::verify_diffs`]). With a verified-state cache
+//! of the old tree ([`crate::verify_cache`]), only what the patch changes
+//! is verified. The verdict is returned; the command line reports it.
 
-use crate::conex::resource::{path_to_string, Resource, Root, Targets};
+use crate::conex::resource::path_to_string;
 use crate::conex::verify::{
-    read_resource, DirSource, Options, SigCache, Source, Summary, Verifier,
+    verify_diffs, DirSource, KnownHeaders, Options, SigCache, Summary, Verifier, VerifyError,
 };
-use crate::conex::{Snapshot, Timestamp};
 use crate::error::{ArcaError, Result};
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::patch::is_not_found;
 pub use crate::patch::{
     apply_section, name_to_path, ApplyFailure, FilePatch, GitOnly, Operation, Patch, PatchError,
     PatchedSource,
@@ -43,7 +33,7 @@ impl From<PatchError> for ArcaError {
 #[derive(Debug, Clone)]
 pub struct Verdict {
     /// conex's verdict: the summary of the new tree, or why it is refused.
-    pub result: std::result::Result<Summary, String>,
+    pub result: std::result::Result<Summary, VerifyError>,
     /// Warnings (conex's, then arca's).
     pub warnings: Vec<String>,
     /// The files the patch changes.
@@ -68,7 +58,14 @@ pub fn verify_patch(
     let full = v.verify_full();
     let mut warnings = std::mem::take(&mut v.warnings);
     let result = full.and_then(|summary| {
-        verify_diffs(&base, &new, &parsed, &opts, &mut warnings)?;
+        verify_diffs(
+            &base,
+            &new,
+            &parsed.paths(),
+            &opts,
+            &mut warnings,
+            &KnownHeaders::new(),
+        )?;
         Ok(summary)
     });
     Ok(Verdict {
@@ -107,7 +104,7 @@ pub fn verify_patch_cached(
                 f.rechecked
             ));
             let mut warnings = f.warnings;
-            let result = verify_diffs_known(&base, &new, &parsed, &opts, &mut warnings, &f.headers)
+            let result = verify_diffs(&base, &new, &paths, &opts, &mut warnings, &f.headers)
                 .map(|()| f.summary);
             (result, warnings, Some(f.state))
         }
@@ -122,7 +119,14 @@ pub fn verify_patch_cached(
             let tree = v.take_verified_tree();
             let mut warnings = std::mem::take(&mut v.warnings);
             let result = full.and_then(|summary| {
-                verify_diffs(&base, &new, &parsed, &opts, &mut warnings)?;
+                verify_diffs(
+                    &base,
+                    &new,
+                    &parsed.paths(),
+                    &opts,
+                    &mut warnings,
+                    &KnownHeaders::new(),
+                )?;
                 Ok(summary)
             });
             let state = tree.and_then(|t| crate::verify_cache::State::of_tree(&new, &opts, &t));
@@ -156,197 +160,51 @@ pub fn store_note(cache: &Path, state: Option<crate::verify_cache::State>) -> St
     }
 }
 
-/// conex's rule for a changed targets file, from the old and new (epoch,
-/// counter): same epoch ⇒ the counter strictly increases, a lower epoch is
-/// refused.
-fn targets_rule(
-    id: &str,
-    (e, c): (u64, u64),
-    (e2, c2): (u64, u64),
-) -> std::result::Result<(), String> {
-    if e == e2 {
-        if c == c2 {
-            return Err(format!("counter and epoch of {id} same"));
-        }
-        if c > c2 {
-            return Err(format!("counter of {id} is moving backwards"));
-        }
-    } else if e > e2 {
-        return Err(format!("epoch of {id} is moving backwards"));
-    }
-    Ok(())
+/// The outcome of `arca verify --incremental`: the verdict, and notes for
+/// `-v` (what happened to the cache, how many files the patch changes).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Lines for `-v`, in order.
+    pub notes: Vec<String>,
 }
 
-/// Old and new (epoch, counter) of targets files both trees hold and that
-/// were already read and checked (from a verified state), by id.
-type KnownHeaders = BTreeMap<String, ((u64, u64), (u64, u64))>;
-
-/// conex's `verify_diffs`: the rules between the old and the new tree.
-fn verify_diffs(
-    old: &dyn Source,
-    new: &dyn Source,
-    patch: &Patch,
-    opts: &Options,
-    warnings: &mut Vec<String>,
-) -> std::result::Result<(), String> {
-    verify_diffs_known(old, new, patch, opts, warnings, &KnownHeaders::new())
-}
-
-/// [`verify_diffs`], with the headers of some changed targets files known.
-fn verify_diffs_known(
-    old: &dyn Source,
-    new: &dyn Source,
-    patch: &Patch,
-    opts: &Options,
-    warnings: &mut Vec<String>,
-    known: &KnownHeaders,
-) -> std::result::Result<(), String> {
-    let rn = &opts.root_name;
-    let old_root: Root = read_resource(old, std::slice::from_ref(rn), rn, warnings)?;
-    let new_root: Root = read_resource(new, std::slice::from_ref(rn), rn, warnings)?;
-    if old_root.keydir != new_root.keydir {
-        return Err("old and new key directories are different".into());
-    }
-    let keydir = &new_root.keydir;
-    let mut root_changed = false;
-    let mut ids = BTreeSet::new();
-    for p in patch.paths() {
-        if p.len() > keydir.len() && p.starts_with(keydir) {
-            if let Some(id) = p.last() {
-                ids.insert(id.clone());
-            }
-        } else if p.len() == 1 && p[0] == *rn {
-            root_changed = true;
-        }
-    }
-    match old_root.header.counter.cmp(&new_root.header.counter) {
-        std::cmp::Ordering::Equal if root_changed => {
-            return Err("root counter same, expected to increase".into())
-        }
-        std::cmp::Ordering::Greater => return Err("root counter decremented".into()),
-        _ => {}
-    }
-    for id in &ids {
-        if let Some((o, n)) = known.get(id) {
-            targets_rule(id, *o, *n)?;
-            continue;
-        }
-        let mut path = keydir.clone();
-        path.push(id.clone());
-        let read =
-            |src: &dyn Source, w: &mut Vec<String>| -> std::result::Result<Targets, String> {
-                let t: Targets = read_resource(src, &path, id, w)?;
-                if opts.opam {
-                    if let Some(bad) = t
-                        .targets
-                        .iter()
-                        .find(|x| !x.valid_opam_path(&new_root.datadir))
-                    {
-                        return Err(format!(
-                            "{id} contains an invalid path {}",
-                            path_to_string(&bad.filename)
-                        ));
-                    }
-                }
-                Ok(t)
-            };
-        let deleted = matches!(new.read(&path), Err(e) if is_not_found(&e));
-        let mut scratch = Vec::new();
-        match (read(old, &mut scratch), read(new, warnings)) {
-            (Err(_), Ok(_)) => {}
-            (Ok(_), Err(_)) if deleted => {
-                return Err(format!(
-                    "targets file {} is deleted (conex does not allow deleting a targets file)",
-                    path_to_string(&path)
-                ))
-            }
-            (_, Err(e)) => return Err(e),
-            (Ok(t), Ok(t2)) => targets_rule(
-                id,
-                (t.header.epoch, t.header.counter),
-                (t2.header.epoch, t2.header.counter),
-            )?,
-        }
-    }
-    online_monotonicity::<Snapshot>(old, new, &new_root, crate::conex::Role::Snapshot, warnings);
-    online_monotonicity::<Timestamp>(old, new, &new_root, crate::conex::Role::Timestamp, warnings);
-    Ok(())
-}
-
-/// arca's extra check (a warning only; conex does not check it): a changed
-/// snapshot or timestamp should have a higher counter (or epoch).
-fn online_monotonicity<R: Resource>(
-    old: &dyn Source,
-    new: &dyn Source,
-    root: &Root,
-    role: crate::conex::Role,
-    warnings: &mut Vec<String>,
-) {
-    let Ok(Some((id, _, _))) = root.single_role(role) else {
-        return;
-    };
-    let path = vec![id.clone()];
-    let (Ok(a), Ok(b)) = (old.read(&path), new.read(&path)) else {
-        return;
-    };
-    if a == b {
-        return;
-    }
-    let mut scratch = Vec::new();
-    let (Ok(o), Ok(n)) = (
-        crate::conex::verify::parse_resource::<R>(a, &id, &mut scratch),
-        crate::conex::verify::parse_resource::<R>(b, &id, &mut scratch),
-    ) else {
-        return;
-    };
-    let (o, n) = (o.header(), n.header());
-    if (n.epoch, n.counter) <= (o.epoch, o.counter) {
-        warnings.push(format!(
-            "arca: {} {id} changed but its counter did not increase (epoch {} counter {} → epoch {} counter {}); conex does not check this",
-            R::TYP, o.epoch, o.counter, n.epoch, n.counter
-        ));
-    }
-}
-
-/// `arca verify --incremental --repository OLD --patch P`.
+/// `arca verify --incremental --repository OLD --patch P [--cache FILE]`:
+/// reads the patch and verifies it. Errors are about the inputs (no such
+/// folder, an unreadable or malformed patch); the verdict is in the
+/// [`Outcome`], for the caller to report.
 pub fn verify_incremental(
     old: &Path,
     patch: &Path,
     opts: Options,
-    verbose: bool,
-    json: bool,
     cache: Option<&Path>,
-) -> Result<()> {
+) -> Result<Outcome> {
     if !old.is_dir() {
         return Err(ArcaError::io(old, "not a directory"));
     }
     let data = std::fs::read(patch).map_err(|e| ArcaError::io(patch, e))?;
-    let (verdict, notes) = match cache {
+    let (verdict, mut notes) = match cache {
         None => (
             verify_patch(old, &data, opts).map_err(ArcaError::from)?,
             vec![],
         ),
         Some(c) => verify_patch_cached(old, &data, opts, c).map_err(ArcaError::from)?,
     };
-    if verbose && !json {
-        for n in &notes {
-            eprintln!("{n}");
-        }
-    }
-    if verbose && !json {
-        eprintln!(
-            "patch {}: {} file(s) changed",
-            patch.display(),
-            verdict.changed.len()
-        );
-    }
-    crate::cli::report(&verdict.warnings, verdict.result, verbose, json)
+    notes.push(format!(
+        "patch {}: {} file(s) changed",
+        patch.display(),
+        verdict.changed.len()
+    ));
+    Ok(Outcome { verdict, notes })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::conex::resource::Path as CPath;
+    use crate::conex::verify::Source;
+    use std::collections::BTreeMap;
     use std::io;
 
     use crate::conex::verify::MemSource as Mem;

@@ -32,7 +32,7 @@
 //! security argument.
 
 use crate::conex::verify::state::state_key;
-use crate::conex::verify::{Options, Source};
+use crate::conex::verify::{Options, Source, StateError};
 use std::io;
 use std::path::Path;
 
@@ -41,28 +41,30 @@ pub use crate::conex::verify::state::{verify_from_state, EpochCounter, Fast, Sta
 /// Why a cache file may not be trusted for the repository in `old`, if it
 /// may not: its owner is not the repository's, or someone else can write
 /// it or its folder.
-fn check_ownership(cache: &Path, old: &Path) -> Result<(), String> {
+fn check_ownership(cache: &Path, old: &Path) -> Result<(), StateError> {
     use std::os::unix::fs::MetadataExt;
-    let repo = std::fs::metadata(old).map_err(|e| format!("{}: {e}", old.display()))?;
+    let repo =
+        std::fs::metadata(old).map_err(|e| StateError::from(format!("{}: {e}", old.display())))?;
     let meta = std::fs::symlink_metadata(cache).map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("it is not a regular file".into());
     }
     let dir = crate::repository::parent_dir(cache);
-    let dmeta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dmeta =
+        std::fs::metadata(dir).map_err(|e| StateError::from(format!("{}: {e}", dir.display())))?;
     for (what, m) in [("it", &meta), ("its folder", &dmeta)] {
         if m.uid() != repo.uid() {
-            return Err(format!(
+            return Err(StateError::from(format!(
                 "{what} is owned by uid {}, the repository by uid {}",
                 m.uid(),
                 repo.uid()
-            ));
+            )));
         }
         if m.mode() & 0o022 != 0 {
-            return Err(format!(
+            return Err(StateError::from(format!(
                 "{what} can be written by others (mode {:o})",
                 m.mode() & 0o7777
-            ));
+            )));
         }
     }
     Ok(())
@@ -70,11 +72,16 @@ fn check_ownership(cache: &Path, old: &Path) -> Result<(), String> {
 
 /// Loads the cache at `cache` for the repository in `old` (read through
 /// `src`); `Err` says why it is not used.
-pub fn load(cache: &Path, old: &Path, src: &dyn Source, opts: &Options) -> Result<State, String> {
+pub fn load(
+    cache: &Path,
+    old: &Path,
+    src: &dyn Source,
+    opts: &Options,
+) -> Result<State, StateError> {
     let bytes = match std::fs::read(cache) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err("it does not exist".into()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.to_string().into()),
     };
     check_ownership(cache, old)?;
     let text = String::from_utf8(bytes).map_err(|_| "it is not UTF-8")?;
@@ -110,7 +117,7 @@ pub fn load(cache: &Path, old: &Path, src: &dyn Source, opts: &Options) -> Resul
 
 /// Writes `state` to `cache` atomically (a temporary file in the same
 /// folder, renamed), readable and writable by its owner only.
-pub fn store(cache: &Path, state: &State) -> Result<(), String> {
+pub fn store(cache: &Path, state: &State) -> Result<(), StateError> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let dir = crate::repository::parent_dir(cache);

@@ -30,7 +30,6 @@ use crate::conex::wire::ocaml_int_of_string;
 
 mod overlay;
 
-pub(crate) use overlay::is_not_found;
 pub use overlay::PatchedSource;
 
 /// Why a patch cannot be used.

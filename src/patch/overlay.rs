@@ -34,7 +34,7 @@ pub struct PatchedSource<'a> {
     ops: Vec<(Option<CPath>, Option<CPath>, bool)>,
 }
 
-pub(crate) fn is_not_found(e: &io::Error) -> bool {
+fn is_not_found(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound
 }
 

@@ -10,8 +10,8 @@ fn subpath(parent: &[String], p: &[String]) -> bool {
 
 /// One entry of the data directory walk, in sequential walk order.
 enum Walked {
-    File(Path, Result<(Digest, u64), String>),
-    Failed(String),
+    File(Path, Result<(Digest, u64), VerifyError>),
+    Failed(VerifyError),
 }
 
 /// Walks `prefix` depth-first in directory order, hashing files; the
@@ -21,10 +21,10 @@ fn walk_and_hash(src: &dyn Source, prefix: &[String]) -> Vec<Walked> {
     let items = match src.list(prefix) {
         Ok(items) => items,
         Err(e) => {
-            return vec![Walked::Failed(format!(
+            return vec![Walked::Failed(VerifyError::from(format!(
                 "cannot list {}: {e}",
                 display_path(prefix)
-            ))]
+            )))]
         }
     };
     items
@@ -35,8 +35,9 @@ fn walk_and_hash(src: &dyn Source, prefix: &[String]) -> Vec<Walked> {
             if is_dir {
                 walk_and_hash(src, &p)
             } else {
-                let r = hash_file(src, &p)
-                    .map_err(|e| format!("cannot read {}: {e}", path_to_string(&p)));
+                let r = hash_file(src, &p).map_err(|e| {
+                    VerifyError::from(format!("cannot read {}: {e}", path_to_string(&p)))
+                });
                 vec![Walked::File(p, r)]
             }
         })
@@ -45,7 +46,7 @@ fn walk_and_hash(src: &dyn Source, prefix: &[String]) -> Vec<Walked> {
 
 impl<'a> Verifier<'a> {
     /// Full verification (`--dir`).
-    pub fn verify_full(&mut self) -> Result<Summary, String> {
+    pub fn verify_full(&mut self) -> Result<Summary, VerifyError> {
         let (root, signers) = self.verify_root()?;
         let ts = self.verify_timestamp(&root)?;
         let snap = self.verify_snapshot(&root, ts.as_ref())?;
@@ -201,7 +202,7 @@ impl<'a> Verifier<'a> {
         &self,
         prefix: &[String],
         out: &mut Vec<(Path, (Digest, u64))>,
-    ) -> Result<(), String> {
+    ) -> Result<(), VerifyError> {
         for w in walk_and_hash(self.src, prefix) {
             match w {
                 Walked::Failed(m) | Walked::File(_, Err(m)) => return Err(m),
@@ -215,7 +216,7 @@ impl<'a> Verifier<'a> {
         &mut self,
         root: &Root,
         tree: &TargetTree<'_>,
-    ) -> Result<(usize, DiskFiles), String> {
+    ) -> Result<(usize, DiskFiles), VerifyError> {
         let mut on_disk: Vec<(Path, (Digest, u64))> = Vec::new();
         self.disk_tree(&root.datadir, &mut on_disk)?;
         // problems in path order: files on disk first, then signed files
@@ -288,7 +289,10 @@ impl<'a> Verifier<'a> {
             return Ok((on_disk.len(), on_disk));
         }
         if !self.opts.ignore_missing {
-            return Err(format!("comparison failed: {}", problems[0].0));
+            return Err(VerifyError::from(format!(
+                "comparison failed: {}",
+                problems[0].0
+            )));
         }
         let signed_pkgs: BTreeSet<&String> = tree.keys().filter_map(|p| p.first()).collect();
         let strict: Vec<_> = problems
@@ -300,7 +304,9 @@ impl<'a> Verifier<'a> {
             .collect();
         match strict.first() {
             None => Ok((on_disk.len(), Vec::new())),
-            Some((m, _)) => Err(format!("non-strict comparison failed: {m}")),
+            Some((m, _)) => Err(VerifyError::from(format!(
+                "non-strict comparison failed: {m}"
+            ))),
         }
     }
 }

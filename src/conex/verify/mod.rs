@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 
+mod error;
 mod full;
+mod incremental;
 mod read;
 mod roles;
 mod signatures;
@@ -29,6 +31,8 @@ mod source;
 pub mod state;
 mod targets;
 
+pub use error::{StateError, VerifyError};
+pub use incremental::{verify_diffs, KnownHeaders};
 pub use read::{parse_resource, read_resource};
 pub use signatures::{valid_signatures, valid_signatures_cached, SigCache};
 pub use source::{hash_file, hash_reader, DirSource, MemSource, Source};
@@ -85,7 +89,7 @@ pub struct Summary {
     pub files: usize,
 }
 
-type Loaded = (Result<Arc<Targets>, String>, Vec<String>);
+type Loaded = (Result<Arc<Targets>, VerifyError>, Vec<String>);
 
 /// The verifier: accumulates conex's warnings while it works.
 pub struct Verifier<'a> {
@@ -93,7 +97,7 @@ pub struct Verifier<'a> {
     opts: Options,
     /// Warnings, in order (conex's `[WARNING]` lines).
     pub warnings: Vec<String>,
-    cache: HashMap<String, Result<Arc<Targets>, String>>,
+    cache: HashMap<String, Result<Arc<Targets>, VerifyError>>,
     /// Targets files loaded ahead (in parallel), with their warnings, not
     /// yet consumed in sequential order.
     pending: HashMap<String, Loaded>,
@@ -104,7 +108,7 @@ pub struct Verifier<'a> {
 }
 
 /// What a clean full verification established about the tree, kept for a
-/// verified-state cache (`crate::verify_cache`): only made when the
+/// verified state ([`state`]): only made when the
 /// maintainer level gave no warning at all and nothing is delegated, so
 /// that the state is exactly "every targets file verified, every file
 /// matched".
@@ -190,7 +194,7 @@ impl<'a> Verifier<'a> {
         snap: Option<&Snapshot>,
         id: &str,
         warnings: &mut Vec<String>,
-    ) -> Result<Targets, String> {
+    ) -> Result<Targets, VerifyError> {
         load_targets(self.src, &self.opts, root, snap, id, &self.sigs, warnings)
     }
 

@@ -7,7 +7,7 @@ pub fn parse_resource<R: Resource>(
     bytes: Vec<u8>,
     name: &str,
     warnings: &mut Vec<String>,
-) -> Result<R, String> {
+) -> Result<R, VerifyError> {
     let not_utf8 = || {
         format!(
             "parse error while parsing {name} (type {}): not UTF-8",
@@ -18,15 +18,19 @@ pub fn parse_resource<R: Resource>(
         Ok(t) => (t, false),
         Err(e) => (mark_invalid_utf8(e.as_bytes()), true),
     };
-    let mut r = R::parse(&text, warnings)
-        .map_err(|e| format!("parse error while parsing {name} (type {}): {e}", R::TYP))?;
+    let mut r = R::parse(&text, warnings).map_err(|e| {
+        VerifyError::from(format!(
+            "parse error while parsing {name} (type {}): {e}",
+            R::TYP
+        ))
+    })?;
     if marked {
         // conex reads bytes: a byte that is not UTF-8 inside a signature
         // only spoils that signature (conex ignores it); anywhere in the
         // signed part it would change what the signatures cover, and arca
         // refuses the file
         if r.canonical_signed().chars().any(is_marker) {
-            return Err(not_utf8());
+            return Err(not_utf8().into());
         }
         let spoiled: Vec<String> = r
             .signatures()
@@ -48,11 +52,11 @@ pub fn parse_resource<R: Resource>(
         }
     }
     if !id_equal(&r.header().name, name) {
-        return Err(format!(
+        return Err(VerifyError::from(format!(
             "{name} (type {}) is named {}",
             R::TYP,
             crate::conex::shown(&r.header().name)
-        ));
+        )));
     }
     Ok(r)
 }
@@ -82,18 +86,23 @@ pub fn read_resource<R: Resource>(
     path: &[String],
     name: &str,
     warnings: &mut Vec<String>,
-) -> Result<R, String> {
+) -> Result<R, VerifyError> {
     let limit = crate::conex::resource::MAX_FILE_BYTES;
     let mut bytes = Vec::new();
     src.open(path)
         .and_then(|r| r.take(limit + 1).read_to_end(&mut bytes))
-        .map_err(|_| format!("{name} (type {}) was not found in repository", R::TYP))?;
+        .map_err(|_| {
+            VerifyError::from(format!(
+                "{name} (type {}) was not found in repository",
+                R::TYP
+            ))
+        })?;
     if bytes.len() as u64 > limit {
-        return Err(format!(
+        return Err(VerifyError::from(format!(
             "{name} (type {}) is larger than {} MiB, the limit for a conex file",
             R::TYP,
             limit / (1024 * 1024)
-        ));
+        )));
     }
     parse_resource(bytes, name, warnings)
 }

@@ -3,9 +3,9 @@
 
 use super::*;
 
-fn target_of_file(src: &dyn Source, path: Path) -> Result<Target, String> {
-    let (digest, size) =
-        hash_file(src, &path).map_err(|e| format!("cannot read {}: {e}", path_to_string(&path)))?;
+fn target_of_file(src: &dyn Source, path: Path) -> Result<Target, VerifyError> {
+    let (digest, size) = hash_file(src, &path)
+        .map_err(|e| VerifyError::from(format!("cannot read {}: {e}", path_to_string(&path))))?;
     Ok(Target {
         filename: path,
         digest: vec![digest],
@@ -16,7 +16,7 @@ fn target_of_file(src: &dyn Source, path: Path) -> Result<Target, String> {
 impl<'a> Verifier<'a> {
     /// Reads the root and checks its signatures against the anchors, its
     /// `valid` expression and the requested quorum.
-    pub fn verify_root(&mut self) -> Result<(Root, Vec<String>), String> {
+    pub fn verify_root(&mut self) -> Result<(Root, Vec<String>), VerifyError> {
         let name = self.opts.root_name.clone();
         let root: Root = read_resource(
             self.src,
@@ -40,18 +40,18 @@ impl<'a> Verifier<'a> {
             if self.opts.anchors.is_empty() {
                 return Err("couldn't validate root role: no trust anchors were given (none in the exact form sha256=<64 lower-case hex digits>)".into());
             }
-            return Err(format!(
+            return Err(VerifyError::from(format!(
                 "couldn't validate root role: {} valid signature(s) by trust anchors, the root needs {}",
                 ids.len(),
                 root.valid
-            ));
+            )));
         }
         if !quorum_ok {
-            return Err(format!(
+            return Err(VerifyError::from(format!(
                 "provided quorum was not matched: {} valid signature(s) by trust anchors, {} needed",
                 ids.len(),
                 self.opts.quorum.unwrap_or(0)
-            ));
+            )));
         }
         if root.valid.min_signers() < 1 {
             self.warnings
@@ -64,31 +64,33 @@ impl<'a> Verifier<'a> {
         &mut self,
         role: (String, Digest, u64),
         what: &str,
-    ) -> Result<R, String> {
+    ) -> Result<R, VerifyError> {
         let (id, dgst, epoch) = role;
         let r: R = read_resource(self.src, std::slice::from_ref(&id), &id, &mut self.warnings)?;
         let sigs = valid_signatures_cached(&r, &mut self.warnings, &self.sigs);
         match sigs.get(&dgst) {
-            None => Err(format!("couldn't validate {what} signature")),
+            None => Err(VerifyError::from(format!(
+                "couldn't validate {what} signature"
+            ))),
             Some(id2) if !id_equal(&id, id2) => {
                 self.warnings.push(format!(
                     "delegated public key was not used for signature on {what}"
                 ));
-                Err(format!("no valid signature on {what}"))
+                Err(VerifyError::from(format!("no valid signature on {what}")))
             }
             Some(_) if r.header().epoch != epoch => {
                 self.warnings.push(format!(
                     "{what} epoch mismatch: root {epoch}, {what} {}",
                     r.header().epoch
                 ));
-                Err(format!("{what} with bad epoch"))
+                Err(VerifyError::from(format!("{what} with bad epoch")))
             }
             Some(_) => Ok(r),
         }
     }
 
     /// Verifies the timestamp file named by the root's timestamp role.
-    pub fn verify_timestamp(&mut self, root: &Root) -> Result<Option<Timestamp>, String> {
+    pub fn verify_timestamp(&mut self, root: &Root) -> Result<Option<Timestamp>, VerifyError> {
         let Some(role) = root.single_role(crate::conex::Role::Timestamp)? else {
             self.warnings.push("no timestamp role found in root".into());
             return Ok(None);
@@ -120,7 +122,7 @@ impl<'a> Verifier<'a> {
         &mut self,
         root: &Root,
         ts: Option<&Timestamp>,
-    ) -> Result<Option<Snapshot>, String> {
+    ) -> Result<Option<Snapshot>, VerifyError> {
         let Some(role) = root.single_role(crate::conex::Role::Snapshot)? else {
             self.warnings.push("no snapshot role found in root".into());
             return Ok(None);

@@ -5,9 +5,11 @@
 //! the options; its text form; and verification of an updated tree from
 //! the state of the old one ([`verify_from_state`]). Reading and writing
 //! the state's file, and deciding whether the file may be trusted, is the
-//! caller's (`crate::verify_cache`).
+//! caller's.
 
-use super::{hash_file, FastExpr, Options, SigCache, Source, Summary, VerifiedTree, Verifier};
+use super::{
+    hash_file, FastExpr, Options, SigCache, Source, StateError, Summary, VerifiedTree, Verifier,
+};
 use crate::conex::expr::Expr;
 use crate::conex::key::Digest;
 use crate::conex::resource::{path_to_string, Path as CPath, Role, Root, Target};
@@ -333,7 +335,7 @@ impl State {
     }
 
     /// Parses a cache file; `Err` says why it cannot be used.
-    pub fn parse(text: &str) -> Result<State, String> {
+    pub fn parse(text: &str) -> Result<State, StateError> {
         let body_end = text
             .trim_end_matches('\n')
             .rfind('\n')
@@ -355,8 +357,8 @@ impl State {
         if it.next() != Some(MAGIC) {
             return Err("not a verified-state file of this version".into());
         }
-        let bad = |what: &str| format!("bad {what} line");
-        let mut field = |name: &str| -> Result<String, String> {
+        let bad = |what: &str| StateError::from(format!("bad {what} line"));
+        let mut field = |name: &str| -> Result<String, StateError> {
             it.next()
                 .and_then(|l| l.strip_prefix(name))
                 .and_then(|l| l.strip_prefix('\t'))
@@ -387,7 +389,10 @@ impl State {
                     counter: num(c)?,
                 });
             } else {
-                return Err(format!("unexpected line {:?}", crate::conex::shown(l)));
+                return Err(StateError::from(format!(
+                    "unexpected line {:?}",
+                    crate::conex::shown(l)
+                )));
             }
         }
         Ok(State {
@@ -435,7 +440,7 @@ pub fn verify_from_state(
     changed: &BTreeSet<CPath>,
     opts: &Options,
     sigs: Arc<SigCache>,
-) -> Result<Fast, String> {
+) -> Result<Fast, StateError> {
     let mut v = Verifier::new(new, opts.clone()).with_sig_cache(sigs);
     let (root, signers) = v.verify_root().map_err(|_| "the root does not verify")?;
     let ts = v
@@ -495,10 +500,10 @@ pub fn verify_from_state(
             data_changed.push(p);
             continue;
         }
-        return Err(format!(
+        return Err(StateError::from(format!(
             "the patch changes {}",
             crate::conex::shown(&path_to_string(p))
-        ));
+        )));
     }
     // the targets files: changed ones checked in full, the others as the
     // new snapshot vouches for the bytes the state was made from
@@ -513,12 +518,14 @@ pub fn verify_from_state(
             let mut w = Vec::new();
             let t = v
                 .check_targets_file(&root, Some(&snap), id, &mut w)
-                .map_err(|e| format!("targets file {}: {e}", crate::conex::shown(id)))?;
+                .map_err(|e| {
+                    StateError::from(format!("targets file {}: {e}", crate::conex::shown(id)))
+                })?;
             if !w.is_empty() {
-                return Err(format!(
+                return Err(StateError::from(format!(
                     "targets file {} gives warnings",
                     crate::conex::shown(id)
-                ));
+                )));
             }
             if !t.delegations.is_empty() {
                 return Err("a targets file delegates".into());
@@ -561,10 +568,10 @@ pub fn verify_from_state(
                 size: rec.size,
             };
             if !snap.targets.iter().any(|x| x.same(&tg)) {
-                return Err(format!(
+                return Err(StateError::from(format!(
                     "the snapshot does not list targets file {} as verified",
                     crate::conex::shown(id)
-                ));
+                )));
             }
         }
         dm.insert(dgst.clone(), (id.clone(), *epoch));
@@ -596,7 +603,7 @@ pub fn verify_from_state(
             continue;
         }
         let r = parse_path_rest(rest)
-            .ok_or_else(|| format!("bad line for {}", crate::conex::shown(p)))?;
+            .ok_or_else(|| StateError::from(format!("bad line for {}", crate::conex::shown(p))))?;
         todo.push((p.to_string(), r, new));
     }
     for (p, new) in new_entries.drain() {
@@ -627,7 +634,12 @@ pub fn verify_from_state(
             match hash_file(new, &split_path(p)) {
                 Ok(x) => Some(x),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return Err(format!("cannot read {}: {e}", crate::conex::shown(p))),
+                Err(e) => {
+                    return Err(StateError::from(format!(
+                        "cannot read {}: {e}",
+                        crate::conex::shown(p)
+                    )))
+                }
             }
         } else {
             old.disk.clone()
@@ -641,17 +653,20 @@ pub fn verify_from_state(
             sups.clear();
             sups.extend(g.iter().map(|e| sup_ids[e.0]));
             if !fast.eval_supporters(&sups) {
-                return Err(format!(
+                return Err(StateError::from(format!(
                     "{} is not signed by a quorum",
                     crate::conex::shown(p)
-                ));
+                )));
             }
         }
         match &disk {
             Some((d, n))
                 if !entries.is_empty() && !entries.iter().any(|(_, d2, n2)| d2 == d && n2 == n) =>
             {
-                return Err(format!("{} does not match", crate::conex::shown(p)));
+                return Err(StateError::from(format!(
+                    "{} does not match",
+                    crate::conex::shown(p)
+                )));
             }
             Some(_) if !entries.is_empty() => {}
             Some(_) => {
@@ -661,11 +676,17 @@ pub fn verify_from_state(
                     size: 0,
                 };
                 if t.is_opam_file(&root.datadir) {
-                    return Err(format!("{} is not signed", crate::conex::shown(p)));
+                    return Err(StateError::from(format!(
+                        "{} is not signed",
+                        crate::conex::shown(p)
+                    )));
                 }
             }
             None if !entries.is_empty() => {
-                return Err(format!("{} is not on disk", crate::conex::shown(p)))
+                return Err(StateError::from(format!(
+                    "{} is not on disk",
+                    crate::conex::shown(p)
+                )))
             }
             None => {}
         }

@@ -14,7 +14,7 @@ pub(super) fn load_targets(
     id: &str,
     sigs: &SigCache,
     warnings: &mut Vec<String>,
-) -> Result<Targets, String> {
+) -> Result<Targets, VerifyError> {
     let mut path = root.keydir.clone();
     path.push(id.to_string());
     let bytes = src.read(&path).map_err(|e| match e.kind() {
@@ -27,17 +27,17 @@ pub(super) fn load_targets(
     let t: Targets = parse_resource(bytes, id, warnings)?;
     if opts.opam {
         if let Some(bad) = t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)) {
-            return Err(format!(
+            return Err(VerifyError::from(format!(
                 "{id} contains an invalid path {}",
                 path_to_string(&bad.filename)
-            ));
+            )));
         }
     }
     if let (Some(snap), Some(tgt)) = (snap, tgt) {
         if !snap.targets.iter().any(|x| x.same(&tgt)) {
-            return Err(format!(
+            return Err(VerifyError::from(format!(
                 "couldn't validate target {id}: no match in snapshot targets"
-            ));
+            )));
         }
     }
     let valid = valid_signatures_cached(&t, warnings, sigs);
@@ -45,7 +45,9 @@ pub(super) fn load_targets(
     if t.valid.eval(&HashMap::new(), &ids) {
         Ok(t)
     } else {
-        Err(format!("couldn't validate expression in targets {id}"))
+        Err(VerifyError::from(format!(
+            "couldn't validate expression in targets {id}"
+        )))
     }
 }
 
@@ -118,7 +120,7 @@ impl<'a> Verifier<'a> {
         root: &Root,
         snap: Option<&Snapshot>,
         id: &str,
-    ) -> Result<Arc<Targets>, String> {
+    ) -> Result<Arc<Targets>, VerifyError> {
         if let Some(r) = self.cache.get(id) {
             return r.clone();
         }
