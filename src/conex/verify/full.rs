@@ -8,16 +8,85 @@ fn subpath(parent: &[String], p: &[String]) -> bool {
     p.len() > parent.len() && p.starts_with(parent)
 }
 
+/// One file of the data directory, judged against the signed files where
+/// it was hashed (so that the walk keeps no path or digest it does not
+/// need).
+struct Seen<'t> {
+    /// The signed path it is, when it is one.
+    key: Option<&'t Path>,
+    /// What is wrong with it: its path, the message, and the package when
+    /// it is only on disk.
+    problem: Option<(Path, String, Option<String>)>,
+    /// The file, when the verified tree is kept.
+    file: Option<(Path, (Digest, u64))>,
+}
+
 /// One entry of the data directory walk, in sequential walk order.
-enum Walked {
-    File(Path, Result<(Digest, u64), VerifyError>),
+enum Walked<'t> {
+    File(Seen<'t>),
     Failed(VerifyError),
 }
 
-/// Walks `prefix` depth-first in directory order, hashing files; the
-/// subdirectories and files are processed in parallel but the result keeps
-/// the sequential order.
-fn walk_and_hash(src: &dyn Source, prefix: &[String]) -> Vec<Walked> {
+/// What the walk checks each file against.
+struct Judge<'t, 'r> {
+    tree: &'r TargetTree<'t>,
+    datadir: &'r [String],
+    keep: bool,
+}
+
+impl<'t> Judge<'t, '_> {
+    /// Compares one file on disk with the signed files (conex's
+    /// comparison of the disk tree with the targets tree, for one path).
+    fn judge(&self, path: Path, (dgst, len): (Digest, u64)) -> Seen<'t> {
+        let mut problem = None;
+        let key = match self.tree.get_key_value(&path) {
+            None => {
+                let t = Target {
+                    filename: path.clone(),
+                    digest: vec![],
+                    size: 0,
+                };
+                if t.is_opam_file(self.datadir) {
+                    // conex 1.0 tolerates the file when nothing is
+                    // signed below the path's *first* component (for
+                    // an opam repository: `packages`)
+                    let pkg = path.first().cloned();
+                    let m = format!("path {} only exists on disk", path_to_string(&path));
+                    problem = Some((path.clone(), m, pkg));
+                }
+                None
+            }
+            Some((k, xs)) => {
+                if !xs.iter().any(|(d, l)| **d == dgst && *l == len) {
+                    let m = format!(
+                        "no matching digest for {} (on disk {len} bytes, {dgst}; signed {})",
+                        path_to_string(&path),
+                        xs.iter()
+                            .map(|(d, l)| format!("{l} bytes, {d}"))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
+                    problem = Some((path.clone(), m, None));
+                }
+                Some(*k)
+            }
+        };
+        Seen {
+            key,
+            problem,
+            file: self.keep.then_some((path, (dgst, len))),
+        }
+    }
+}
+
+/// Walks `prefix` depth-first in directory order, hashing files and
+/// judging each; the subdirectories and files are processed in parallel but
+/// the result keeps the sequential order.
+fn walk_and_hash<'t>(
+    src: &dyn Source,
+    prefix: &[String],
+    judge: &Judge<'t, '_>,
+) -> Vec<Walked<'t>> {
     let items = match src.list(prefix) {
         Ok(items) => items,
         Err(e) => {
@@ -33,12 +102,15 @@ fn walk_and_hash(src: &dyn Source, prefix: &[String]) -> Vec<Walked> {
             let mut p = prefix.to_vec();
             p.push(name);
             if is_dir {
-                walk_and_hash(src, &p)
+                walk_and_hash(src, &p, judge)
             } else {
-                let r = hash_file(src, &p).map_err(|e| {
-                    VerifyError::from(format!("cannot read {}: {e}", path_to_string(&p)))
-                });
-                vec![Walked::File(p, r)]
+                vec![match hash_file(src, &p) {
+                    Ok(x) => Walked::File(judge.judge(p, x)),
+                    Err(e) => Walked::Failed(VerifyError::from(format!(
+                        "cannot read {}: {e}",
+                        path_to_string(&p)
+                    ))),
+                }]
             }
         })
         .collect()
@@ -198,78 +270,42 @@ impl<'a> Verifier<'a> {
         out
     }
 
-    fn disk_tree(
-        &self,
-        prefix: &[String],
-        out: &mut Vec<(Path, (Digest, u64))>,
-    ) -> Result<(), VerifyError> {
-        for w in walk_and_hash(self.src, prefix) {
-            match w {
-                Walked::Failed(m) | Walked::File(_, Err(m)) => return Err(m),
-                Walked::File(p, Ok(x)) => out.push((p, x)),
-            }
-        }
-        Ok(())
-    }
-
     fn compare_with_disk(
         &mut self,
         root: &Root,
         tree: &TargetTree<'_>,
     ) -> Result<(usize, DiskFiles), VerifyError> {
-        let mut on_disk: Vec<(Path, (Digest, u64))> = Vec::new();
-        self.disk_tree(&root.datadir, &mut on_disk)?;
+        let judge = Judge {
+            tree,
+            datadir: &root.datadir,
+            keep: self.capture,
+        };
+        let mut on_disk: DiskFiles = Vec::new();
         // problems in path order: files on disk first, then signed files
         // missing on disk
-        let mut disk_problems: Vec<(&Path, String, Option<String>)> = Vec::new(); // path, message, package if only-on-disk
-        let mut signed_on_disk = 0usize;
-        for (path, (dgst, len)) in &on_disk {
-            let signed = tree.get(path);
-            signed_on_disk += usize::from(signed.is_some());
-            match signed {
-                None => {
-                    let t = Target {
-                        filename: path.clone(),
-                        digest: vec![],
-                        size: 0,
-                    };
-                    if t.is_opam_file(&root.datadir) {
-                        // conex 1.0 tolerates the file when nothing is
-                        // signed below the path's *first* component (for
-                        // an opam repository: `packages`)
-                        let pkg = path.first().cloned();
-                        disk_problems.push((
-                            path,
-                            format!("path {} only exists on disk", path_to_string(path)),
-                            pkg,
-                        ));
-                    }
-                }
-                Some(xs) => {
-                    if !xs.iter().any(|(d, l)| *d == dgst && l == len) {
-                        disk_problems.push((
-                            path,
-                            format!(
-                                "no matching digest for {} (on disk {len} bytes, {dgst}; signed {})",
-                                path_to_string(path),
-                                xs.iter().map(|(d, l)| format!("{l} bytes, {d}")).collect::<Vec<_>>().join("; ")
-                            ),
-                            None,
-                        ));
-                    }
-                }
-            }
+        let mut disk_problems: Vec<(Path, String, Option<String>)> = Vec::new(); // path, message, package if only-on-disk
+        let mut present: Vec<&Path> = Vec::new();
+        let mut files = 0usize;
+        for w in walk_and_hash(self.src, &root.datadir, &judge) {
+            let seen = match w {
+                Walked::Failed(m) => return Err(m),
+                Walked::File(seen) => seen,
+            };
+            files += 1;
+            present.extend(seen.key);
+            disk_problems.extend(seen.problem);
+            on_disk.extend(seen.file);
         }
-        disk_problems.sort_by(|a, b| a.0.cmp(b.0));
+        disk_problems.sort_by(|a, b| a.0.cmp(&b.0));
         let mut problems: Vec<(String, Option<String>)> =
             disk_problems.into_iter().map(|(_, m, p)| (m, p)).collect();
         // paths on disk are distinct: when as many of them are signed as
         // there are signed paths, none is missing
-        let mut missing: Vec<&Path> = if signed_on_disk == tree.len() {
+        let mut missing: Vec<&Path> = if present.len() == tree.len() {
             Vec::new()
         } else {
             let present: std::collections::HashSet<&Path, foldhash::fast::RandomState> =
-                on_disk.iter().map(|(p, _)| p).collect();
+                present.into_iter().collect();
             tree.keys()
                 .copied()
                 .filter(|p| !present.contains(p))
@@ -286,7 +322,7 @@ impl<'a> Verifier<'a> {
             self.warnings.push(m.clone());
         }
         if problems.is_empty() {
-            return Ok((on_disk.len(), on_disk));
+            return Ok((files, on_disk));
         }
         if !self.opts.ignore_missing {
             return Err(VerifyError::from(format!(
@@ -303,7 +339,7 @@ impl<'a> Verifier<'a> {
             })
             .collect();
         match strict.first() {
-            None => Ok((on_disk.len(), Vec::new())),
+            None => Ok((files, Vec::new())),
             Some((m, _)) => Err(VerifyError::from(format!(
                 "non-strict comparison failed: {m}"
             ))),
