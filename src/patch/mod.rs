@@ -730,13 +730,61 @@ impl Patch {
 /// its last line ends with a newline.
 #[derive(Clone)]
 enum Rope {
-    Str(std::rc::Rc<Vec<Vec<u8>>>, bool, usize, usize),
+    Str(std::rc::Rc<Lines>, bool, usize, usize),
     App(Box<Rope>, Box<Rope>, usize),
+}
+
+/// Lines in one buffer, separated by `\n` there: line `i` is
+/// `buf[spans[i].0..spans[i].1]`, so consecutive lines are one slice.
+struct Lines {
+    buf: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Lines {
+    /// `s` split at every `\n` (a final `\n` gives a last empty line).
+    fn of_bytes(s: &[u8]) -> Lines {
+        let mut spans = Vec::with_capacity(s.len() / 32 + 1);
+        let mut start = 0;
+        for (i, b) in s.iter().enumerate() {
+            if *b == b'\n' {
+                spans.push((start, i));
+                start = i + 1;
+            }
+        }
+        spans.push((start, s.len()));
+        Lines {
+            buf: s.to_vec(),
+            spans,
+        }
+    }
+
+    fn of_strings(xs: &[Vec<u8>]) -> Lines {
+        let mut buf = Vec::with_capacity(xs.iter().map(|x| x.len() + 1).sum());
+        let mut spans = Vec::with_capacity(xs.len());
+        for (n, x) in xs.iter().enumerate() {
+            if n > 0 {
+                buf.push(b'\n');
+            }
+            spans.push((buf.len(), buf.len() + x.len()));
+            buf.extend_from_slice(x);
+        }
+        Lines { buf, spans }
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn line(&self, i: usize) -> &[u8] {
+        let (a, b) = self.spans[i];
+        &self.buf[a..b]
+    }
 }
 
 impl Rope {
     fn empty() -> Rope {
-        Rope::Str(std::rc::Rc::new(vec![]), true, 0, 0)
+        Rope::Str(std::rc::Rc::new(Lines::of_strings(&[])), true, 0, 0)
     }
 
     fn len(&self) -> usize {
@@ -749,14 +797,14 @@ impl Rope {
         // the run keeps the empty element after a final newline, as the
         // library's array does; only `len` lines count (an empty file is
         // one empty line without a newline)
-        let parts: Vec<Vec<u8>> = s.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+        let parts = Lines::of_bytes(s);
         let nl = s.last() == Some(&b'\n');
         let len = parts.len() - usize::from(nl);
         Rope::Str(std::rc::Rc::new(parts), nl, len, 0)
     }
 
     fn of_strings(xs: &[Vec<u8>], nl: bool) -> Rope {
-        Rope::Str(std::rc::Rc::new(xs.to_vec()), nl, xs.len(), 0)
+        Rope::Str(std::rc::Rc::new(Lines::of_strings(xs)), nl, xs.len(), 0)
     }
 
     fn append(a: Rope, b: Rope) -> Rope {
@@ -822,12 +870,14 @@ impl Rope {
     fn write(&self, out: &mut Vec<u8>) {
         match self {
             Rope::Str(d, _, len, off) => {
-                let last_nl = self.last_is_nl();
-                for idx in 0..*len {
-                    out.extend_from_slice(&d[off + idx]);
-                    if idx + 1 < *len || last_nl {
-                        out.push(b'\n');
-                    }
+                if *len == 0 {
+                    return;
+                }
+                // the lines and the line feeds between them, in one piece
+                let (a, b) = (d.spans[*off].0, d.spans[off + len - 1].1);
+                out.extend_from_slice(&d.buf[a..b]);
+                if self.last_is_nl() {
+                    out.push(b'\n');
                 }
             }
             Rope::App(l, r, _) => {
@@ -839,7 +889,7 @@ impl Rope {
 
     fn lines(&self, out: &mut Vec<Vec<u8>>) {
         match self {
-            Rope::Str(d, _, len, off) => out.extend(d[*off..off + len].iter().cloned()),
+            Rope::Str(d, _, len, off) => out.extend((*off..off + len).map(|i| d.line(i).to_vec())),
             Rope::App(l, r, _) => {
                 l.lines(out);
                 r.lines(out);

@@ -36,8 +36,8 @@ pub use incremental::{verify_diffs, KnownHeaders};
 pub use read::{parse_resource, read_resource};
 pub use signatures::{valid_signatures, valid_signatures_cached, SigCache};
 pub use source::{hash_file, hash_reader, DirSource, MemSource, Source};
-use targets::load_targets;
 pub use targets::FastExpr;
+use targets::{load_targets, load_targets_entry};
 
 /// Verification options (the verifier's command-line flags).
 #[derive(Clone, Debug)]
@@ -196,6 +196,29 @@ impl<'a> Verifier<'a> {
         warnings: &mut Vec<String>,
     ) -> Result<Targets, VerifyError> {
         load_targets(self.src, &self.opts, root, snap, id, &self.sigs, warnings)
+    }
+
+    /// [`Self::check_targets_file`] against the snapshot `snap`, with the
+    /// file's own entry (`<keydir>/<id>`, the digest and size of the bytes
+    /// that were checked).
+    pub fn check_targets_file_entry(
+        &self,
+        root: &Root,
+        snap: &Snapshot,
+        id: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Targets, Target), VerifyError> {
+        let (t, e) = load_targets_entry(
+            self.src,
+            &self.opts,
+            root,
+            Some(snap),
+            id,
+            &self.sigs,
+            warnings,
+        )?;
+        let e = e.ok_or("no entry for the targets file")?;
+        Ok((t, e))
     }
 
     /// Uses (and fills) a shared signature cache.

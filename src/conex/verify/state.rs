@@ -8,7 +8,8 @@
 //! caller's.
 
 use super::{
-    hash_file, FastExpr, Options, SigCache, Source, StateError, Summary, VerifiedTree, Verifier,
+    hash_file, FastExpr, FastMap, Options, SigCache, Source, StateError, Summary, VerifiedTree,
+    Verifier,
 };
 use crate::conex::expr::Expr;
 use crate::conex::key::Digest;
@@ -259,7 +260,7 @@ impl State {
                 counter: tf.header.counter,
             });
         }
-        let mut paths: HashMap<String, PathRec> = HashMap::new();
+        let mut paths: FastMap<String, PathRec> = FastMap::default();
         for (p, (d, n)) in &t.disk {
             paths.entry(path_to_string(p)).or_default().disk = Some((d.clone(), *n));
         }
@@ -509,15 +510,15 @@ pub fn verify_from_state(
     // new snapshot vouches for the bytes the state was made from
     let mut recs = st.targets.clone();
     let mut headers = BTreeMap::new();
-    let mut new_entries: HashMap<String, Vec<(usize, Digest, u64)>> = HashMap::new();
+    let mut new_entries: FastMap<String, Vec<(usize, Digest, u64)>> = FastMap::default();
     let mut dm = HashMap::new();
     for (i, ((id, (dgst, epoch)), rec)) in remotes.iter().zip(recs.iter_mut()).enumerate() {
         let mut path = kd.clone();
         path.push(id.clone());
         if changed_ids.contains(&i) {
             let mut w = Vec::new();
-            let t = v
-                .check_targets_file(&root, Some(&snap), id, &mut w)
+            let (t, tg) = v
+                .check_targets_file_entry(&root, &snap, id, &mut w)
                 .map_err(|e| {
                     StateError::from(format!("targets file {}: {e}", crate::conex::shown(id)))
                 })?;
@@ -534,8 +535,6 @@ pub fn verify_from_state(
                 Ok(h) if h == *dgst && t.header.epoch == *epoch => {}
                 _ => return Err("a targets file's keys or epoch changed".into()),
             }
-            let bytes = new.read(&path).map_err(|e| e.to_string())?;
-            let tg = Target::of_bytes(path, &bytes);
             clean(&t.header.name).ok_or("a name with a tab or line break")?;
             headers.insert(
                 id.clone(),

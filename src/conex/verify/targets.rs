@@ -15,6 +15,20 @@ pub(super) fn load_targets(
     sigs: &SigCache,
     warnings: &mut Vec<String>,
 ) -> Result<Targets, VerifyError> {
+    load_targets_entry(src, opts, root, snap, id, sigs, warnings).map(|(t, _)| t)
+}
+
+/// [`load_targets`], with the file's own entry (its path, digest and size)
+/// when it was checked against a snapshot.
+pub(super) fn load_targets_entry(
+    src: &dyn Source,
+    opts: &Options,
+    root: &Root,
+    snap: Option<&Snapshot>,
+    id: &str,
+    sigs: &SigCache,
+    warnings: &mut Vec<String>,
+) -> Result<(Targets, Option<Target>), VerifyError> {
     let mut path = root.keydir.clone();
     path.push(id.to_string());
     let bytes = src.read(&path).map_err(|e| match e.kind() {
@@ -33,7 +47,7 @@ pub(super) fn load_targets(
             )));
         }
     }
-    if let (Some(snap), Some(tgt)) = (snap, tgt) {
+    if let (Some(snap), Some(tgt)) = (snap, &tgt) {
         if !snap.targets.iter().any(|x| x.same(&tgt)) {
             return Err(VerifyError::from(format!(
                 "couldn't validate target {id}: no match in snapshot targets"
@@ -43,7 +57,7 @@ pub(super) fn load_targets(
     let valid = valid_signatures_cached(&t, warnings, sigs);
     let ids: BTreeSet<String> = valid.into_values().collect();
     if t.valid.eval(&HashMap::new(), &ids) {
-        Ok(t)
+        Ok((t, tgt))
     } else {
         Err(VerifyError::from(format!(
             "couldn't validate expression in targets {id}"
