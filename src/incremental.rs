@@ -88,13 +88,19 @@ pub fn verify_patch_cached(
 ) -> std::result::Result<(Verdict, Vec<String>), PatchError> {
     let base = DirSource(old.to_path_buf());
     let parsed = Patch::parse(patch)?;
-    let new = PatchedSource::apply(&base, Some(old), &parsed)?;
+    // applying the patch and reading the cache are independent: both at
+    // once (a patch that does not apply is its error either way)
+    let (new, loaded) = rayon::join(
+        || PatchedSource::apply(&base, Some(old), &parsed),
+        || crate::verify_cache::load(cache, old, &base, &opts),
+    );
+    let new = new?;
     let paths = parsed.paths();
     let changed: Vec<String> = paths.iter().map(|p| path_to_string(p)).collect();
     let sigs = Arc::new(SigCache::new());
     let shown = cache.display();
     let mut notes = Vec::new();
-    let fast = crate::verify_cache::load(cache, old, &base, &opts).and_then(|st| {
+    let fast = loaded.and_then(|st| {
         crate::verify_cache::verify_from_state(&st, &new, &paths, &opts, sigs.clone())
     });
     let (result, warnings, state) = match fast {

@@ -36,9 +36,22 @@ pub(super) fn load_targets_entry(
         // a patch section that does not apply, a FIFO, …
         _ => format!("{id} (type targets) cannot be read: {e}"),
     })?;
-    // the snapshot vouches for these exact bytes
-    let tgt = snap.map(|_| Target::of_bytes(path.clone(), &bytes));
-    let t: Targets = parse_resource(bytes, id, warnings)?;
+    // the snapshot vouches for these exact bytes (a large file is hashed
+    // while it is parsed)
+    let (tgt, t) = if bytes.len() >= 1 << 20 {
+        let (tgt, (t, w)) = rayon::join(
+            || snap.map(|_| Target::of_bytes(path.clone(), &bytes)),
+            || {
+                let mut w = Vec::new();
+                (parse_resource::<Targets>(bytes.clone(), id, &mut w), w)
+            },
+        );
+        warnings.extend(w);
+        (tgt, t?)
+    } else {
+        let tgt = snap.map(|_| Target::of_bytes(path.clone(), &bytes));
+        (tgt, parse_resource::<Targets>(bytes, id, warnings)?)
+    };
     if opts.opam {
         if let Some(bad) = t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)) {
             return Err(VerifyError::from(format!(
@@ -48,7 +61,7 @@ pub(super) fn load_targets_entry(
         }
     }
     if let (Some(snap), Some(tgt)) = (snap, &tgt) {
-        if !snap.targets.iter().any(|x| x.same(&tgt)) {
+        if !snap.targets.iter().any(|x| x.same(tgt)) {
             return Err(VerifyError::from(format!(
                 "couldn't validate target {id}: no match in snapshot targets"
             )));
