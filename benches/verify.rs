@@ -76,7 +76,11 @@ fn child(args: &[String]) -> ! {
         [mode, dir, anchors, q, cache @ ..] if mode == "full" => {
             let src = DirSource(dir.into());
             let opts = opts_from(anchors, q.parse().unwrap_or(1));
-            let mut v = Verifier::new(&src, opts.clone()).capturing();
+            // as `arca verify`: the verified tree is kept only for a cache
+            let mut v = Verifier::new(&src, opts.clone());
+            if !cache.is_empty() {
+                v = v.capturing();
+            }
             let ok = v.verify_full().is_ok();
             if let (true, [c]) = (ok, cache) {
                 let st = v

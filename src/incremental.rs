@@ -2,308 +2,23 @@
 //! as conex 1.0 does it: the patch (a `git diff`) is applied with `-p1`
 //! semantics *in memory* over the old repository (which is never
 //! modified), the resulting tree is fully verified, and then conex's
-//! `verify_diffs` rules are checked between the old and the new tree:
-//!
-//! * the key directory named by the root must not change;
-//! * if the root file changed, its counter must strictly increase (and it
-//!   may never decrease);
-//! * for every changed targets file `<keydir>/<id>`: same epoch ⇒ counter
-//!   strictly increases, higher epoch ⇒ any counter, lower epoch ⇒ refused;
-//!   a deleted targets file is refused, a new one is fine.
-//!
-//! conex does not check that the snapshot and timestamp counters increase;
-//! neither does the verdict here. arca adds a warning when they do not.
+//! `verify_diffs` rules are checked between the old and the new tree
+//! ([`crate::conex::verify::verify_diffs`]). With a verified-state cache
+//! of the old tree ([`crate::verify_cache`]), only what the patch changes
+//! is verified. The verdict is returned; the command line reports it.
 
-use crate::conex::resource::{path_to_string, Path as CPath, Resource, Root, Targets};
+use crate::conex::resource::path_to_string;
 use crate::conex::verify::{
-    read_resource, DirSource, Options, SigCache, Source, Summary, Verifier,
+    verify_diffs, DirSource, KnownHeaders, Options, SigCache, Summary, Verifier, VerifyError,
 };
-use crate::conex::{Snapshot, Timestamp};
 use crate::error::{ArcaError, Result};
-use std::collections::{BTreeMap, BTreeSet};
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-mod patch;
-
-pub use patch::{
+pub use crate::patch::{
     apply_section, name_to_path, ApplyFailure, FilePatch, GitOnly, Operation, Patch, PatchError,
+    PatchedSource,
 };
-
-/// What the patched tree holds at a path the patch produces or removes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Change {
-    /// The new content.
-    Content(Vec<u8>),
-    /// Gone (deleted, or renamed away).
-    Gone,
-    /// The section producing it does not apply; reading it fails (conex
-    /// fails only when it reads the file too).
-    Failed(String),
-}
-
-/// The old repository with a patch applied, in memory, as conex's patch
-/// provider presents it: a path the patch produces reads as the first
-/// section producing it made it from the old tree; a path a section reads
-/// and does not produce is gone; directory listings are the old listing
-/// with the patch's names added and removed in patch order.
-pub struct PatchedSource<'a> {
-    base: &'a dyn Source,
-    /// Changed files: new content, or `None` when gone.
-    changes: BTreeMap<CPath, Option<Vec<u8>>>,
-    failed: BTreeMap<CPath, String>,
-    /// The patch's operations (names as paths), for listings.
-    ops: Vec<(Option<CPath>, Option<CPath>, bool)>,
-}
-
-fn is_not_found(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound
-}
-
-impl<'a> PatchedSource<'a> {
-    /// Applies `patch` over `base`. `base_dir`, when given, is the
-    /// directory of `base`: patched paths must stay inside it even through
-    /// symbolic links.
-    pub fn apply(
-        base: &'a dyn Source,
-        base_dir: Option<&Path>,
-        patch: &Patch,
-    ) -> std::result::Result<PatchedSource<'a>, PatchError> {
-        let canon_root = base_dir.and_then(|d| d.canonicalize().ok());
-        if let Some(root) = &canon_root {
-            for fp in &patch.files {
-                for name in fp.op.names() {
-                    inside(root, &name_to_path(name), fp.line)?;
-                }
-            }
-        }
-        let mut result: BTreeMap<CPath, Change> = BTreeMap::new();
-        let read_old = |name: &str| -> std::result::Result<Option<Vec<u8>>, String> {
-            match base.read(&name_to_path(name)) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) => Err(format!("cannot read the old file {name}: {e}")),
-            }
-        };
-        let run = |fp: &FilePatch, old: Option<&[u8]>| -> Change {
-            match apply_section(old, fp) {
-                Ok(Some(b)) => Change::Content(b),
-                Ok(None) => Change::Gone,
-                Err(f) => Change::Failed(format!(
-                    "{} (patch line {}) does not apply: {}",
-                    f.hunk, f.line, f.reason
-                )),
-            }
-        };
-        for fp in &patch.files {
-            for name in fp.op.names() {
-                let path = name_to_path(name);
-                if result.contains_key(&path) {
-                    continue;
-                }
-                let change = match (patch.target_section(name), patch.source_section(name)) {
-                    (None, None) => continue,
-                    (None, Some(_)) => Change::Gone,
-                    (Some(d), _) => match d.op.source() {
-                        None => run(d, None),
-                        Some(src) => match read_old(src) {
-                            Ok(old) => run(d, old.as_deref()),
-                            Err(e) => Change::Failed(e),
-                        },
-                    },
-                };
-                result.insert(path, change);
-            }
-        }
-        // opam applies the sections one after the other: where that gives
-        // other bytes than conex's view (the first section), refuse
-        for fp in &patch.files {
-            let Some(name) = fp.op.target() else { continue };
-            if patch
-                .target_section(name)
-                .is_some_and(|first| std::ptr::eq(first, fp))
-            {
-                continue;
-            }
-            let path = name_to_path(name);
-            let mut cur: Option<Vec<u8>> = base.read(&path).ok();
-            let mut applied = true;
-            for s in patch.files.iter().filter(|s| s.op.target() == Some(name)) {
-                let input = match s.op.source() {
-                    None => None,
-                    Some(src) if src == name => cur.clone(),
-                    Some(src) => match base.read(&name_to_path(src)) {
-                        Ok(b) => Some(b),
-                        Err(_) => {
-                            applied = false;
-                            break;
-                        }
-                    },
-                };
-                match apply_section(input.as_deref(), s) {
-                    Ok(c) => cur = c,
-                    Err(_) => {
-                        applied = false;
-                        break;
-                    }
-                }
-            }
-            let conex_view = match result.get(&path) {
-                Some(Change::Content(b)) => Some(b.clone()),
-                _ => None,
-            };
-            if applied && cur != conex_view {
-                return Err(PatchError::Unsupported {
-                    line: fp.line,
-                    path: name.to_string(),
-                    reason: "the patch changes this file twice, and applied in order (as opam \
-                             does) it gives other bytes than its first change alone (which is \
-                             what conex verifies)"
-                        .into(),
-                });
-            }
-        }
-        let mut s = PatchedSource {
-            base,
-            changes: BTreeMap::new(),
-            failed: BTreeMap::new(),
-            ops: patch
-                .files
-                .iter()
-                .map(|f| {
-                    (
-                        f.op.source().map(name_to_path),
-                        f.op.target().map(name_to_path),
-                        matches!(
-                            f.op,
-                            Operation::Edit(..) | Operation::Git(_, _, GitOnly::Rename)
-                        ),
-                    )
-                })
-                .collect(),
-        };
-        for (path, c) in result {
-            match c {
-                Change::Content(b) => {
-                    s.changes.insert(path, Some(b));
-                }
-                Change::Gone => {
-                    s.changes.insert(path, None);
-                }
-                Change::Failed(m) => {
-                    s.failed.insert(path, m);
-                }
-            }
-        }
-        Ok(s)
-    }
-
-    /// The changed files: path → new content (`None` when gone). Files
-    /// whose section does not apply are not listed (reading them fails).
-    pub fn changes(&self) -> &BTreeMap<CPath, Option<Vec<u8>>> {
-        &self.changes
-    }
-
-    fn lookup(&self, path: &[String]) -> Option<io::Result<&[u8]>> {
-        if let Some(m) = self.failed.get(path) {
-            return Some(Err(io::Error::other(m.clone())));
-        }
-        match self.changes.get(path)? {
-            Some(b) => Some(Ok(b)),
-            None => Some(Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "deleted by the patch",
-            ))),
-        }
-    }
-}
-
-/// The deepest existing ancestor of `path` must resolve inside `root`.
-fn inside(root: &Path, path: &[String], line: usize) -> std::result::Result<(), PatchError> {
-    let mut p = root.to_path_buf();
-    let mut deepest = root.to_path_buf();
-    for c in path {
-        p.push(c);
-        if std::fs::symlink_metadata(&p).is_ok() {
-            deepest = p.clone();
-        } else {
-            break;
-        }
-    }
-    match deepest.canonicalize() {
-        Ok(c) if c.starts_with(root) => Ok(()),
-        _ => Err(PatchError::UnsafePath {
-            line,
-            path: path_to_string(path),
-            reason: "resolves outside the repository (symbolic link)".into(),
-        }),
-    }
-}
-
-impl Source for PatchedSource<'_> {
-    fn read(&self, path: &[String]) -> io::Result<Vec<u8>> {
-        match self.lookup(path) {
-            Some(r) => r.map(<[u8]>::to_vec),
-            None => self.base.read(path),
-        }
-    }
-
-    fn open(&self, path: &[String]) -> io::Result<Box<dyn io::Read + '_>> {
-        match self.lookup(path) {
-            Some(r) => r.map(|b| Box::new(b) as Box<dyn io::Read>),
-            None => self.base.open(path),
-        }
-    }
-
-    fn list(&self, path: &[String]) -> io::Result<Vec<(String, bool)>> {
-        // (is_dir, name) as conex's listing keeps them: the old listing,
-        // then each section in order adds its new name and removes its old
-        // one (a file directly in `path`)
-        let mut set: BTreeSet<(bool, String)> = match self.base.list(path) {
-            Ok(v) => v.into_iter().map(|(n, d)| (d, n)).collect(),
-            // a directory that cannot be listed stays an error (conex would
-            // list it as empty and so not look at what is in it)
-            Err(e) if !is_not_found(&e) => return Err(e),
-            Err(_) => BTreeSet::new(),
-        };
-        let below = |p: &CPath, dir: bool| -> Option<(bool, String)> {
-            if p.len() <= path.len() || !p.starts_with(path) {
-                return None;
-            }
-            let name = p[path.len()].clone();
-            if p.len() == path.len() + 1 {
-                Some((false, name))
-            } else if dir {
-                Some((true, name))
-            } else {
-                None
-            }
-        };
-        let mut touched = false;
-        for (src, tgt, moves) in &self.ops {
-            if let Some(t) = tgt {
-                if let Some(e) = below(t, true) {
-                    set.insert(e);
-                    touched = true;
-                }
-            }
-            if let Some(s) = src {
-                if *moves && tgt.as_ref() == Some(s) {
-                    continue;
-                }
-                if let Some(e) = below(s, false) {
-                    set.remove(&e);
-                    touched = true;
-                }
-            }
-        }
-        if set.is_empty() && !touched {
-            // neither on disk nor made by the patch
-            self.base.list(path)?;
-        }
-        Ok(set.into_iter().map(|(d, n)| (n, d)).collect())
-    }
-}
 
 impl From<PatchError> for ArcaError {
     fn from(e: PatchError) -> ArcaError {
@@ -318,7 +33,7 @@ impl From<PatchError> for ArcaError {
 #[derive(Debug, Clone)]
 pub struct Verdict {
     /// conex's verdict: the summary of the new tree, or why it is refused.
-    pub result: std::result::Result<Summary, String>,
+    pub result: std::result::Result<Summary, VerifyError>,
     /// Warnings (conex's, then arca's).
     pub warnings: Vec<String>,
     /// The files the patch changes.
@@ -343,7 +58,14 @@ pub fn verify_patch(
     let full = v.verify_full();
     let mut warnings = std::mem::take(&mut v.warnings);
     let result = full.and_then(|summary| {
-        verify_diffs(&base, &new, &parsed, &opts, &mut warnings)?;
+        verify_diffs(
+            &base,
+            &new,
+            &parsed.paths(),
+            &opts,
+            &mut warnings,
+            &KnownHeaders::new(),
+        )?;
         Ok(summary)
     });
     Ok(Verdict {
@@ -366,13 +88,19 @@ pub fn verify_patch_cached(
 ) -> std::result::Result<(Verdict, Vec<String>), PatchError> {
     let base = DirSource(old.to_path_buf());
     let parsed = Patch::parse(patch)?;
-    let new = PatchedSource::apply(&base, Some(old), &parsed)?;
+    // applying the patch and reading the cache are independent: both at
+    // once (a patch that does not apply is its error either way)
+    let (new, loaded) = rayon::join(
+        || PatchedSource::apply(&base, Some(old), &parsed),
+        || crate::verify_cache::load(cache, old, &base, &opts),
+    );
+    let new = new?;
     let paths = parsed.paths();
     let changed: Vec<String> = paths.iter().map(|p| path_to_string(p)).collect();
     let sigs = Arc::new(SigCache::new());
     let shown = cache.display();
     let mut notes = Vec::new();
-    let fast = crate::verify_cache::load(cache, old, &base, &opts).and_then(|st| {
+    let fast = loaded.and_then(|st| {
         crate::verify_cache::verify_from_state(&st, &new, &paths, &opts, sigs.clone())
     });
     let (result, warnings, state) = match fast {
@@ -382,7 +110,7 @@ pub fn verify_patch_cached(
                 f.rechecked
             ));
             let mut warnings = f.warnings;
-            let result = verify_diffs_known(&base, &new, &parsed, &opts, &mut warnings, &f.headers)
+            let result = verify_diffs(&base, &new, &paths, &opts, &mut warnings, &f.headers)
                 .map(|()| f.summary);
             (result, warnings, Some(f.state))
         }
@@ -397,7 +125,14 @@ pub fn verify_patch_cached(
             let tree = v.take_verified_tree();
             let mut warnings = std::mem::take(&mut v.warnings);
             let result = full.and_then(|summary| {
-                verify_diffs(&base, &new, &parsed, &opts, &mut warnings)?;
+                verify_diffs(
+                    &base,
+                    &new,
+                    &parsed.paths(),
+                    &opts,
+                    &mut warnings,
+                    &KnownHeaders::new(),
+                )?;
                 Ok(summary)
             });
             let state = tree.and_then(|t| crate::verify_cache::State::of_tree(&new, &opts, &t));
@@ -431,196 +166,52 @@ pub fn store_note(cache: &Path, state: Option<crate::verify_cache::State>) -> St
     }
 }
 
-/// conex's rule for a changed targets file, from the old and new (epoch,
-/// counter): same epoch ⇒ the counter strictly increases, a lower epoch is
-/// refused.
-fn targets_rule(
-    id: &str,
-    (e, c): (u64, u64),
-    (e2, c2): (u64, u64),
-) -> std::result::Result<(), String> {
-    if e == e2 {
-        if c == c2 {
-            return Err(format!("counter and epoch of {id} same"));
-        }
-        if c > c2 {
-            return Err(format!("counter of {id} is moving backwards"));
-        }
-    } else if e > e2 {
-        return Err(format!("epoch of {id} is moving backwards"));
-    }
-    Ok(())
+/// The outcome of `arca verify --incremental`: the verdict, and notes for
+/// `-v` (what happened to the cache, how many files the patch changes).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Lines for `-v`, in order.
+    pub notes: Vec<String>,
 }
 
-/// Old and new (epoch, counter) of targets files both trees hold and that
-/// were already read and checked (from a verified state), by id.
-type KnownHeaders = BTreeMap<String, ((u64, u64), (u64, u64))>;
-
-/// conex's `verify_diffs`: the rules between the old and the new tree.
-fn verify_diffs(
-    old: &dyn Source,
-    new: &dyn Source,
-    patch: &Patch,
-    opts: &Options,
-    warnings: &mut Vec<String>,
-) -> std::result::Result<(), String> {
-    verify_diffs_known(old, new, patch, opts, warnings, &KnownHeaders::new())
-}
-
-/// [`verify_diffs`], with the headers of some changed targets files known.
-fn verify_diffs_known(
-    old: &dyn Source,
-    new: &dyn Source,
-    patch: &Patch,
-    opts: &Options,
-    warnings: &mut Vec<String>,
-    known: &KnownHeaders,
-) -> std::result::Result<(), String> {
-    let rn = &opts.root_name;
-    let old_root: Root = read_resource(old, std::slice::from_ref(rn), rn, warnings)?;
-    let new_root: Root = read_resource(new, std::slice::from_ref(rn), rn, warnings)?;
-    if old_root.keydir != new_root.keydir {
-        return Err("old and new key directories are different".into());
-    }
-    let keydir = &new_root.keydir;
-    let mut root_changed = false;
-    let mut ids = BTreeSet::new();
-    for p in patch.paths() {
-        if p.len() > keydir.len() && p.starts_with(keydir) {
-            if let Some(id) = p.last() {
-                ids.insert(id.clone());
-            }
-        } else if p.len() == 1 && p[0] == *rn {
-            root_changed = true;
-        }
-    }
-    match old_root.header.counter.cmp(&new_root.header.counter) {
-        std::cmp::Ordering::Equal if root_changed => {
-            return Err("root counter same, expected to increase".into())
-        }
-        std::cmp::Ordering::Greater => return Err("root counter decremented".into()),
-        _ => {}
-    }
-    for id in &ids {
-        if let Some((o, n)) = known.get(id) {
-            targets_rule(id, *o, *n)?;
-            continue;
-        }
-        let mut path = keydir.clone();
-        path.push(id.clone());
-        let read =
-            |src: &dyn Source, w: &mut Vec<String>| -> std::result::Result<Targets, String> {
-                let t: Targets = read_resource(src, &path, id, w)?;
-                if opts.opam {
-                    if let Some(bad) = t
-                        .targets
-                        .iter()
-                        .find(|x| !x.valid_opam_path(&new_root.datadir))
-                    {
-                        return Err(format!(
-                            "{id} contains an invalid path {}",
-                            path_to_string(&bad.filename)
-                        ));
-                    }
-                }
-                Ok(t)
-            };
-        let deleted = matches!(new.read(&path), Err(e) if is_not_found(&e));
-        let mut scratch = Vec::new();
-        match (read(old, &mut scratch), read(new, warnings)) {
-            (Err(_), Ok(_)) => {}
-            (Ok(_), Err(_)) if deleted => {
-                return Err(format!(
-                    "targets file {} is deleted (conex does not allow deleting a targets file)",
-                    path_to_string(&path)
-                ))
-            }
-            (_, Err(e)) => return Err(e),
-            (Ok(t), Ok(t2)) => targets_rule(
-                id,
-                (t.header.epoch, t.header.counter),
-                (t2.header.epoch, t2.header.counter),
-            )?,
-        }
-    }
-    online_monotonicity::<Snapshot>(old, new, &new_root, crate::conex::Role::Snapshot, warnings);
-    online_monotonicity::<Timestamp>(old, new, &new_root, crate::conex::Role::Timestamp, warnings);
-    Ok(())
-}
-
-/// arca's extra check (a warning only; conex does not check it): a changed
-/// snapshot or timestamp should have a higher counter (or epoch).
-fn online_monotonicity<R: Resource>(
-    old: &dyn Source,
-    new: &dyn Source,
-    root: &Root,
-    role: crate::conex::Role,
-    warnings: &mut Vec<String>,
-) {
-    let Ok(Some((id, _, _))) = root.single_role(role) else {
-        return;
-    };
-    let path = vec![id.clone()];
-    let (Ok(a), Ok(b)) = (old.read(&path), new.read(&path)) else {
-        return;
-    };
-    if a == b {
-        return;
-    }
-    let mut scratch = Vec::new();
-    let (Ok(o), Ok(n)) = (
-        crate::conex::verify::parse_resource::<R>(a, &id, &mut scratch),
-        crate::conex::verify::parse_resource::<R>(b, &id, &mut scratch),
-    ) else {
-        return;
-    };
-    let (o, n) = (o.header(), n.header());
-    if (n.epoch, n.counter) <= (o.epoch, o.counter) {
-        warnings.push(format!(
-            "arca: {} {id} changed but its counter did not increase (epoch {} counter {} → epoch {} counter {}); conex does not check this",
-            R::TYP, o.epoch, o.counter, n.epoch, n.counter
-        ));
-    }
-}
-
-/// `arca verify --incremental --repository OLD --patch P`.
+/// `arca verify --incremental --repository OLD --patch P [--cache FILE]`:
+/// reads the patch and verifies it. Errors are about the inputs (no such
+/// folder, an unreadable or malformed patch); the verdict is in the
+/// [`Outcome`], for the caller to report.
 pub fn verify_incremental(
     old: &Path,
     patch: &Path,
     opts: Options,
-    verbose: bool,
-    json: bool,
     cache: Option<&Path>,
-) -> Result<()> {
+) -> Result<Outcome> {
     if !old.is_dir() {
         return Err(ArcaError::unusable(old, "not a directory"));
     }
     let data = std::fs::read(patch).map_err(|e| ArcaError::io(patch, e))?;
-    let (verdict, notes) = match cache {
+    let (verdict, mut notes) = match cache {
         None => (
             verify_patch(old, &data, opts).map_err(ArcaError::from)?,
             vec![],
         ),
         Some(c) => verify_patch_cached(old, &data, opts, c).map_err(ArcaError::from)?,
     };
-    if verbose && !json {
-        for n in &notes {
-            eprintln!("{n}");
-        }
-    }
-    if verbose && !json {
-        eprintln!(
-            "patch {}: {} file(s) changed",
-            patch.display(),
-            verdict.changed.len()
-        );
-    }
-    crate::cli::report(&verdict.warnings, verdict.result, verbose, json)
+    notes.push(format!(
+        "patch {}: {} file(s) changed",
+        patch.display(),
+        verdict.changed.len()
+    ));
+    Ok(Outcome { verdict, notes })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conex::resource::Path as CPath;
+    use crate::conex::verify::Source;
+    use std::collections::BTreeMap;
+    use std::io;
 
     use crate::conex::verify::MemSource as Mem;
 

@@ -37,5 +37,6 @@ pub mod ceremony;
 pub mod cli;
 pub mod incremental;
 pub mod operator;
+pub mod patch;
 pub mod status;
 pub mod verify_cache;

@@ -157,7 +157,9 @@ impl Setup {
                 ..Options::default()
             },
         );
-        v.verify_root().map(|(_, signers)| signers)
+        v.verify_root()
+            .map(|(_, signers)| signers)
+            .map_err(|e| e.to_string())
     }
 }
 

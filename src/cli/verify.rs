@@ -59,14 +59,14 @@ pub(super) fn verify_cmd(a: VerifyArgs) -> Result<()> {
                 "incremental mode needs --repository OLD and --patch FILE".into(),
             ));
         };
-        return crate::incremental::verify_incremental(
-            old,
-            patch,
-            opts,
-            a.verbose,
-            a.json,
-            a.cache.as_deref(),
-        );
+        let out = crate::incremental::verify_incremental(old, patch, opts, a.cache.as_deref())?;
+        if a.verbose && !a.json {
+            for n in &out.notes {
+                eprintln!("{n}");
+            }
+        }
+        let (warnings, r) = (out.verdict.warnings, out.verdict.result);
+        return report(&warnings, r.map_err(|e| e.to_string()), a.verbose, a.json);
     }
     let dir = a.dir.clone().or(a.repository.clone()).ok_or_else(|| {
         ArcaError::Input("give --dir DIR (or --incremental --repository OLD --patch FILE)".into())
@@ -74,7 +74,7 @@ pub(super) fn verify_cmd(a: VerifyArgs) -> Result<()> {
     let src = DirSource(dir);
     let Some(cache) = &a.cache else {
         let mut v = Verifier::new(&src, opts);
-        let r = v.verify_full();
+        let r = v.verify_full().map_err(|e| e.to_string());
         return report(&v.warnings, r, a.verbose, a.json);
     };
     let mut v = Verifier::new(&src, opts.clone()).capturing();
@@ -88,7 +88,7 @@ pub(super) fn verify_cmd(a: VerifyArgs) -> Result<()> {
             eprintln!("{note}");
         }
     }
-    report(&v.warnings, r, a.verbose, a.json)
+    report(&v.warnings, r.map_err(|e| e.to_string()), a.verbose, a.json)
 }
 
 /// Prints a verification outcome.
@@ -192,6 +192,6 @@ pub(crate) fn verify_dir(
     };
     let src = DirSource(dir);
     let mut v = Verifier::new(&src, opts);
-    let r = v.verify_full();
+    let r = v.verify_full().map_err(|e| e.to_string());
     (v.warnings, r)
 }

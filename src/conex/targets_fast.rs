@@ -1,0 +1,443 @@
+//! A borrowing parser for targets files in the shape conex writes them,
+//! and the canonical string of a targets file written directly.
+//!
+//! Targets files are the large conex files (one entry per signed file), and
+//! verification reads every one of them. [`parse`] reads the common shape
+//! without the general parser's token strings, value tree and wire tree:
+//! the file is read in place and each entry becomes a [`Target`] directly.
+//! It accepts only a strict subset of the syntax — blanks (space, tab,
+//! line feed), `name:` items, `[ … ]` lists, identifiers, decimal integers
+//! and strings (plain ones read in place; those with escapes, carriage
+//! returns or triple quotes, such as RSA keys, by the general lexer's
+//! string rule) — and only files that the general path decodes without a
+//! warning. On anything else (a comment, a group, an operator, a carriage
+//! return between tokens, a duplicate key, an entry that is not
+//! `[[filename "…"] [size 0x…] [digest […]]]` in some order, a value the
+//! general path would refuse or warn about) it returns `None` and the
+//! caller runs the general parser, so that its verdict, warnings and
+//! messages are exactly those of the general parser. The small parts of
+//! the file (header, keys, `valid`, delegations, signatures) go through the
+//! same decoding and the same functions as in the general path.
+
+use super::key::Digest;
+use super::opam::ocaml_trim;
+use super::resource::{self, string_to_path, Target, Targets};
+use super::wire::{uint_of_string, Wire, WireMap};
+use std::borrow::Cow;
+
+/// Nesting limit of the fast path (the general parser allows 200).
+const MAX_DEPTH: usize = 64;
+
+/// A value read in place.
+enum V<'a> {
+    Id(&'a str),
+    Int(i64),
+    Str(Cow<'a, str>),
+    List(Vec<V<'a>>),
+}
+
+fn is_alpha(c: u8) -> bool {
+    c.is_ascii_alphabetic()
+}
+fn is_ichar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+}
+
+struct P<'a> {
+    t: &'a str,
+    s: &'a [u8],
+    i: usize,
+}
+
+/// What a word (a run of identifier characters) is.
+enum Word<'a> {
+    Id(&'a str),
+    Int(i64),
+}
+
+impl<'a> P<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n') = self.s.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    /// A word at the cursor, as the general lexer reads it (longest match
+    /// of its rules); `None` where the rules could read it otherwise (a
+    /// `+` or `:` after it, `true`/`false`, a sign, an underscore-only or
+    /// too long number).
+    fn word(&mut self) -> Option<Word<'a>> {
+        self.word_before(false)
+    }
+
+    /// [`Self::word`]; with `colon`, a `:` may follow (a variable name).
+    fn word_before(&mut self, colon: bool) -> Option<Word<'a>> {
+        let k = self.i;
+        let mut j = k;
+        let mut alpha = false;
+        while let Some(&c) = self.s.get(j) {
+            if !is_ichar(c) {
+                break;
+            }
+            alpha |= is_alpha(c);
+            j += 1;
+        }
+        if j == k || matches!(self.s.get(j), Some(b'+')) || (!colon && self.s.get(j) == Some(&b':'))
+        {
+            return None;
+        }
+        let w = &self.t[k..j];
+        self.i = j;
+        if alpha {
+            if w == "true" || w == "false" {
+                return None;
+            }
+            return Some(Word::Id(w));
+        }
+        if w.len() <= 18 && w.bytes().all(|b| b.is_ascii_digit()) {
+            return w.parse().ok().map(Word::Int);
+        }
+        None
+    }
+
+    /// A string at the cursor (its opening quote checked): in place when
+    /// it is plain, else (an escape, a carriage return, triple quotes)
+    /// read by the general lexer's string rule.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let k = self.i + 1;
+        if self.s.get(k) == Some(&b'"') && self.s.get(k + 1) == Some(&b'"') {
+            let (v, end) = super::opam::lex_string(self.s, k + 2, true).ok()?;
+            self.i = end;
+            return Some(Cow::Owned(v));
+        }
+        let mut j = k;
+        loop {
+            match self.s.get(j)? {
+                b'"' => break,
+                b'\\' | b'\r' => {
+                    let (v, end) = super::opam::lex_string(self.s, k, false).ok()?;
+                    self.i = end;
+                    return Some(Cow::Owned(v));
+                }
+                _ => j += 1,
+            }
+        }
+        self.i = j + 1;
+        Some(Cow::Borrowed(&self.t[k..j]))
+    }
+
+    fn value(&mut self, depth: usize) -> Option<V<'a>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.ws();
+        match self.peek()? {
+            b'[' => {
+                self.i += 1;
+                let mut xs = Vec::new();
+                loop {
+                    self.ws();
+                    if self.peek()? == b']' {
+                        self.i += 1;
+                        return Some(V::List(xs));
+                    }
+                    xs.push(self.value(depth + 1)?);
+                }
+            }
+            b'"' => self.string().map(V::Str),
+            c if is_ichar(c) => match self.word()? {
+                Word::Id(w) => Some(V::Id(w)),
+                Word::Int(n) => Some(V::Int(n)),
+            },
+            _ => None,
+        }
+    }
+
+    /// `[` at the cursor, after blanks.
+    fn open(&mut self) -> Option<()> {
+        self.ws();
+        (self.peek()? == b'[').then(|| self.i += 1)
+    }
+
+    /// `]` at the cursor, after blanks.
+    fn close(&mut self) -> bool {
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// An identifier at the cursor, after blanks.
+    fn ident(&mut self) -> Option<&'a str> {
+        self.ws();
+        match self.word()? {
+            Word::Id(w) => Some(w),
+            Word::Int(_) => None,
+        }
+    }
+
+    /// A string at the cursor, after blanks.
+    fn str(&mut self) -> Option<Cow<'a, str>> {
+        self.ws();
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.string()
+    }
+
+    /// One entry `[[filename "…"] [size 0x…] [digest ["…" …]]]`, its three
+    /// fields in any order, exactly once each.
+    fn target(&mut self) -> Option<Target> {
+        let (mut filename, mut size, mut digest) = (None, None, None);
+        for _ in 0..3 {
+            self.open()?;
+            match self.ident()? {
+                "filename" if filename.is_none() => {
+                    filename = Some(string_to_path(ocaml_trim(&self.str()?)).ok()?);
+                }
+                "size" if size.is_none() => {
+                    let w = self.ident()?;
+                    if !w.starts_with("0x") {
+                        return None;
+                    }
+                    size = Some(uint_of_string(w)?);
+                }
+                "digest" if digest.is_none() => {
+                    self.open()?;
+                    let mut ds = Vec::with_capacity(1);
+                    while !self.close() {
+                        // an unknown algorithm warns, a malformed digest
+                        // is refused: both left to the general path
+                        ds.push(Digest::parse(ocaml_trim(&self.str()?)).ok()?);
+                    }
+                    digest = Some(ds);
+                }
+                _ => return None,
+            }
+            if !self.close() {
+                return None;
+            }
+        }
+        if !self.close() {
+            return None;
+        }
+        Some(Target {
+            filename: filename?,
+            digest: digest?,
+            size: size?,
+        })
+    }
+
+    /// The `targets` list.
+    fn targets(&mut self) -> Option<Vec<Target>> {
+        self.open()?;
+        let mut out = Vec::new();
+        while !self.close() {
+            self.open()?;
+            out.push(self.target()?);
+        }
+        Some(out)
+    }
+
+    /// The `signed` map: its small fields decoded to wire values, the
+    /// `targets` list read into entries.
+    fn signed(&mut self) -> Option<(WireMap, Vec<Target>)> {
+        self.open()?;
+        let mut m = WireMap::new();
+        let mut targets = None;
+        let mut n = 0;
+        while !self.close() {
+            n += 1;
+            self.open()?;
+            let k = self.ident()?;
+            if k == "targets" {
+                if targets.is_some() {
+                    return None;
+                }
+                targets = Some(self.targets()?);
+            } else {
+                let v = wire(self.value(1)?)?;
+                if m.insert(k.to_string(), v).is_some() {
+                    return None;
+                }
+            }
+            if !self.close() {
+                return None;
+            }
+        }
+        // an empty list would decode to a list, not a map
+        if n == 0 {
+            return None;
+        }
+        Some((m, targets?))
+    }
+}
+
+/// Whether a value is a `[key value]` pair (the general decoder's test for
+/// a list that is a map).
+fn is_pair(v: &V) -> bool {
+    matches!(v, V::List(kv) if kv.len() == 2 && matches!(kv[0], V::Id(_)))
+}
+
+/// The general decoder (`opam::decode_value`) on a value read in place;
+/// `None` where it would fail or warn.
+fn wire(v: V) -> Option<Wire> {
+    Some(match v {
+        V::Id(s) if s.starts_with("0x") => Wire::Bigint(uint_of_string(s)?),
+        V::Id("emptymap") => Wire::Map(WireMap::new()),
+        V::Id(s) => Wire::Ident(s.to_string()),
+        V::Str(s) => Wire::Data(ocaml_trim(&s).to_string()),
+        V::Int(i) => Wire::Smallint(i),
+        V::List(xs) if xs.is_empty() => Wire::List(vec![]),
+        V::List(xs) if xs.iter().all(is_pair) => {
+            let mut m = WireMap::new();
+            for x in xs {
+                let V::List(kv) = x else { return None };
+                let mut kv = kv.into_iter();
+                let (Some(V::Id(k)), Some(val)) = (kv.next(), kv.next()) else {
+                    return None;
+                };
+                if m.insert(ocaml_trim(k).to_string(), wire(val)?).is_some() {
+                    return None;
+                }
+            }
+            Wire::Map(m)
+        }
+        V::List(xs) => Wire::List(xs.into_iter().map(wire).collect::<Option<_>>()?),
+    })
+}
+
+/// Parses a targets file in the common shape; `None` when the general
+/// parser must decide (see the module documentation). On success, the
+/// targets file and the warnings the general path gives for it.
+pub fn parse(text: &str) -> Option<(Targets, Vec<String>)> {
+    let mut p = P {
+        t: text,
+        s: text.as_bytes(),
+        i: 0,
+    };
+    let (mut signed, mut sigs) = (None, None);
+    loop {
+        p.ws();
+        if p.peek().is_none() {
+            break;
+        }
+        let name = match p.word_before(true)? {
+            Word::Id(w) => w,
+            Word::Int(_) => return None,
+        };
+        // `name:` followed by a blank, a list or a string (an identifier
+        // right after the colon would be read with the name)
+        if p.peek()? != b':' {
+            return None;
+        }
+        p.i += 1;
+        if !matches!(p.peek()?, b' ' | b'\t' | b'\n' | b'[' | b'"') {
+            return None;
+        }
+        match name {
+            "signed" if signed.is_none() => signed = Some(p.signed()?),
+            "signatures" if sigs.is_none() => {
+                let v = p.value(0)?;
+                if !matches!(&v, V::List(xs) if xs.is_empty() || !xs.iter().all(is_pair)) {
+                    return None;
+                }
+                sigs = Some(wire(v)?);
+            }
+            _ => return None,
+        }
+    }
+    let (signed, targets) = signed?;
+    let sigs = match sigs {
+        Some(Wire::List(l)) => l,
+        None => Vec::new(),
+        Some(_) => return None,
+    };
+    let mut warnings = Vec::new();
+    let mut targets = Some(targets);
+    let t = resource::targets_of_parts(&signed, &sigs, &mut warnings, |_| {
+        Ok(targets.take().unwrap_or_default())
+    })
+    .ok()?;
+    Some((t, warnings))
+}
+
+/// The canonical string of a targets file's `signed` map, written without
+/// building its wire value (the same bytes as
+/// `Wire::Map(t.signed_wire()).canonical()`).
+pub(super) fn canonical_signed(t: &Targets) -> String {
+    let m = t.signed_wire_without_targets();
+    let mut out = String::with_capacity(64 + t.targets.len() * 140);
+    out.push('{');
+    let mut first = true;
+    let mut sep = |out: &mut String| {
+        if !first {
+            out.push(';');
+        }
+        first = false;
+    };
+    let mut written = false;
+    for (k, v) in &m {
+        if !written && k.as_str() > "targets" {
+            sep(&mut out);
+            write_targets(&mut out, &t.targets);
+            written = true;
+        }
+        sep(&mut out);
+        out.push_str(k);
+        out.push(':');
+        v.write_canonical(&mut out);
+    }
+    if !written {
+        sep(&mut out);
+        write_targets(&mut out, &t.targets);
+    }
+    out.push('}');
+    out
+}
+
+fn itoa(n: usize) -> String {
+    n.to_string()
+}
+
+/// `targets:[{digest:[…];filename:…;size:0x…};…]`
+fn write_targets(out: &mut String, ts: &[Target]) {
+    out.push_str("targets:[");
+    for (n, t) in ts.iter().enumerate() {
+        if n > 0 {
+            out.push(';');
+        }
+        out.push_str("{digest:[");
+        for (m, d) in t.digest.iter().enumerate() {
+            if m > 0 {
+                out.push(';');
+            }
+            out.push_str(itoa(d.alg.len() + 1 + d.data.len()).as_str());
+            out.push('\'');
+            out.push_str(&d.alg);
+            out.push('=');
+            out.push_str(&d.data);
+        }
+        out.push_str("];filename:");
+        let len = t.filename.iter().map(|c| c.len() + 1).sum::<usize>();
+        out.push_str(itoa(len.saturating_sub(1)).as_str());
+        out.push('\'');
+        for (m, c) in t.filename.iter().enumerate() {
+            if m > 0 {
+                out.push('/');
+            }
+            out.push_str(c);
+        }
+        out.push_str(";size:");
+        out.push_str(&super::wire::uint_to_string(t.size));
+        out.push('}');
+    }
+    out.push(']');
+}

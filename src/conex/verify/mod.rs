@@ -1,0 +1,234 @@
+//! Full verification of a repository with conex's verdicts (conex 1.0
+//! `Conex.verify_root`, `verify_timestamp`, `verify_snapshot`, `verify`).
+//!
+//! The work that grows with the repository runs in parallel on all cores:
+//! targets files are read, parsed and their signatures checked concurrently,
+//! and the data directory is walked and hashed concurrently (file contents
+//! are streamed, so memory does not depend on file sizes). Results are
+//! consumed in the same order as a sequential run, so verdicts and warnings
+//! are exactly those of the sequential algorithm. Each distinct signature
+//! is verified once ([`SigCache`]).
+
+use super::expr::{id_equal, Expr, KeyRef};
+use super::key::{Digest, KeyDataError};
+use super::resource::{
+    conex_timestamp, path_to_string, Path, Resource, Root, Snapshot, Target, Targets, Timestamp,
+};
+use super::wire::{Wire, WireMap};
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
+
+mod error;
+mod full;
+mod incremental;
+mod read;
+mod roles;
+mod signatures;
+mod source;
+pub mod state;
+mod targets;
+
+pub use error::{StateError, VerifyError};
+pub use incremental::{verify_diffs, KnownHeaders};
+pub use read::{parse_resource, read_resource};
+pub use signatures::{valid_signatures, valid_signatures_cached, SigCache};
+pub use source::{hash_file, hash_reader, DirSource, MemSource, Source};
+pub use targets::FastExpr;
+use targets::{load_targets, load_targets_entry};
+
+/// Verification options (the verifier's command-line flags).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Trust anchors (root key ids).
+    pub anchors: BTreeSet<Digest>,
+    /// Minimum number of distinct anchored root signers.
+    pub quorum: Option<usize>,
+    /// Seconds a timestamp may lie in the future.
+    pub expiry: i64,
+    /// The current time (unix seconds).
+    pub now: i64,
+    /// Check opam repository path rules.
+    pub opam: bool,
+    /// Tolerate unsigned packages nobody signed anything in.
+    pub ignore_missing: bool,
+    /// Name of the root file.
+    pub root_name: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            anchors: BTreeSet::new(),
+            quorum: None,
+            expiry: 900,
+            now: 0,
+            opam: true,
+            ignore_missing: false,
+            root_name: "root".into(),
+        }
+    }
+}
+
+/// What a successful verification established.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Summary {
+    /// Root key ids whose anchored signatures counted.
+    pub root_signers: Vec<String>,
+    /// Root counter.
+    pub root_counter: u64,
+    /// The timestamp file's id, counter and epoch, when present.
+    pub timestamp: Option<(String, u64, u64)>,
+    /// The snapshot file's id, counter and epoch, when present.
+    pub snapshot: Option<(String, u64, u64)>,
+    /// Targets files that verified.
+    pub targets_files: Vec<String>,
+    /// Files under the data directory that matched.
+    pub files: usize,
+}
+
+type Loaded = (Result<Arc<Targets>, VerifyError>, Vec<String>);
+
+/// The verifier: accumulates conex's warnings while it works.
+pub struct Verifier<'a> {
+    src: &'a dyn Source,
+    opts: Options,
+    /// Warnings, in order (conex's `[WARNING]` lines).
+    pub warnings: Vec<String>,
+    cache: HashMap<String, Result<Arc<Targets>, VerifyError>>,
+    /// Targets files loaded ahead (in parallel), with their warnings, not
+    /// yet consumed in sequential order.
+    pending: HashMap<String, Loaded>,
+    sigs: Arc<SigCache>,
+    /// Whether [`Self::verify_full`] keeps a [`VerifiedTree`].
+    capture: bool,
+    captured: Option<VerifiedTree>,
+}
+
+/// What a clean full verification established about the tree, kept for a
+/// verified state ([`state`]): only made when the
+/// maintainer level gave no warning at all and nothing is delegated, so
+/// that the state is exactly "every targets file verified, every file
+/// matched".
+#[derive(Clone, Debug)]
+pub struct VerifiedTree {
+    /// The verified root.
+    pub root: Root,
+    /// The verified snapshot.
+    pub snapshot: Snapshot,
+    /// The targets files of the maintainer expression, all verified.
+    pub targets: Vec<Arc<Targets>>,
+    /// Every file under the data directory: path, digest and size.
+    pub disk: DiskFiles,
+    /// The summary of the verification.
+    pub summary: Summary,
+}
+
+/// Signed files: path → accepted (digest, size), in (digest, size) order
+/// per path, borrowed from the verified targets files. A hash map: nothing
+/// needs the paths in order except the messages, which are sorted where
+/// they are made.
+type TargetTree<'t> = FastMap<&'t Path, Vec<(&'t Digest, u64)>>;
+/// A hash map with a fast, randomly seeded hash (foldhash): the keys come
+/// from the repository, so the seed keeps colliding keys from being made.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// One delegation level whose targets files were collected: its path, the
+/// expression, the ids it delegates to (key digest, epoch), its verified
+/// targets files, and where its warnings go among the others.
+struct Level {
+    path: Path,
+    expr: Expr,
+    id_d: BTreeMap<String, (Digest, u64)>,
+    targets: Vec<Arc<Targets>>,
+    warnings_at: usize,
+}
+/// The files under the data directory: path, digest and size.
+pub type DiskFiles = Vec<(Path, (Digest, u64))>;
+/// Verified targets files of one delegation level: key digest → (id,
+/// epoch), id → (key digest, epoch), the files.
+type Collected = (
+    HashMap<Digest, (String, u64)>,
+    BTreeMap<String, (Digest, u64)>,
+    Vec<Arc<Targets>>,
+);
+/// A delegation entry: (expression, terminating, id, key digest, epoch).
+type DelegationEntry = (Expr, bool, String, Digest, u64);
+/// Supporters of one delegation expression: (terminating, id, key digest, epoch).
+type DelegationSups = Vec<(bool, String, Digest, u64)>;
+
+impl<'a> Verifier<'a> {
+    /// A verifier for `src`.
+    pub fn new(src: &'a dyn Source, opts: Options) -> Verifier<'a> {
+        Verifier {
+            src,
+            opts,
+            warnings: Vec::new(),
+            cache: HashMap::new(),
+            pending: HashMap::new(),
+            sigs: Arc::new(SigCache::new()),
+            capture: false,
+            captured: None,
+        }
+    }
+
+    /// Keeps a [`VerifiedTree`] after a clean full verification (see
+    /// [`Self::take_verified_tree`]).
+    pub fn capturing(mut self) -> Verifier<'a> {
+        self.capture = true;
+        self
+    }
+
+    /// The tree a clean [`Self::verify_full`] established, when capturing.
+    pub fn take_verified_tree(&mut self) -> Option<VerifiedTree> {
+        self.captured.take()
+    }
+
+    /// The targets file `id` (`<keydir>/<id>`) read, parsed and checked as
+    /// full verification does (opam paths, the snapshot's digest,
+    /// signatures, its own expression), with its warnings.
+    pub fn check_targets_file(
+        &self,
+        root: &Root,
+        snap: Option<&Snapshot>,
+        id: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<Targets, VerifyError> {
+        load_targets(self.src, &self.opts, root, snap, id, &self.sigs, warnings)
+    }
+
+    /// [`Self::check_targets_file`] against the snapshot `snap`, with the
+    /// file's own entry (`<keydir>/<id>`, the digest and size of the bytes
+    /// that were checked).
+    pub fn check_targets_file_entry(
+        &self,
+        root: &Root,
+        snap: &Snapshot,
+        id: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Targets, Target), VerifyError> {
+        let (t, e) = load_targets_entry(
+            self.src,
+            &self.opts,
+            root,
+            Some(snap),
+            id,
+            &self.sigs,
+            warnings,
+        )?;
+        let e = e.ok_or("no entry for the targets file")?;
+        Ok((t, e))
+    }
+
+    /// Uses (and fills) a shared signature cache.
+    pub fn with_sig_cache(mut self, sigs: Arc<SigCache>) -> Verifier<'a> {
+        self.sigs = sigs;
+        self
+    }
+
+    /// The signature cache of this verifier.
+    pub fn sig_cache(&self) -> &Arc<SigCache> {
+        &self.sigs
+    }
+}

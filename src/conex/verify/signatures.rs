@@ -1,0 +1,142 @@
+//! Signature checks: each distinct signature verified once, the bytes a
+//! signature covers.
+
+use super::*;
+
+/// Outcomes of signature verifications: each distinct (key, algorithm,
+/// signed bytes, signature) is verified once. Shared between verifiers
+/// (e.g. across the two trees of an incremental verification).
+#[derive(Default)]
+pub struct SigCache {
+    map: Mutex<HashMap<[u8; 32], Result<(), KeyDataError>>>,
+}
+
+impl SigCache {
+    /// An empty cache.
+    pub fn new() -> SigCache {
+        SigCache::default()
+    }
+
+    /// Number of distinct signatures verified so far.
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether nothing was verified yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Verifies `sig_b64` over `msg` with `key`, or returns the cached
+    /// outcome of the same verification.
+    pub fn verify(
+        &self,
+        key: &crate::conex::PublicKey,
+        alg: crate::conex::SigAlg,
+        msg: &[u8],
+        sig_b64: &str,
+    ) -> Result<(), KeyDataError> {
+        let mut h = Sha256::new();
+        for part in [
+            key.conex_string().as_bytes(),
+            alg.as_str().as_bytes(),
+            Sha256::digest(msg).as_slice(),
+            sig_b64.as_bytes(),
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        let k: [u8; 32] = h.finalize().into();
+        if let Some(r) = self.map.lock().ok().and_then(|m| m.get(&k).cloned()) {
+            return r;
+        }
+        let r = key.verify_b64(alg, msg, sig_b64);
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(k, r.clone());
+        }
+        r
+    }
+}
+
+/// Verifies every signature of a resource with the key of the same id in
+/// the resource; returns valid signers as key id → signer id (one entry per
+/// key id: a key listed under two ids counts once).
+pub fn valid_signatures<R: Resource>(
+    r: &R,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<Digest, String> {
+    valid_signatures_cached(r, warnings, &SigCache::new())
+}
+
+/// [`valid_signatures`] with a shared cache; several signatures of one
+/// file are verified in parallel.
+pub fn valid_signatures_cached<R: Resource>(
+    r: &R,
+    warnings: &mut Vec<String>,
+    cache: &SigCache,
+) -> BTreeMap<Digest, String> {
+    let signed = r.canonical_signed();
+    let sigs: Vec<_> = r
+        .signatures()
+        .iter()
+        .map(|(id, sig)| {
+            let tbs = wrap_signed(r, &signed, id, &sig.created, sig.alg);
+            (id, sig, r.keys().get(id), tbs)
+        })
+        .collect();
+    let checked: Vec<Option<Result<(), KeyDataError>>> = sigs
+        .par_iter()
+        .map(|(_, sig, key, tbs)| {
+            let key = (*key)?;
+            Some(cache.verify(&key.key, sig.alg, tbs.as_bytes(), &sig.value))
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for ((id, _, _, _), res) in sigs.into_iter().zip(checked) {
+        match res {
+            None => warnings.push(format!(
+                "{} {}: no key {id} for its signature",
+                R::TYP,
+                r.header().name
+            )),
+            Some(Ok(())) => {
+                if let Some(key) = r.keys().get(id) {
+                    out.insert(key.key_id(), id.clone());
+                }
+            }
+            Some(Err(e)) => warnings.push(format!(
+                "{} {}: signature of {id}: {e}",
+                R::TYP,
+                r.header().name
+            )),
+        }
+    }
+    out
+}
+
+/// The bytes a signature covers (`to_be_signed`), from the canonical string
+/// of the signed map computed once per file.
+fn wrap_signed<R: Resource>(
+    r: &R,
+    signed_canonical: &str,
+    id: &str,
+    created: &str,
+    alg: crate::conex::SigAlg,
+) -> String {
+    // the wrapper's keys sort as created < data < identifier < sigtype
+    let empty = crate::conex::resource::to_be_signed(&WireMap::new(), id, created, alg);
+    let head = format!("{{created:{};data:", Wire::Data(created.into()).canonical());
+    match empty
+        .strip_prefix(head.as_str())
+        .and_then(|t| t.strip_prefix("{}"))
+    {
+        Some(tail) => {
+            let mut s = String::with_capacity(head.len() + signed_canonical.len() + tail.len());
+            s.push_str(&head);
+            s.push_str(signed_canonical);
+            s.push_str(tail);
+            s
+        }
+        None => r.to_be_signed(id, created, alg),
+    }
+}

@@ -1,0 +1,740 @@
+//! A verified state: what a clean full verification established about a
+//! tree (per targets file its id, digest, size, epoch and counter; per path
+//! under the data directory the file on disk and the entries that sign it),
+//! keyed by the digests of the root, snapshot and timestamp bytes and of
+//! the options; its text form; and verification of an updated tree from
+//! the state of the old one ([`verify_from_state`]). Reading and writing
+//! the state's file, and deciding whether the file may be trusted, is the
+//! caller's.
+
+use super::{
+    hash_file, FastExpr, FastMap, Options, SigCache, Source, StateError, Summary, VerifiedTree,
+    Verifier,
+};
+use crate::conex::expr::Expr;
+use crate::conex::key::Digest;
+use crate::conex::resource::{path_to_string, Path as CPath, Role, Root, Target};
+use crate::conex::{Snapshot, Timestamp};
+use sha2::{Digest as _, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io;
+use std::sync::Arc;
+
+const MAGIC: &str = "arca verified state\t1";
+
+/// Digest of the options that change a verdict (not the time: the
+/// timestamp is checked again each time).
+fn options_fingerprint(opts: &Options) -> Vec<u8> {
+    let mut s = String::new();
+    for a in &opts.anchors {
+        s.push_str(&a.to_string());
+        s.push('\n');
+    }
+    s.push_str(&format!(
+        "quorum {:?}\nopam {}\nignore-missing {}\nroot {}\n",
+        opts.quorum, opts.opam, opts.ignore_missing, opts.root_name
+    ));
+    s.into_bytes()
+}
+
+/// The cache key: SHA-256 over the options and the root, snapshot and
+/// timestamp names and bytes.
+pub(crate) fn state_key(opts: &Options, files: &[(&str, &[u8])]) -> String {
+    let mut h = Sha256::new();
+    let fp = options_fingerprint(opts);
+    h.update((fp.len() as u64).to_be_bytes());
+    h.update(&fp);
+    for (name, bytes) in files {
+        h.update((name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+        h.update(Sha256::digest(bytes));
+    }
+    hex::encode(h.finalize())
+}
+
+/// A field that can be written on a cache line.
+fn clean(s: &str) -> Option<&str> {
+    (!s.contains(['\t', '\n', '\r'])).then_some(s)
+}
+
+/// One targets file of a verified state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TargetsRec {
+    id: String,
+    /// The name in the file's header (conex compares ids ignoring case).
+    name: String,
+    digest: Digest,
+    size: u64,
+    epoch: u64,
+    counter: u64,
+}
+
+/// One path under the data directory: on disk (digest, size) and the
+/// entries (targets file index, digest, size) in targets-file order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct PathRec {
+    disk: Option<(Digest, u64)>,
+    entries: Vec<(usize, Digest, u64)>,
+}
+
+fn render_path_line(out: &mut String, path: &str, r: &PathRec) {
+    out.push_str("p\t");
+    out.push_str(path);
+    match &r.disk {
+        Some((d, n)) => {
+            out.push('\t');
+            out.push_str(&d.to_string());
+            out.push('\t');
+            out.push_str(&n.to_string());
+        }
+        None => out.push_str("\t-\t-"),
+    }
+    for (i, d, n) in &r.entries {
+        out.push('\t');
+        out.push_str(&i.to_string());
+        if r.disk.as_ref().is_some_and(|(dd, nn)| dd == d && nn == n) {
+            continue;
+        }
+        out.push(':');
+        out.push_str(&d.to_string());
+        out.push(':');
+        out.push_str(&n.to_string());
+    }
+    out.push('\n');
+}
+
+fn parse_digest(s: &str) -> Option<Digest> {
+    let (alg, data) = s.split_once('=')?;
+    Some(Digest {
+        alg: alg.into(),
+        data: data.into(),
+    })
+}
+
+fn parse_path_rest(rest: &str) -> Option<PathRec> {
+    let mut it = rest.split('\t');
+    let (d, n) = (it.next()?, it.next()?);
+    let disk = if d == "-" && n == "-" {
+        None
+    } else {
+        Some((parse_digest(d)?, n.parse().ok()?))
+    };
+    let mut entries = Vec::new();
+    for e in it {
+        match e.split_once(':') {
+            None => {
+                let (dd, nn) = disk.clone()?;
+                entries.push((e.parse().ok()?, dd, nn));
+            }
+            Some((i, rest)) => {
+                let (d, n) = rest.rsplit_once(':')?;
+                entries.push((i.parse().ok()?, parse_digest(d)?, n.parse().ok()?));
+            }
+        }
+    }
+    Some(PathRec { disk, entries })
+}
+
+/// Whether a path line's entries name one of the targets files `ids`
+/// (without parsing the digests).
+fn lists_any(rest: &str, ids: &BTreeSet<usize>) -> bool {
+    rest.split('\t').skip(2).any(|e| {
+        let i = e.split_once(':').map_or(e, |(i, _)| i);
+        i.parse::<usize>().map_or(true, |i| ids.contains(&i))
+    })
+}
+
+/// Whether the entries of a path line from the targets files `ids` are
+/// exactly `new` (same files, digests and sizes, in order).
+fn same_entries(rest: &str, ids: &BTreeSet<usize>, new: &[(usize, Digest, u64)]) -> bool {
+    let mut it = rest.split('\t');
+    let (Some(dd), Some(dn)) = (it.next(), it.next()) else {
+        return false;
+    };
+    let mut new = new.iter();
+    for tok in it {
+        let (i, d, n) = match tok.split_once(':') {
+            None => (tok, dd, dn),
+            Some((i, r)) => match r.rsplit_once(':') {
+                Some((d, n)) => (i, d, n),
+                None => return false,
+            },
+        };
+        let Ok(i) = i.parse::<usize>() else {
+            return false;
+        };
+        if !ids.contains(&i) {
+            continue;
+        }
+        let Some((j, nd, nn)) = new.next() else {
+            return false;
+        };
+        let same_digest = d
+            .split_once('=')
+            .is_some_and(|(a, h)| a == nd.alg && h == nd.data);
+        if *j != i || !same_digest || n.parse::<u64>() != Ok(*nn) {
+            return false;
+        }
+    }
+    new.next().is_none()
+}
+
+/// A verified state as read from (or about to be written to) a cache file.
+#[derive(Debug)]
+pub struct State {
+    pub(crate) key: String,
+    pub(crate) snapshot: String,
+    pub(crate) timestamp: String,
+    keydir: CPath,
+    datadir: CPath,
+    expr: String,
+    files: usize,
+    targets: Vec<TargetsRec>,
+    /// The path lines (`p\t<path>\t<disk digest>\t<size>\t<entries…>\n`),
+    /// one per path, parsed only where the update touches them.
+    paths: String,
+}
+
+fn split_path(s: &str) -> CPath {
+    if s.is_empty() {
+        Vec::new()
+    } else {
+        s.split('/').map(str::to_string).collect()
+    }
+}
+
+impl State {
+    /// The state a clean full verification established, keyed by the root,
+    /// snapshot and timestamp bytes `src` holds now (which must be the ones
+    /// verified). `None` when the tree cannot be written down (a name with
+    /// a tab or a line break, no timestamp role, or files that changed
+    /// since they were verified).
+    pub fn of_tree(src: &dyn Source, opts: &Options, t: &VerifiedTree) -> Option<State> {
+        let root = &t.root;
+        let (snap_id, _, _) = root.single_role(Role::Snapshot).ok()??;
+        let (ts_id, _, _) = root.single_role(Role::Timestamp).ok()??;
+        let rb = src.read(std::slice::from_ref(&opts.root_name)).ok()?;
+        let sb = src.read(std::slice::from_ref(&snap_id)).ok()?;
+        let tb = src.read(std::slice::from_ref(&ts_id)).ok()?;
+        // the bytes must be those verified
+        let mut scratch = Vec::new();
+        let r2: Root =
+            crate::conex::verify::parse_resource(rb.clone(), &opts.root_name, &mut scratch).ok()?;
+        let s2: Snapshot =
+            crate::conex::verify::parse_resource(sb.clone(), &snap_id, &mut scratch).ok()?;
+        let t2: Timestamp =
+            crate::conex::verify::parse_resource(tb.clone(), &ts_id, &mut scratch).ok()?;
+        let snap_tgt = Target::of_bytes(vec![snap_id.clone()], &sb);
+        if r2 != *root || s2 != t.snapshot || !t2.targets.iter().any(|x| x.same(&snap_tgt)) {
+            return None;
+        }
+        let expr = root.roles.get(&Role::Maintainer)?;
+        let remotes = expr.remotes();
+        if remotes.len() != t.targets.len() {
+            return None;
+        }
+        let mut targets = Vec::new();
+        let mut index = HashMap::new();
+        for ((id, _), tf) in remotes.iter().zip(&t.targets) {
+            if !crate::conex::expr::id_equal(id, &tf.header.name) {
+                return None;
+            }
+            let mut p = root.keydir.clone();
+            p.push(id.clone());
+            // the snapshot vouches for these bytes (full verification
+            // checked that the file matches one of its entries)
+            let bytes = src.read(&p).ok()?;
+            let tg = Target::of_bytes(p, &bytes);
+            if !t.snapshot.targets.iter().any(|x| x.same(&tg)) {
+                return None;
+            }
+            clean(id)?;
+            clean(&tf.header.name)?;
+            index.insert(id.clone(), targets.len());
+            targets.push(TargetsRec {
+                id: id.clone(),
+                name: tf.header.name.clone(),
+                digest: tg.digest[0].clone(),
+                size: tg.size,
+                epoch: tf.header.epoch,
+                counter: tf.header.counter,
+            });
+        }
+        let mut paths: FastMap<String, PathRec> = FastMap::default();
+        for (p, (d, n)) in &t.disk {
+            paths.entry(path_to_string(p)).or_default().disk = Some((d.clone(), *n));
+        }
+        for (i, tf) in t.targets.iter().enumerate() {
+            for e in &tf.targets {
+                let rec = paths.entry(path_to_string(&e.filename)).or_default();
+                for d in &e.digest {
+                    rec.entries.push((i, d.clone(), e.size));
+                }
+            }
+        }
+        let mut lines = String::with_capacity(paths.len() * 100);
+        for (p, r) in paths {
+            clean(&p)?;
+            for d in r
+                .entries
+                .iter()
+                .map(|e| &e.1)
+                .chain(r.disk.iter().map(|x| &x.0))
+            {
+                clean(&d.to_string())?;
+            }
+            render_path_line(&mut lines, &p, &r);
+        }
+        let key = state_key(
+            opts,
+            &[
+                (opts.root_name.as_str(), &rb),
+                (snap_id.as_str(), &sb),
+                (ts_id.as_str(), &tb),
+            ],
+        );
+        Some(State {
+            key,
+            snapshot: clean(&snap_id)?.to_string(),
+            timestamp: clean(&ts_id)?.to_string(),
+            keydir: root.keydir.clone(),
+            datadir: root.datadir.clone(),
+            expr: clean(&expr.to_string())?.to_string(),
+            files: t.summary.files,
+            targets,
+            paths: lines,
+        })
+    }
+
+    /// The cache file's bytes.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096 + self.paths.len());
+        out.push_str(MAGIC);
+        out.push('\n');
+        out.push_str(&format!(
+            "key\t{}\nnames\t{}\t{}\nkeydir\t{}\ndatadir\t{}\nexpr\t{}\nfiles\t{}\n",
+            self.key,
+            self.snapshot,
+            self.timestamp,
+            path_to_string(&self.keydir),
+            path_to_string(&self.datadir),
+            self.expr,
+            self.files
+        ));
+        for t in &self.targets {
+            out.push_str(&format!(
+                "t\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                t.id, t.name, t.digest, t.size, t.epoch, t.counter
+            ));
+        }
+        out.push_str(&self.paths);
+        let end = hex::encode(Sha256::digest(out.as_bytes()));
+        out.push_str("end\t");
+        out.push_str(&end);
+        out.push('\n');
+        out
+    }
+
+    /// Parses a cache file; `Err` says why it cannot be used.
+    pub fn parse(text: &str) -> Result<State, StateError> {
+        let body_end = text
+            .trim_end_matches('\n')
+            .rfind('\n')
+            .map(|i| i + 1)
+            .ok_or("it is empty or truncated")?;
+        let (body, last) = text.split_at(body_end);
+        let want = last
+            .strip_prefix("end\t")
+            .and_then(|l| l.strip_suffix('\n'))
+            .ok_or("it is truncated (no end line)")?;
+        if hex::encode(Sha256::digest(body.as_bytes())) != want {
+            return Err("its end line does not match its content (changed or truncated)".into());
+        }
+        let (head, paths) = match body.find("\np\t") {
+            Some(i) => body.split_at(i + 1),
+            None => (body, ""),
+        };
+        let mut it = head.lines();
+        if it.next() != Some(MAGIC) {
+            return Err("not a verified-state file of this version".into());
+        }
+        let bad = |what: &str| StateError::from(format!("bad {what} line"));
+        let mut field = |name: &str| -> Result<String, StateError> {
+            it.next()
+                .and_then(|l| l.strip_prefix(name))
+                .and_then(|l| l.strip_prefix('\t'))
+                .map(str::to_string)
+                .ok_or_else(|| bad(name))
+        };
+        let key = field("key")?;
+        let names = field("names")?;
+        let (snapshot, timestamp) = names.split_once('\t').ok_or_else(|| bad("names"))?;
+        let keydir = split_path(&field("keydir")?);
+        let datadir = split_path(&field("datadir")?);
+        let expr = field("expr")?;
+        let files = field("files")?.parse().map_err(|_| bad("files"))?;
+        let mut targets = Vec::new();
+        for l in it {
+            if let Some(r) = l.strip_prefix("t\t") {
+                let f: Vec<&str> = r.split('\t').collect();
+                let [id, name, d, n, e, c] = f[..] else {
+                    return Err(bad("t"));
+                };
+                let num = |s: &str| s.parse::<u64>().map_err(|_| bad("t"));
+                targets.push(TargetsRec {
+                    id: id.into(),
+                    name: name.into(),
+                    digest: parse_digest(d).ok_or_else(|| bad("t"))?,
+                    size: num(n)?,
+                    epoch: num(e)?,
+                    counter: num(c)?,
+                });
+            } else {
+                return Err(StateError::from(format!(
+                    "unexpected line {:?}",
+                    crate::conex::shown(l)
+                )));
+            }
+        }
+        Ok(State {
+            key,
+            snapshot: snapshot.into(),
+            timestamp: timestamp.into(),
+            keydir,
+            datadir,
+            expr,
+            files,
+            targets,
+            paths: paths.to_string(),
+        })
+    }
+}
+
+/// The outcome of an incremental verification from a verified state.
+#[derive(Debug)]
+pub struct Fast {
+    /// The summary of the new tree.
+    pub summary: Summary,
+    /// Warnings, as full verification of the new tree would give them
+    /// (then conex's rules between the trees add theirs).
+    pub warnings: Vec<String>,
+    /// The verified state of the new tree.
+    pub state: State,
+    /// Number of paths checked again (the others are as verified before).
+    pub rechecked: usize,
+    /// The changed targets files' old and new (epoch, counter), by id.
+    pub headers: BTreeMap<String, (EpochCounter, EpochCounter)>,
+}
+
+/// (epoch, counter) of a targets file.
+pub type EpochCounter = (u64, u64);
+/// A path with its old record and its entries from changed targets files.
+type Todo = (String, PathRec, Vec<(usize, Digest, u64)>);
+
+/// Verifies the new tree `new` (the old tree plus the files in `changed`)
+/// from the verified state of the old tree. `Err` says why the state
+/// cannot decide (then verify the whole tree): only a clean success is
+/// decided here.
+pub fn verify_from_state(
+    st: &State,
+    new: &dyn Source,
+    changed: &BTreeSet<CPath>,
+    opts: &Options,
+    sigs: Arc<SigCache>,
+) -> Result<Fast, StateError> {
+    let mut v = Verifier::new(new, opts.clone()).with_sig_cache(sigs);
+    let (root, signers) = v.verify_root().map_err(|_| "the root does not verify")?;
+    let ts = v
+        .verify_timestamp(&root)
+        .map_err(|_| "the timestamp does not verify")?
+        .ok_or("no timestamp")?;
+    let snap = v
+        .verify_snapshot(&root, Some(&ts))
+        .map_err(|_| "the snapshot does not verify")?
+        .ok_or("no snapshot")?;
+    let expr: &Expr = root
+        .roles
+        .get(&Role::Maintainer)
+        .ok_or("no maintainer delegation")?;
+    if root.keydir != st.keydir || root.datadir != st.datadir {
+        return Err("the key or data directory changed".into());
+    }
+    if expr.to_string() != st.expr {
+        return Err("the maintainer expression changed".into());
+    }
+    let (snap_id, ts_id) = (snap.header.name.clone(), ts.header.name.clone());
+    if !crate::conex::expr::id_equal(&snap_id, &st.snapshot)
+        || !crate::conex::expr::id_equal(&ts_id, &st.timestamp)
+    {
+        return Err("the snapshot or timestamp role changed".into());
+    }
+    let remotes = expr.remotes();
+    if remotes.len() != st.targets.len()
+        || remotes.keys().zip(&st.targets).any(|(id, t)| *id != t.id)
+    {
+        return Err("the delegated targets files changed".into());
+    }
+    // what the patch changes
+    let kd = &root.keydir;
+    let mut changed_ids: BTreeSet<usize> = BTreeSet::new();
+    let mut data_changed: Vec<&CPath> = Vec::new();
+    let by_id: HashMap<&str, usize> = st
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
+    for p in changed {
+        if p.len() == 1 && (p[0] == opts.root_name || p[0] == snap_id || p[0] == ts_id) {
+            continue;
+        }
+        if p.len() == kd.len() + 1 && p.starts_with(kd) {
+            match by_id.get(p[kd.len()].as_str()) {
+                Some(i) => {
+                    changed_ids.insert(*i);
+                    continue;
+                }
+                None => return Err("a file in the key directory that is not delegated".into()),
+            }
+        }
+        if p.len() > root.datadir.len() && p.starts_with(&root.datadir) {
+            data_changed.push(p);
+            continue;
+        }
+        return Err(StateError::from(format!(
+            "the patch changes {}",
+            crate::conex::shown(&path_to_string(p))
+        )));
+    }
+    // the targets files: changed ones checked in full, the others as the
+    // new snapshot vouches for the bytes the state was made from
+    let mut recs = st.targets.clone();
+    let mut headers = BTreeMap::new();
+    let mut new_entries: FastMap<String, Vec<(usize, Digest, u64)>> = FastMap::default();
+    let mut dm = HashMap::new();
+    for (i, ((id, (dgst, epoch)), rec)) in remotes.iter().zip(recs.iter_mut()).enumerate() {
+        let mut path = kd.clone();
+        path.push(id.clone());
+        if changed_ids.contains(&i) {
+            let mut w = Vec::new();
+            let (t, tg) = v
+                .check_targets_file_entry(&root, &snap, id, &mut w)
+                .map_err(|e| {
+                    StateError::from(format!("targets file {}: {e}", crate::conex::shown(id)))
+                })?;
+            if !w.is_empty() {
+                return Err(StateError::from(format!(
+                    "targets file {} gives warnings",
+                    crate::conex::shown(id)
+                )));
+            }
+            if !t.delegations.is_empty() {
+                return Err("a targets file delegates".into());
+            }
+            match t.valid_hash() {
+                Ok(h) if h == *dgst && t.header.epoch == *epoch => {}
+                _ => return Err("a targets file's keys or epoch changed".into()),
+            }
+            clean(&t.header.name).ok_or("a name with a tab or line break")?;
+            headers.insert(
+                id.clone(),
+                ((rec.epoch, rec.counter), (t.header.epoch, t.header.counter)),
+            );
+            *rec = TargetsRec {
+                id: id.clone(),
+                name: t.header.name.clone(),
+                digest: tg.digest[0].clone(),
+                size: tg.size,
+                epoch: t.header.epoch,
+                counter: t.header.counter,
+            };
+            for e in &t.targets {
+                if e.filename.is_empty() {
+                    return Err("an entry with an empty path".into());
+                }
+                let p = path_to_string(&e.filename);
+                clean(&p).ok_or("a path with a tab or line break")?;
+                let v = new_entries.entry(p).or_default();
+                for d in &e.digest {
+                    clean(&d.to_string()).ok_or("a digest with a tab or line break")?;
+                    v.push((i, d.clone(), e.size));
+                }
+            }
+        } else {
+            let tg = Target {
+                filename: path,
+                digest: vec![rec.digest.clone()],
+                size: rec.size,
+            };
+            if !snap.targets.iter().any(|x| x.same(&tg)) {
+                return Err(StateError::from(format!(
+                    "the snapshot does not list targets file {} as verified",
+                    crate::conex::shown(id)
+                )));
+            }
+        }
+        dm.insert(dgst.clone(), (id.clone(), *epoch));
+    }
+    if !expr.eval(&dm, &BTreeSet::new()) {
+        return Err("the maintainer expression is not satisfied".into());
+    }
+    // the paths whose entries or bytes may have changed: one pass over
+    // the path lines; a line whose entries from the changed targets files
+    // are the same as before, for a file the patch does not touch, is
+    // copied as it is
+    let changed_data: HashSet<String> = data_changed.iter().map(|p| path_to_string(p)).collect();
+    let mut out = String::with_capacity(st.paths.len() + 4096);
+    let mut todo: Vec<Todo> = Vec::new();
+    for line in st.paths.split_inclusive('\n') {
+        let body = line
+            .strip_prefix("p\t")
+            .and_then(|l| l.strip_suffix('\n'))
+            .ok_or("bad path line")?;
+        let (p, rest) = body.split_once('\t').ok_or("bad path line")?;
+        let data = changed_data.contains(p);
+        if !data && (changed_ids.is_empty() || !lists_any(rest, &changed_ids)) {
+            out.push_str(line);
+            continue;
+        }
+        let new = new_entries.remove(p).unwrap_or_default();
+        if !data && same_entries(rest, &changed_ids, &new) {
+            out.push_str(line);
+            continue;
+        }
+        let r = parse_path_rest(rest)
+            .ok_or_else(|| StateError::from(format!("bad line for {}", crate::conex::shown(p))))?;
+        todo.push((p.to_string(), r, new));
+    }
+    for (p, new) in new_entries.drain() {
+        todo.push((p, PathRec::default(), new));
+    }
+    for p in changed_data.iter() {
+        if !todo.iter().any(|(q, _, _)| q == p) {
+            todo.push((p.clone(), PathRec::default(), Vec::new()));
+        }
+    }
+    let fast = FastExpr::new(expr);
+    let sup_ids: Vec<(&String, &Digest, u64)> =
+        remotes.iter().map(|(id, (d, e))| (id, d, *e)).collect();
+    let mut files = st.files as i64;
+    let rechecked = todo.len();
+    for (p, old, fresh) in todo {
+        let p = p.as_str();
+        let mut entries: Vec<(usize, Digest, u64)> = old
+            .entries
+            .iter()
+            .filter(|(i, _, _)| !changed_ids.contains(i))
+            .cloned()
+            .collect();
+        entries.extend(fresh);
+        // targets-file order, then entry order (as full verification)
+        entries.sort_by_key(|e| e.0);
+        let disk = if changed_data.contains(p) {
+            match hash_file(new, &split_path(p)) {
+                Ok(x) => Some(x),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(StateError::from(format!(
+                        "cannot read {}: {e}",
+                        crate::conex::shown(p)
+                    )))
+                }
+            }
+        } else {
+            old.disk.clone()
+        };
+        files += i64::from(disk.is_some()) - i64::from(old.disk.is_some());
+        // every (digest, size) group must be supported
+        let mut groups: Vec<&(usize, Digest, u64)> = entries.iter().collect();
+        groups.sort_by(|a, b| (&a.1, a.2).cmp(&(&b.1, b.2)));
+        let mut sups: Vec<(&String, &Digest, u64)> = Vec::new();
+        for g in groups.chunk_by(|a, b| (&a.1, a.2) == (&b.1, b.2)) {
+            sups.clear();
+            sups.extend(g.iter().map(|e| sup_ids[e.0]));
+            if !fast.eval_supporters(&sups) {
+                return Err(StateError::from(format!(
+                    "{} is not signed by a quorum",
+                    crate::conex::shown(p)
+                )));
+            }
+        }
+        match &disk {
+            Some((d, n))
+                if !entries.is_empty() && !entries.iter().any(|(_, d2, n2)| d2 == d && n2 == n) =>
+            {
+                return Err(StateError::from(format!(
+                    "{} does not match",
+                    crate::conex::shown(p)
+                )));
+            }
+            Some(_) if !entries.is_empty() => {}
+            Some(_) => {
+                let t = Target {
+                    filename: split_path(p),
+                    digest: vec![],
+                    size: 0,
+                };
+                if t.is_opam_file(&root.datadir) {
+                    return Err(StateError::from(format!(
+                        "{} is not signed",
+                        crate::conex::shown(p)
+                    )));
+                }
+            }
+            None if !entries.is_empty() => {
+                return Err(StateError::from(format!(
+                    "{} is not on disk",
+                    crate::conex::shown(p)
+                )))
+            }
+            None => {}
+        }
+        let rec = PathRec { disk, entries };
+        if rec.disk.is_some() || !rec.entries.is_empty() {
+            render_path_line(&mut out, p, &rec);
+        }
+    }
+    let files = usize::try_from(files).map_err(|_| "file count below zero")?;
+    let read = |n: &str| new.read(&[n.to_string()]).map_err(|e| e.to_string());
+    let (rb, sb, tb) = (read(&opts.root_name)?, read(&snap_id)?, read(&ts_id)?);
+    let key = state_key(
+        opts,
+        &[
+            (opts.root_name.as_str(), &rb),
+            (st.snapshot.as_str(), &sb),
+            (st.timestamp.as_str(), &tb),
+        ],
+    );
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    seen.extend(recs.iter().map(|r| r.name.clone()));
+    let summary = Summary {
+        root_signers: signers,
+        root_counter: root.header.counter,
+        timestamp: Some((ts.header.name.clone(), ts.header.counter, ts.header.epoch)),
+        snapshot: Some((
+            snap.header.name.clone(),
+            snap.header.counter,
+            snap.header.epoch,
+        )),
+        targets_files: seen.into_iter().collect(),
+        files,
+    };
+    let state = State {
+        key,
+        snapshot: st.snapshot.clone(),
+        timestamp: st.timestamp.clone(),
+        keydir: st.keydir.clone(),
+        datadir: st.datadir.clone(),
+        expr: st.expr.clone(),
+        files,
+        targets: recs,
+        paths: out,
+    };
+    Ok(Fast {
+        summary,
+        warnings: std::mem::take(&mut v.warnings),
+        state,
+        rechecked,
+        headers,
+    })
+}

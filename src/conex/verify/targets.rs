@@ -1,0 +1,224 @@
+//! Targets files: read, checked against the snapshot and their own
+//! expression, loaded in parallel and consumed in order; the expressions
+//! that judge their entries.
+
+use super::*;
+
+/// Reads, parses and checks one targets file (conex's `verify_targets`
+/// without its cache). Pure: warnings go to `warnings`.
+pub(super) fn load_targets(
+    src: &dyn Source,
+    opts: &Options,
+    root: &Root,
+    snap: Option<&Snapshot>,
+    id: &str,
+    sigs: &SigCache,
+    warnings: &mut Vec<String>,
+) -> Result<Targets, VerifyError> {
+    load_targets_entry(src, opts, root, snap, id, sigs, warnings).map(|(t, _)| t)
+}
+
+/// [`load_targets`], with the file's own entry (its path, digest and size)
+/// when it was checked against a snapshot.
+pub(super) fn load_targets_entry(
+    src: &dyn Source,
+    opts: &Options,
+    root: &Root,
+    snap: Option<&Snapshot>,
+    id: &str,
+    sigs: &SigCache,
+    warnings: &mut Vec<String>,
+) -> Result<(Targets, Option<Target>), VerifyError> {
+    let mut path = root.keydir.clone();
+    path.push(id.to_string());
+    let bytes = src.read(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => format!("{id} (type targets) was not found in repository"),
+        // a patch section that does not apply, a FIFO, …
+        _ => format!("{id} (type targets) cannot be read: {e}"),
+    })?;
+    // the snapshot vouches for these exact bytes (a large file is hashed
+    // while it is parsed)
+    let (tgt, t) = if bytes.len() >= 1 << 20 {
+        let (tgt, (t, w)) = rayon::join(
+            || snap.map(|_| Target::of_bytes(path.clone(), &bytes)),
+            || {
+                let mut w = Vec::new();
+                (parse_resource::<Targets>(bytes.clone(), id, &mut w), w)
+            },
+        );
+        warnings.extend(w);
+        (tgt, t?)
+    } else {
+        let tgt = snap.map(|_| Target::of_bytes(path.clone(), &bytes));
+        (tgt, parse_resource::<Targets>(bytes, id, warnings)?)
+    };
+    if opts.opam {
+        if let Some(bad) = t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)) {
+            return Err(VerifyError::from(format!(
+                "{id} contains an invalid path {}",
+                path_to_string(&bad.filename)
+            )));
+        }
+    }
+    if let (Some(snap), Some(tgt)) = (snap, &tgt) {
+        if !snap.targets.iter().any(|x| x.same(tgt)) {
+            return Err(VerifyError::from(format!(
+                "couldn't validate target {id}: no match in snapshot targets"
+            )));
+        }
+    }
+    let valid = valid_signatures_cached(&t, warnings, sigs);
+    let ids: BTreeSet<String> = valid.into_values().collect();
+    if t.valid.eval(&HashMap::new(), &ids) {
+        Ok((t, tgt))
+    } else {
+        Err(VerifyError::from(format!(
+            "couldn't validate expression in targets {id}"
+        )))
+    }
+}
+
+/// An expression prepared for evaluating many times against small sets of
+/// supporters (remote references indexed by digest): the same result as
+/// [`Expr::eval`] with no local signatures, without scanning every
+/// reference of a large quorum for each file.
+pub enum FastExpr {
+    /// A quorum of remote references, indexed by key digest.
+    Quorum(i64, HashMap<Digest, Vec<(String, u64)>>),
+    /// Both.
+    And(Box<FastExpr>, Box<FastExpr>),
+    /// Either.
+    Or(Box<FastExpr>, Box<FastExpr>),
+}
+
+impl FastExpr {
+    /// Prepares `e`.
+    pub fn new(e: &Expr) -> FastExpr {
+        match e {
+            Expr::Quorum(n, refs) => {
+                let mut remotes: HashMap<Digest, Vec<(String, u64)>> = HashMap::new();
+                for r in refs {
+                    match r {
+                        KeyRef::Local(_) => {}
+                        KeyRef::Remote { id, digest, epoch } => remotes
+                            .entry(digest.clone())
+                            .or_default()
+                            .push((id.clone(), *epoch)),
+                    }
+                }
+                FastExpr::Quorum(*n, remotes)
+            }
+            Expr::And(a, b) => {
+                FastExpr::And(Box::new(FastExpr::new(a)), Box::new(FastExpr::new(b)))
+            }
+            Expr::Or(a, b) => FastExpr::Or(Box::new(FastExpr::new(a)), Box::new(FastExpr::new(b))),
+        }
+    }
+
+    /// Same as `eval` with `dm` built from `sups` in order (a later
+    /// supporter with the same key digest replaces an earlier one) and no
+    /// local signatures.
+    pub fn eval_supporters(&self, sups: &[(&String, &Digest, u64)]) -> bool {
+        match self {
+            FastExpr::Quorum(n, remotes) => {
+                let mut good = 0i64;
+                for (i, (id2, d, e2)) in sups.iter().enumerate() {
+                    if sups[i + 1..].iter().any(|(_, d2, _)| d2 == d) {
+                        continue;
+                    }
+                    if let Some(v) = remotes.get(*d) {
+                        good += v
+                            .iter()
+                            .filter(|(id, e)| id_equal(id, id2) && e == e2)
+                            .count() as i64;
+                    }
+                }
+                good >= *n
+            }
+            FastExpr::And(a, b) => a.eval_supporters(sups) && b.eval_supporters(sups),
+            FastExpr::Or(a, b) => a.eval_supporters(sups) || b.eval_supporters(sups),
+        }
+    }
+}
+
+impl<'a> Verifier<'a> {
+    fn verify_targets(
+        &mut self,
+        root: &Root,
+        snap: Option<&Snapshot>,
+        id: &str,
+    ) -> Result<Arc<Targets>, VerifyError> {
+        if let Some(r) = self.cache.get(id) {
+            return r.clone();
+        }
+        let (r, warnings) = match self.pending.remove(id) {
+            Some(loaded) => loaded,
+            None => {
+                let mut w = Vec::new();
+                let r = load_targets(self.src, &self.opts, root, snap, id, &self.sigs, &mut w);
+                (r.map(Arc::new), w)
+            }
+        };
+        self.warnings.extend(warnings);
+        self.cache.insert(id.to_string(), r.clone());
+        r
+    }
+
+    /// Loads the not yet loaded targets files among `ids` in parallel;
+    /// [`Self::verify_targets`] then consumes them in sequential order.
+    fn prefetch_targets(&mut self, root: &Root, snap: Option<&Snapshot>, ids: &[&String]) {
+        let todo: Vec<&String> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.cache.contains_key(*id) && !self.pending.contains_key(*id))
+            .collect();
+        let (src, opts, sigs) = (self.src, &self.opts, &*self.sigs);
+        let loaded: Vec<(String, Loaded)> = todo
+            .par_iter()
+            .map(|id| {
+                let mut w = Vec::new();
+                let r = load_targets(src, opts, root, snap, id, sigs, &mut w);
+                ((*id).clone(), (r.map(Arc::new), w))
+            })
+            .collect();
+        self.pending.extend(loaded);
+    }
+
+    /// Loads and checks the targets files an expression refers to.
+    pub(super) fn collect_targets(
+        &mut self,
+        root: &Root,
+        snap: Option<&Snapshot>,
+        expr: &Expr,
+    ) -> Collected {
+        let mut dm = HashMap::new();
+        let mut id_d = BTreeMap::new();
+        let mut out = Vec::new();
+        let remotes = expr.remotes();
+        let ids: Vec<&String> = remotes.keys().collect();
+        self.prefetch_targets(root, snap, &ids);
+        for (id, (dgst, epoch)) in remotes {
+            let t = match self.verify_targets(root, snap, &id) {
+                Ok(t) => t,
+                Err(msg) => {
+                    self.warnings
+                        .push(format!("couldn't load or verify target {id}: {msg}"));
+                    continue;
+                }
+            };
+            match t.valid_hash() {
+                Err(e) => self.warnings.push(e.to_string()),
+                Ok(h) if t.header.epoch == epoch && h == dgst => {
+                    id_d.insert(id.clone(), (dgst.clone(), epoch));
+                    dm.insert(dgst, (id, epoch));
+                    out.push(t);
+                }
+                Ok(_) => self.warnings.push(format!(
+                    "dropping {id} since epoch ({epoch} vs {}) or digest mismatch",
+                    t.header.epoch
+                )),
+            }
+        }
+        (dm, id_d, out)
+    }
+}

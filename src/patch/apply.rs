@@ -1,0 +1,275 @@
+//! Applying one file section: the patch library's line rope and
+//! `Patch.patch ~cleanly:true`.
+
+use super::*;
+
+/// The patch library's line rope: runs of lines, each run knowing whether
+/// its last line ends with a newline.
+#[derive(Clone)]
+enum Rope {
+    Str(std::rc::Rc<Lines>, bool, usize, usize),
+    App(Box<Rope>, Box<Rope>, usize),
+}
+
+/// Lines in one buffer, separated by `\n` there: line `i` is
+/// `buf[spans[i].0..spans[i].1]`, so consecutive lines are one slice.
+struct Lines {
+    buf: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Lines {
+    /// `s` split at every `\n` (a final `\n` gives a last empty line).
+    fn of_bytes(s: &[u8]) -> Lines {
+        let mut spans = Vec::with_capacity(s.len() / 32 + 1);
+        let mut start = 0;
+        for (i, b) in s.iter().enumerate() {
+            if *b == b'\n' {
+                spans.push((start, i));
+                start = i + 1;
+            }
+        }
+        spans.push((start, s.len()));
+        Lines {
+            buf: s.to_vec(),
+            spans,
+        }
+    }
+
+    fn of_strings(xs: &[Vec<u8>]) -> Lines {
+        let mut buf = Vec::with_capacity(xs.iter().map(|x| x.len() + 1).sum());
+        let mut spans = Vec::with_capacity(xs.len());
+        for (n, x) in xs.iter().enumerate() {
+            if n > 0 {
+                buf.push(b'\n');
+            }
+            spans.push((buf.len(), buf.len() + x.len()));
+            buf.extend_from_slice(x);
+        }
+        Lines { buf, spans }
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn line(&self, i: usize) -> &[u8] {
+        let (a, b) = self.spans[i];
+        &self.buf[a..b]
+    }
+}
+
+impl Rope {
+    fn empty() -> Rope {
+        Rope::Str(std::rc::Rc::new(Lines::of_strings(&[])), true, 0, 0)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Rope::Str(_, _, l, _) | Rope::App(_, _, l) => *l,
+        }
+    }
+
+    fn of_bytes(s: &[u8]) -> Rope {
+        // the run keeps the empty element after a final newline, as the
+        // library's array does; only `len` lines count (an empty file is
+        // one empty line without a newline)
+        let parts = Lines::of_bytes(s);
+        let nl = s.last() == Some(&b'\n');
+        let len = parts.len() - usize::from(nl);
+        Rope::Str(std::rc::Rc::new(parts), nl, len, 0)
+    }
+
+    fn of_strings(xs: &[Vec<u8>], nl: bool) -> Rope {
+        Rope::Str(std::rc::Rc::new(Lines::of_strings(xs)), nl, xs.len(), 0)
+    }
+
+    fn append(a: Rope, b: Rope) -> Rope {
+        let l = a.len() + b.len();
+        Rope::App(Box::new(a), Box::new(b), l)
+    }
+
+    fn sub(&self, start: usize, stop: usize) -> Rope {
+        if start == 0 && stop == self.len() {
+            return self.clone();
+        }
+        if start == stop {
+            return Rope::empty();
+        }
+        match self {
+            Rope::Str(d, nl, _, off) => Rope::Str(d.clone(), *nl, stop - start, off + start),
+            Rope::App(l, r, _) => {
+                let ll = l.len();
+                if stop <= ll {
+                    l.sub(start, stop)
+                } else if start >= ll {
+                    r.sub(start - ll, stop - ll)
+                } else {
+                    Rope::append(l.sub(start, ll), r.sub(0, stop - ll))
+                }
+            }
+        }
+    }
+
+    fn chop(&self, off: usize, len: i64) -> Option<Rope> {
+        if len < 0 || len as usize > self.len().checked_sub(off)? {
+            return None;
+        }
+        let len = len as usize;
+        Some(if len == 0 {
+            Rope::empty()
+        } else {
+            self.sub(off, off + len)
+        })
+    }
+
+    fn shift(&self, n: usize) -> Rope {
+        if n == 0 {
+            return self.clone();
+        }
+        let max = self.len();
+        self.sub(n.min(max), max)
+    }
+
+    fn last_is_nl(&self) -> bool {
+        match self {
+            Rope::Str(d, nl, len, off) => {
+                if d.len() - off == *len {
+                    *nl
+                } else {
+                    true
+                }
+            }
+            Rope::App(_, r, _) => r.last_is_nl(),
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Rope::Str(d, _, len, off) => {
+                if *len == 0 {
+                    return;
+                }
+                // the lines and the line feeds between them, in one piece
+                let (a, b) = (d.spans[*off].0, d.spans[off + len - 1].1);
+                out.extend_from_slice(&d.buf[a..b]);
+                if self.last_is_nl() {
+                    out.push(b'\n');
+                }
+            }
+            Rope::App(l, r, _) => {
+                l.write(out);
+                r.write(out);
+            }
+        }
+    }
+
+    fn lines(&self, out: &mut Vec<Vec<u8>>) {
+        match self {
+            Rope::Str(d, _, len, off) => out.extend((*off..off + len).map(|i| d.line(i).to_vec())),
+            Rope::App(l, r, _) => {
+                l.lines(out);
+                r.lines(out);
+            }
+        }
+    }
+}
+
+/// Why a section cannot produce its file (conex fails when it reads it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyFailure {
+    /// The hunk header or the operation.
+    pub hunk: String,
+    /// Its line in the patch.
+    pub line: usize,
+    /// Why.
+    pub reason: String,
+}
+
+/// The library's `Patch.patch ~cleanly:true`: the section's file from the
+/// old content of its source (`None` when it has none). `Ok(None)` when
+/// the section produces no file.
+pub fn apply_section(old: Option<&[u8]>, fp: &FilePatch) -> Result<Option<Vec<u8>>, ApplyFailure> {
+    let whole = |reason: &str| ApplyFailure {
+        hunk: "file section".into(),
+        line: fp.line,
+        reason: reason.into(),
+    };
+    match &fp.op {
+        Operation::Git(_, _, GitOnly::Rename) => Ok(old.map(<[u8]>::to_vec)),
+        Operation::Git(_, _, GitOnly::Delete) | Operation::Delete(_) => Ok(None),
+        Operation::Git(_, _, GitOnly::Create) => Ok(Some(vec![])),
+        Operation::Create(_) => {
+            let [h] = fp.hunks.as_slice() else {
+                return Err(whole(&format!(
+                    "a new file needs exactly one hunk, this one has {}",
+                    fp.hunks.len()
+                )));
+            };
+            let mut out = h.their.join(&b'\n');
+            if !fp.their_no_nl {
+                out.push(b'\n');
+            }
+            Ok(Some(out))
+        }
+        Operation::Edit(_, _) => {
+            let mut rope = match old {
+                None => Rope::empty(),
+                Some(d) => Rope::of_bytes(d),
+            };
+            let mut offset: i64 = 0;
+            for h in &fp.hunks {
+                let fail = |reason: String| ApplyFailure {
+                    hunk: h.header.clone(),
+                    line: h.line,
+                    reason,
+                };
+                let start = h.mine_start + offset;
+                let off = (start - 1).max(0) as usize;
+                let prefix = rope.chop(0, off as i64).ok_or_else(|| {
+                    fail(format!(
+                        "starts past the end of the file ({} line(s))",
+                        rope.len()
+                    ))
+                })?;
+                let actual = rope.chop(off, h.mine_len).ok_or_else(|| {
+                    fail(format!(
+                        "{} line(s) from line {} run past the end of the file ({} line(s))",
+                        h.mine_len,
+                        off + 1,
+                        rope.len()
+                    ))
+                })?;
+                let mut have = Vec::new();
+                actual.lines(&mut have);
+                if have != h.mine {
+                    let at = have
+                        .iter()
+                        .zip(&h.mine)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(have.len().min(h.mine.len()));
+                    return Err(fail(format!(
+                        "line {} differs: expected {:?}, found {:?}",
+                        h.mine_start.max(1) + at as i64,
+                        String::from_utf8_lossy(h.mine.get(at).map_or(&[][..], |v| v)),
+                        String::from_utf8_lossy(have.get(at).map_or(&[][..], |v| v))
+                    )));
+                }
+                let suffix = rope.shift(off + h.mine_len as usize);
+                let theirs = Rope::of_strings(&h.their, actual.last_is_nl());
+                rope = Rope::append(prefix, Rope::append(theirs, suffix));
+                offset += h.their_len - h.mine_len;
+            }
+            let mut out = Vec::new();
+            rope.write(&mut out);
+            match (fp.mine_no_nl, fp.their_no_nl) {
+                (false, true) if out.last() == Some(&b'\n') => {
+                    out.pop();
+                }
+                (true, false) => out.push(b'\n'),
+                _ => {}
+            }
+            Ok(Some(out))
+        }
+    }
+}
