@@ -201,7 +201,7 @@ pub(crate) fn ceremony_run(a: CeremonyRun, resume: bool) -> Result<()> {
         };
         if let Some(f) = &a.answers {
             // a bad answers file is refused before anything is made
-            Scripted::from_file(f).map_err(ArcaError::Input)?;
+            Scripted::from_file(f)?;
         }
         return rehearse_in_child(&a, &base, resume);
     }

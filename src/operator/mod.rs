@@ -78,7 +78,7 @@ fn ident_ok(s: &str) -> bool {
 
 /// Checks a subject as written in an answers file; the error lists the
 /// subjects there are.
-pub fn check_subject(s: &str) -> Result<SubjectKind, String> {
+pub fn check_subject(s: &str) -> Result<SubjectKind, UnknownSubject> {
     let q = |rest: &str| ident_ok(rest).then_some(SubjectKind::Question);
     let found = match s.split_once(':') {
         None => match s {
@@ -98,13 +98,14 @@ pub fn check_subject(s: &str) -> Result<SubjectKind, String> {
         },
         _ => None,
     };
-    found.ok_or_else(|| {
-        format!(
-            "\"{}\" is not a question subject (approve, sign:ID, generate:ID, adopt:ID, generate-online:ID, preflight:network, {FINAL_PIN_TRY}) nor a secret subject (pin:token=LABEL, pin:serial=SERIAL, pin:piv=SERIAL, passphrase:online-keys, passphrase:key=ID)",
-            crate::conex::shown(s)
-        )
-    })
+    found.ok_or_else(|| UnknownSubject(crate::conex::shown(s)))
 }
+
+/// A subject an answers file names that is neither a question nor a secret
+/// (the subject, shown escaped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{0}\" is not a question subject (approve, sign:ID, generate:ID, adopt:ID, generate-online:ID, preflight:network, {FINAL_PIN_TRY}) nor a secret subject (pin:token=LABEL, pin:serial=SERIAL, pin:piv=SERIAL, passphrase:online-keys, passphrase:key=ID)")]
+pub struct UnknownSubject(pub String);
 
 /// The secret subject of a key location: what an answers file names to
 /// give its PIN or passphrase.
@@ -225,9 +226,8 @@ pub fn choose(
     yes: bool,
     no_terminal: NoTerminal,
 ) -> Result<(Box<dyn Operator>, Chosen), crate::error::ArcaError> {
-    use crate::error::ArcaError;
     if let Some(f) = answers {
-        let op = scripted::Scripted::from_file(f).map_err(ArcaError::Input)?;
+        let op = scripted::Scripted::from_file(f)?;
         return Ok((Box::new(op), Chosen::AnswersFile));
     }
     if !yes && std::io::stdin().is_terminal() {
@@ -368,7 +368,7 @@ mod tests {
             "pin:token=",
             "Do the root holders approve",
         ] {
-            let e = check_subject(bad).unwrap_err();
+            let e = check_subject(bad).unwrap_err().to_string();
             assert!(
                 !e.contains('\n') && e.contains("not a question subject"),
                 "{e}"

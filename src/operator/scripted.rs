@@ -14,6 +14,7 @@
 //! Secrets come only from files; an answers file never holds a PIN itself.
 
 use super::{check_subject, Danger, Operator, Question, SubjectKind};
+use crate::error::ScriptError;
 use crate::keys::{KeyError, SecretRequest, SecretSource};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -52,26 +53,27 @@ fn yes_no(s: &str) -> Option<bool> {
 
 impl Scripted {
     /// Reads an answers file (paths in it are relative to the file).
-    pub fn from_file(path: &Path) -> Result<Scripted, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let at = |span: std::ops::Range<usize>| {
-            crate::repository::line_of(&text, &span)
-                .map(|l| format!(":{l}"))
-                .unwrap_or_default()
+    pub fn from_file(path: &Path) -> Result<Scripted, ScriptError> {
+        let err = |line: Option<usize>, msg: String| ScriptError {
+            file: path.display().to_string(),
+            line,
+            msg,
         };
+        let text = std::fs::read_to_string(path).map_err(|e| err(None, e.to_string()))?;
+        let at = |span: std::ops::Range<usize>| crate::repository::line_of(&text, &span);
         let a: Answers = toml::from_str(&text).map_err(|e| {
             let (line, msg) = crate::repository::toml_error(&text, &e);
-            let at = line.map(|l| format!(":{l}")).unwrap_or_default();
-            format!("{}{at}: {msg}", path.display())
+            err(line, msg)
         })?;
         let yes = match &a.confirm {
             None => false,
             Some(c) => yes_no(c.get_ref()).ok_or_else(|| {
-                format!(
-                    "{}{}: confirm = \"{}\": expected \"yes\" or \"no\"",
-                    path.display(),
+                err(
                     at(c.span()),
-                    crate::conex::shown(c.get_ref())
+                    format!(
+                        "confirm = \"{}\": expected \"yes\" or \"no\"",
+                        crate::conex::shown(c.get_ref())
+                    ),
                 )
             })?,
         };
@@ -80,22 +82,24 @@ impl Scripted {
             match check_subject(k.get_ref()) {
                 Ok(SubjectKind::Question) => {}
                 Ok(SubjectKind::Secret) => {
-                    return Err(format!(
-                        "{}{}: {} is a secret: list it under [secrets] with the file that holds it",
-                        path.display(),
+                    return Err(err(
                         at(k.span()),
-                        k.get_ref()
+                        format!(
+                            "{} is a secret: list it under [secrets] with the file that holds it",
+                            k.get_ref()
+                        ),
                     ))
                 }
-                Err(e) => return Err(format!("{}{}: {e}", path.display(), at(k.span()))),
+                Err(e) => return Err(err(at(k.span()), e.to_string())),
             }
             let b = yes_no(v.get_ref()).ok_or_else(|| {
-                format!(
-                    "{}{}: {} = \"{}\": expected \"yes\" or \"no\"",
-                    path.display(),
+                err(
                     at(v.span()),
-                    k.get_ref(),
-                    crate::conex::shown(v.get_ref())
+                    format!(
+                        "{} = \"{}\": expected \"yes\" or \"no\"",
+                        k.get_ref(),
+                        crate::conex::shown(v.get_ref())
+                    ),
                 )
             })?;
             answers.insert(k.get_ref().clone(), b);
@@ -106,14 +110,15 @@ impl Scripted {
             match check_subject(k.get_ref()) {
                 Ok(SubjectKind::Secret) => {}
                 Ok(SubjectKind::Question) => {
-                    return Err(format!(
-                        "{}{}: {} is a question: list it under [answers] as \"yes\" or \"no\"",
-                        path.display(),
+                    return Err(err(
                         at(k.span()),
-                        k.get_ref()
+                        format!(
+                            "{} is a question: list it under [answers] as \"yes\" or \"no\"",
+                            k.get_ref()
+                        ),
                     ))
                 }
-                Err(e) => return Err(format!("{}{}: {e}", path.display(), at(k.span()))),
+                Err(e) => return Err(err(at(k.span()), e.to_string())),
             }
             secrets.insert(k.into_inner(), base.join(v));
         }
