@@ -87,6 +87,9 @@ fn walk_and_hash<'t>(
     prefix: &[String],
     judge: &Judge<'t, '_>,
 ) -> Vec<Walked<'t>> {
+    if let Some(dir) = src.open_dir(prefix) {
+        return walk_dir(dir, prefix, judge);
+    }
     let items = match src.list(prefix) {
         Ok(items) => items,
         Err(e) => {
@@ -105,6 +108,47 @@ fn walk_and_hash<'t>(
                 walk_and_hash(src, &p, judge)
             } else {
                 vec![match hash_file(src, &p) {
+                    Ok(x) => Walked::File(judge.judge(p, x)),
+                    Err(e) => Walked::Failed(VerifyError::from(format!(
+                        "cannot read {}: {e}",
+                        path_to_string(&p)
+                    ))),
+                }]
+            }
+        })
+        .collect()
+}
+
+/// [`walk_and_hash`] on a directory on disk: each directory and file is
+/// opened relative to its parent.
+fn walk_dir<'t>(
+    dir: io::Result<DirHandle>,
+    prefix: &[String],
+    judge: &Judge<'t, '_>,
+) -> Vec<Walked<'t>> {
+    let listed = dir.and_then(|mut d| d.list().map(|items| (d, items)));
+    let (dir, items) = match listed {
+        Ok(x) => x,
+        Err(e) => {
+            return vec![Walked::Failed(VerifyError::from(format!(
+                "cannot list {}: {e}",
+                display_path(prefix)
+            )))]
+        }
+    };
+    let dir = &dir;
+    items
+        .into_par_iter()
+        .flat_map_iter(|(name, is_dir)| {
+            let mut p = prefix.to_vec();
+            if is_dir {
+                let sub = dir.subdir(&name);
+                p.push(name);
+                walk_dir(sub, &p, judge)
+            } else {
+                let h = dir.open_file(&name).and_then(|mut f| hash_reader(&mut f));
+                p.push(name);
+                vec![match h {
                     Ok(x) => Walked::File(judge.judge(p, x)),
                     Err(e) => Walked::Failed(VerifyError::from(format!(
                         "cannot read {}: {e}",
