@@ -87,6 +87,9 @@ fn walk_and_hash<'t>(
     prefix: &[String],
     judge: &Judge<'t, '_>,
 ) -> Vec<Walked<'t>> {
+    if let Some(dir) = src.open_dir(prefix) {
+        return walk_dir(dir, prefix, judge);
+    }
     let items = match src.list(prefix) {
         Ok(items) => items,
         Err(e) => {
@@ -105,6 +108,47 @@ fn walk_and_hash<'t>(
                 walk_and_hash(src, &p, judge)
             } else {
                 vec![match hash_file(src, &p) {
+                    Ok(x) => Walked::File(judge.judge(p, x)),
+                    Err(e) => Walked::Failed(VerifyError::from(format!(
+                        "cannot read {}: {e}",
+                        path_to_string(&p)
+                    ))),
+                }]
+            }
+        })
+        .collect()
+}
+
+/// [`walk_and_hash`] on a directory on disk: each directory and file is
+/// opened relative to its parent.
+fn walk_dir<'t>(
+    dir: io::Result<DirHandle>,
+    prefix: &[String],
+    judge: &Judge<'t, '_>,
+) -> Vec<Walked<'t>> {
+    let listed = dir.and_then(|mut d| d.list().map(|items| (d, items)));
+    let (dir, items) = match listed {
+        Ok(x) => x,
+        Err(e) => {
+            return vec![Walked::Failed(VerifyError::from(format!(
+                "cannot list {}: {e}",
+                display_path(prefix)
+            )))]
+        }
+    };
+    let dir = &dir;
+    items
+        .into_par_iter()
+        .flat_map_iter(|(name, is_dir)| {
+            let mut p = prefix.to_vec();
+            if is_dir {
+                let sub = dir.subdir(&name);
+                p.push(name);
+                walk_dir(sub, &p, judge)
+            } else {
+                let h = dir.open_file(&name).and_then(|mut f| hash_reader(&mut f));
+                p.push(name);
+                vec![match h {
                     Ok(x) => Walked::File(judge.judge(p, x)),
                     Err(e) => Walked::Failed(VerifyError::from(format!(
                         "cannot read {}: {e}",
@@ -387,24 +431,56 @@ fn validate_targets<'t>(
         }
     }
     let fast = FastExpr::new(expr);
-    let mut sups: Vec<(&String, &Digest, u64)> = Vec::new();
+    // each path is judged on its own: in parallel, in chunks (the
+    // accepted entries go into the tree and the failures are sorted after,
+    // so the result does not depend on the order)
+    type Judged<'t> = (
+        Vec<(&'t Path, Vec<(&'t Digest, u64)>)>,
+        Vec<(&'t Path, &'t Digest, u64)>,
+    );
+    let groups: Vec<(&Path, Vec<Entry>)> = groups.into_iter().collect();
+    let judged: Vec<Judged> = groups
+        .into_par_iter()
+        .with_min_len(1024)
+        .fold(
+            || (Vec::new(), Vec::new(), Vec::new()),
+            |(mut ok, mut failed, mut sups): (_, _, Vec<(&String, &Digest, u64)>),
+             (path, mut entries)| {
+                // stable: supporters keep their order
+                if entries.len() > 1 {
+                    entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+                }
+                let mut accepted = Vec::new();
+                for group in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+                    let (dgst, len) = (group[0].0, group[0].1);
+                    sups.clear();
+                    sups.extend(group.iter().map(|e| (e.2, e.3, e.4)));
+                    if fast.eval_supporters(&sups) {
+                        accepted.push((dgst, len));
+                    } else {
+                        failed.push((path, dgst, len));
+                    }
+                }
+                if !accepted.is_empty() {
+                    ok.push((path, accepted));
+                }
+                (ok, failed, sups)
+            },
+        )
+        .map(|(ok, failed, _)| (ok, failed))
+        .collect();
     let mut failed: Vec<(&Path, &Digest, u64)> = Vec::new();
-    tree.reserve(groups.len());
-    for (path, mut entries) in groups {
-        // stable: supporters keep their order
-        if entries.len() > 1 {
-            entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        }
-        for group in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-            let (dgst, len) = (group[0].0, group[0].1);
-            sups.clear();
-            sups.extend(group.iter().map(|e| (e.2, e.3, e.4)));
-            if fast.eval_supporters(&sups) {
-                tree.entry(path).or_default().push((dgst, len));
-            } else {
-                failed.push((path, dgst, len));
+    tree.reserve(judged.iter().map(|(ok, _)| ok.len()).sum());
+    for (ok, f) in judged {
+        for (path, accepted) in ok {
+            match tree.entry(path) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().extend(accepted),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(accepted);
+                }
             }
         }
+        failed.extend(f);
     }
     failed.sort();
     for (path, dgst, len) in failed {

@@ -35,7 +35,7 @@ pub use error::{StateError, VerifyError};
 pub use incremental::{verify_diffs, KnownHeaders};
 pub use read::{parse_resource, read_resource};
 pub use signatures::{valid_signatures, valid_signatures_cached, SigCache};
-pub use source::{hash_file, hash_reader, DirSource, MemSource, Source};
+pub use source::{hash_file, hash_reader, DirHandle, DirSource, MemSource, Source};
 pub use targets::FastExpr;
 use targets::{load_targets, load_targets_entry};
 

@@ -17,6 +17,12 @@ pub trait Source: Sync {
     fn open(&self, path: &[String]) -> io::Result<Box<dyn Read + '_>> {
         Ok(Box::new(io::Cursor::new(self.read(path)?)))
     }
+    /// Opens the directory at `path` as a [`DirHandle`] for walking, when
+    /// the source is a directory on disk (`None`: walk with
+    /// [`Source::list`] and [`Source::open`]).
+    fn open_dir(&self, _path: &[String]) -> Option<io::Result<DirHandle>> {
+        None
+    }
 }
 
 /// A repository held in memory: path components → file bytes.
@@ -67,6 +73,9 @@ impl Source for DirSource {
         f.read_to_end(&mut out)?;
         Ok(out)
     }
+    fn open_dir(&self, path: &[String]) -> Option<io::Result<DirHandle>> {
+        Some(DirHandle::open(rustix::fs::CWD, self.full(path)))
+    }
     fn list(&self, path: &[String]) -> io::Result<Vec<(String, bool)>> {
         let mut out = Vec::new();
         for e in std::fs::read_dir(self.full(path))? {
@@ -99,6 +108,98 @@ impl Source for DirSource {
     }
     fn open(&self, path: &[String]) -> io::Result<Box<dyn Read + '_>> {
         Ok(Box::new(open_regular(&self.full(path))?))
+    }
+}
+
+/// A directory on disk opened for walking: its subdirectories and files
+/// are opened relative to it (one path component looked up, not the whole
+/// path), and an entry's type comes from the listing itself unless it is a
+/// symbolic link or the file system does not say. Listings, errors and the
+/// files it opens are those of [`DirSource`]'s `list` and `open`.
+pub struct DirHandle(rustix::fs::Dir);
+
+impl DirHandle {
+    fn open<P: rustix::path::Arg>(at: impl std::os::fd::AsFd, p: P) -> io::Result<DirHandle> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::openat(
+            at,
+            p,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(DirHandle(rustix::fs::Dir::new(fd)?))
+    }
+
+    /// Opens the subdirectory `name` (following a symbolic link).
+    pub fn subdir(&self, name: &str) -> io::Result<DirHandle> {
+        DirHandle::open(self.0.fd()?, name)
+    }
+
+    /// Lists the directory once: (name, is_dir), in the order the file
+    /// system returns them; anything but a regular file or a directory
+    /// (after following a symbolic link) makes the listing fail.
+    pub fn list(&mut self) -> io::Result<Vec<(String, bool)>> {
+        use rustix::fs::FileType;
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = Vec::new();
+        while let Some(e) = self.0.read() {
+            let e = e?;
+            let raw = e.file_name().to_bytes();
+            if raw == b"." || raw == b".." {
+                continue;
+            }
+            let name = std::ffi::OsStr::from_bytes(raw)
+                .to_os_string()
+                .into_string()
+                .map_err(|n| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("file name {n:?} is not UTF-8"),
+                    )
+                })?;
+            let ft = match e.file_type() {
+                FileType::Symlink | FileType::Unknown => {
+                    let st = rustix::fs::statat(
+                        self.0.fd()?,
+                        e.file_name(),
+                        rustix::fs::AtFlags::empty(),
+                    )?;
+                    FileType::from_raw_mode(st.st_mode)
+                }
+                ft => ft,
+            };
+            let is_dir = match ft {
+                FileType::Directory => true,
+                FileType::RegularFile => false,
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{name} is not a regular file or a directory"),
+                    ))
+                }
+            };
+            out.push((name, is_dir));
+        }
+        Ok(out)
+    }
+
+    /// Opens the regular file `name` as [`DirSource::open`] does.
+    pub fn open_file(&self, name: &str) -> io::Result<std::fs::File> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::openat(
+            self.0.fd()?,
+            name,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let f = std::fs::File::from(fd);
+        if !f.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a regular file",
+            ));
+        }
+        Ok(f)
     }
 }
 
