@@ -55,24 +55,31 @@ pub fn verify_patch(
     let changed: Vec<String> = parsed.paths().iter().map(|p| path_to_string(p)).collect();
     let sigs = Arc::new(SigCache::new());
     let mut v = Verifier::new(&new, opts.clone()).with_sig_cache(sigs);
-    let full = v.verify_full();
-    let mut warnings = std::mem::take(&mut v.warnings);
-    let result = full.and_then(|summary| {
-        verify_diffs(
-            &base,
-            &new,
-            &parsed.paths(),
-            &opts,
-            &mut warnings,
-            &KnownHeaders::new(),
-        )?;
-        Ok(summary)
-    });
+    let (result, warnings) = verify_whole(&mut v, &base, &new, &parsed.paths(), &opts);
     Ok(Verdict {
         result,
         warnings,
         changed,
     })
+}
+
+/// Full verification of the patched tree `new` with `v`, then conex's
+/// rules between each changed file and its old version in `base`: the
+/// verdict and the warnings, in conex's order.
+fn verify_whole(
+    v: &mut Verifier<'_>,
+    base: &DirSource,
+    new: &PatchedSource,
+    paths: &std::collections::BTreeSet<Vec<String>>,
+    opts: &Options,
+) -> (std::result::Result<Summary, VerifyError>, Vec<String>) {
+    let full = v.verify_full();
+    let mut warnings = std::mem::take(&mut v.warnings);
+    let result = full.and_then(|summary| {
+        verify_diffs(base, new, paths, opts, &mut warnings, &KnownHeaders::new())?;
+        Ok(summary)
+    });
+    (result, warnings)
 }
 
 /// [`verify_patch`] with the verified-state cache `cache`
@@ -121,20 +128,8 @@ pub fn verify_patch_cached(
             let mut v = Verifier::new(&new, opts.clone())
                 .with_sig_cache(sigs)
                 .capturing();
-            let full = v.verify_full();
+            let (result, warnings) = verify_whole(&mut v, &base, &new, &paths, &opts);
             let tree = v.take_verified_tree();
-            let mut warnings = std::mem::take(&mut v.warnings);
-            let result = full.and_then(|summary| {
-                verify_diffs(
-                    &base,
-                    &new,
-                    &parsed.paths(),
-                    &opts,
-                    &mut warnings,
-                    &KnownHeaders::new(),
-                )?;
-                Ok(summary)
-            });
             let state = tree.and_then(|t| crate::verify_cache::State::of_tree(&new, &opts, &t));
             (result, warnings, state)
         }
