@@ -66,6 +66,38 @@ impl Drop for RawTty {
     }
 }
 
+/// Reads the next key of a line typed at the terminal into `byte`: `None`
+/// for Enter; Ctrl-C is an `Interrupted` error, the end of input or Ctrl-D
+/// on an empty line (`empty`) an `UnexpectedEof` one; a signal that
+/// interrupts the read is retried.
+fn read_key(
+    tty: &mut std::fs::File,
+    byte: &mut [u8; 1],
+    empty: bool,
+) -> std::io::Result<Option<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let eof = || Error::new(ErrorKind::UnexpectedEof, "end of input");
+    loop {
+        match tty.read(byte) {
+            Ok(0) => return Err(eof()),
+            Ok(_) => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    match byte[0] {
+        b'\r' | b'\n' => Ok(None),
+        0x03 => Err(Error::new(ErrorKind::Interrupted, "interrupted")),
+        0x04 if empty => Err(eof()),
+        key => Ok(Some(key)),
+    }
+}
+
+/// Whether a line ended with Ctrl-C ([`read_key`]'s `Interrupted`).
+fn is_interrupt(r: &std::io::Result<()>) -> bool {
+    matches!(r, Err(e) if e.kind() == std::io::ErrorKind::Interrupted)
+}
+
 /// Reads one line from the controlling terminal with echo off. Bytes go one
 /// at a time into a buffer reserved up front (no reallocation leaves a copy
 /// behind) that is zeroized on drop — dialoguer's and console's readers go
@@ -73,31 +105,21 @@ impl Drop for RawTty {
 /// heap. Backspace erases a character, Ctrl-U the line; Ctrl-C restores the
 /// terminal and interrupts the process as it would at any other prompt.
 pub fn read_hidden_line() -> std::io::Result<Zeroizing<String>> {
-    use std::io::{Error, ErrorKind, Read};
+    use std::io::{Error, ErrorKind};
     use zeroize::Zeroize;
     // Ctrl-C is handled below, after the terminal is restored.
     let mut raw = RawTty::open()?;
     let tty = &mut raw.tty;
     let mut buf = Zeroizing::new(Vec::<u8>::with_capacity(MAX_TYPED_SECRET));
     let mut too_long = false;
-    let mut interrupted = false;
     let mut byte = [0u8; 1];
     let result = loop {
-        match tty.read(&mut byte) {
-            Ok(0) => break Err(Error::new(ErrorKind::UnexpectedEof, "end of input")),
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+        let key = match read_key(tty, &mut byte, buf.is_empty()) {
+            Ok(Some(key)) => key,
+            Ok(None) => break Ok(()),
             Err(e) => break Err(e),
-        }
-        match byte[0] {
-            b'\r' | b'\n' => break Ok(()),
-            0x03 => {
-                interrupted = true;
-                break Err(Error::new(ErrorKind::Interrupted, "interrupted"));
-            }
-            0x04 if buf.is_empty() => {
-                break Err(Error::new(ErrorKind::UnexpectedEof, "end of input"))
-            }
+        };
+        match key {
             0x15 => buf.clear(),
             0x7f | 0x08 => {
                 // one UTF-8 character: continuation bytes, then its lead byte
@@ -113,7 +135,7 @@ pub fn read_hidden_line() -> std::io::Result<Zeroizing<String>> {
     };
     byte.zeroize();
     raw.restore();
-    if interrupted {
+    if is_interrupt(&result) {
         let _ = std::io::Write::write_all(&mut raw.tty, b"\n");
         // SAFETY: raising a signal at ourselves; the default action ends
         // the process as Ctrl-C does at every other prompt.
@@ -211,32 +233,22 @@ pub fn cut_words(s: &str, max: usize) -> String {
 /// pressed earlier answers this question. Ctrl-C restores the terminal
 /// and interrupts the process.
 fn read_answer_line(prompt: &str) -> std::io::Result<String> {
-    use std::io::{Error, ErrorKind, Read, Write};
+    use std::io::Write;
     // what was typed before the question is thrown away
     let mut raw = RawTty::open()?;
     let tty = &mut raw.tty;
     let _ = tty.write_all(format!("\x1b[?25h{prompt}").as_bytes());
     let _ = tty.flush();
     let mut buf = String::new();
-    let mut interrupted = false;
     let mut byte = [0u8; 1];
     let mut pending: Vec<u8> = Vec::new();
     let result = loop {
-        match tty.read(&mut byte) {
-            Ok(0) => break Err(Error::new(ErrorKind::UnexpectedEof, "end of input")),
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+        let key = match read_key(tty, &mut byte, buf.is_empty()) {
+            Ok(Some(key)) => key,
+            Ok(None) => break Ok(()),
             Err(e) => break Err(e),
-        }
-        match byte[0] {
-            b'\r' | b'\n' => break Ok(()),
-            0x03 => {
-                interrupted = true;
-                break Err(Error::new(ErrorKind::Interrupted, "interrupted"));
-            }
-            0x04 if buf.is_empty() => {
-                break Err(Error::new(ErrorKind::UnexpectedEof, "end of input"))
-            }
+        };
+        match key {
             0x15 => {
                 for _ in 0..buf.chars().count() {
                     let _ = tty.write_all(b"\x08 \x08");
@@ -270,7 +282,7 @@ fn read_answer_line(prompt: &str) -> std::io::Result<String> {
     };
     raw.restore();
     let _ = raw.tty.write_all(b"\n");
-    if interrupted {
+    if is_interrupt(&result) {
         // SAFETY: raising a signal at ourselves; the default action or
         // arca's handler ends the process as Ctrl-C does elsewhere.
         unsafe { libc::raise(libc::SIGINT) };
