@@ -165,6 +165,22 @@ fn timed(cmd: &mut Command) -> (f64, u64, bool) {
     (secs, rss, ok)
 }
 
+/// Runs arca's and conex's measurement of run `i`, alternating which goes
+/// first (conex's only when its tools are there).
+fn alternately(i: usize, arca: &mut impl FnMut(), conex: Option<impl FnMut()>) {
+    match conex {
+        Some(mut conex) if i % 2 == 1 => {
+            conex();
+            arca();
+        }
+        Some(mut conex) => {
+            arca();
+            conex();
+        }
+        None => arca(),
+    }
+}
+
 fn arca_child(args: &[&str]) -> Command {
     let mut c = Command::new(std::env::current_exe().expect("current exe"));
     c.arg("--child").args(args);
@@ -418,17 +434,11 @@ fn compare(c: &Case, tmp: &Path) {
             c_t.push(s);
             c_m.push(m as f64);
         };
-        if i % 2 == 0 {
-            arca_run();
-            if let Some(t) = &conex {
-                conex_run(t);
-            }
-        } else {
-            if let Some(t) = &conex {
-                conex_run(t);
-            }
-            arca_run();
-        }
+        alternately(
+            i,
+            &mut arca_run,
+            conex.as_deref().map(|t| move || conex_run(t)),
+        );
         // in-process: the verifier and the floor
         let mut floor = || {
             let (l, h, g) = run_floor(c.dir, &work);
@@ -544,17 +554,11 @@ fn compare(c: &Case, tmp: &Path) {
             ic_t.push(s);
             ic_m.push(m as f64);
         };
-        if i % 2 == 0 {
-            arca_run();
-            if let Some(t) = &conex {
-                conex_run(t);
-            }
-        } else {
-            if let Some(t) = &conex {
-                conex_run(t);
-            }
-            arca_run();
-        }
+        alternately(
+            i,
+            &mut arca_run,
+            conex.as_deref().map(|t| move || conex_run(t)),
+        );
         if i < 3 {
             let (s, _, ok) = timed(&mut arca_child(&[
                 "incremental",
