@@ -364,6 +364,12 @@ fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
             "user.email=bench@localhost",
             "-c",
             "core.autocrlf=false",
+            // no packing in the background: it would still be writing
+            // into .git when the benchmark removes it
+            "-c",
+            "gc.auto=0",
+            "-c",
+            "maintenance.auto=false",
         ])
         .args(args)
         .output()
