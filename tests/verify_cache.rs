@@ -12,6 +12,7 @@ mod support;
 mod synth;
 
 use arca::conex::verify::{DirSource, Verifier};
+use arca::conex::Targets;
 use arca::incremental::{Patch, PatchedSource};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -261,6 +262,39 @@ fn updates_that_do_not_verify_are_refused_as_without_a_cache() {
     cases.push((
         "no targets files".into(),
         join(&|s: &str| !s.starts_with("diff --git a/keys/")),
+    ));
+    // 4.–6. updates a compromised online key signs: the snapshot vouches
+    // for targets files that are not as their janitors signed them
+    let tampered = |what: &str, f: &dyn Fn(&str, &mut Targets, bool)| {
+        (
+            what.to_string(),
+            synth::one_package_update_with(&w.synth, &synth::package_name(1), f).unwrap(),
+        )
+    };
+    cases.push(tampered(
+        "a targets file without its signature",
+        &|_, t, signed| {
+            if signed {
+                t.signatures.clear()
+            }
+        },
+    ));
+    cases.push(tampered(
+        "a targets file changed after signing",
+        &|_, t, signed| {
+            if signed {
+                t.targets[0].size += 1
+            }
+        },
+    ));
+    // 7. a janitor signs its targets file again without raising its counter
+    cases.push(tampered(
+        "a targets file signed with its old counter",
+        &|_, t, signed| {
+            if !signed {
+                t.header.counter -= 1
+            }
+        },
     ));
     for (what, p) in cases {
         let pf = w.tmp.join("bad.patch");

@@ -39,8 +39,43 @@ fn same(text: &str) -> Result<(), TestCaseError> {
     let (g, p) = (general(text), parsed(text));
     prop_assert_eq!(&g, &p, "general vs parse on {:?}", text);
     if let Some((t, w)) = targets_fast::parse(text) {
-        prop_assert_eq!(Ok(t), g.0, "fast path on {:?}", text);
-        prop_assert_eq!(w, g.1);
+        prop_assert_eq!(Ok(&t), g.0.as_ref(), "fast path on {:?}", text);
+        prop_assert_eq!(&w, &g.1);
+    }
+    // the view read in place: the same entries, the same canonical bytes
+    // (the signed bytes) as the general path's targets file
+    if let Some((view, w)) = targets_fast::parse_view(text) {
+        let Ok(t) = &g.0 else {
+            return Err(TestCaseError::fail(format!(
+                "the view reads a file the general path refuses: {text:?}"
+            )));
+        };
+        prop_assert_eq!(&w, &g.1);
+        prop_assert!(view.head.targets.is_empty());
+        let mut head = t.clone();
+        head.targets.clear();
+        prop_assert_eq!(&view.head, &head);
+        let entries: Vec<(String, Vec<String>, u64)> = view
+            .entries
+            .iter()
+            .map(|e| {
+                let ds = view.digests(e).iter().map(|d| d.to_string()).collect();
+                (e.path.to_string(), ds, e.size)
+            })
+            .collect();
+        let want: Vec<(String, Vec<String>, u64)> = t
+            .targets
+            .iter()
+            .map(|e| {
+                let ds = e.digest.iter().map(|d| d.to_string()).collect();
+                (e.filename.join("/"), ds, e.size)
+            })
+            .collect();
+        prop_assert_eq!(entries, want);
+        prop_assert_eq!(
+            view.canonical_signed(),
+            Wire::Map(t.signed_wire()).canonical()
+        );
     }
     Ok(())
 }

@@ -21,7 +21,7 @@
 
 use super::key::Digest;
 use super::opam::ocaml_trim;
-use super::resource::{self, string_to_path, Target, Targets};
+use super::resource::{self, Target, Targets};
 use super::wire::{uint_of_string, Wire, WireMap};
 use std::borrow::Cow;
 
@@ -57,6 +57,13 @@ enum Word<'a> {
 
 impl<'a> P<'a> {
     fn ws(&mut self) {
+        // runs of spaces (indentation) eight at a time
+        while let Some(w) = self.s.get(self.i..self.i + 8) {
+            if w != b"        " {
+                break;
+            }
+            self.i += 8;
+        }
         while let Some(b' ' | b'\t' | b'\n') = self.s.get(self.i) {
             self.i += 1;
         }
@@ -192,15 +199,31 @@ impl<'a> P<'a> {
         self.string()
     }
 
+    /// A plain string at the cursor, after blanks, read in place and
+    /// trimmed as conex trims a value; `None` for one the general lexer
+    /// must read (an escape, a carriage return, triple quotes).
+    fn plain_str(&mut self) -> Option<&'a str> {
+        match self.str()? {
+            Cow::Borrowed(s) => Some(ocaml_trim(s)),
+            Cow::Owned(_) => None,
+        }
+    }
+
     /// One entry `[[filename "…"] [size 0x…] [digest ["…" …]]]`, its three
-    /// fields in any order, exactly once each.
-    fn target(&mut self) -> Option<Target> {
-        let (mut filename, mut size, mut digest) = (None, None, None);
+    /// fields in any order, exactly once each; its digests are appended to
+    /// `digests`.
+    fn target(&mut self, digests: &mut Vec<&'a str>) -> Option<EntryRef<'a>> {
+        let (mut path, mut size, mut ds) = (None, None, None);
         for _ in 0..3 {
             self.open()?;
             match self.ident()? {
-                "filename" if filename.is_none() => {
-                    filename = Some(string_to_path(ocaml_trim(&self.str()?)).ok()?);
+                "filename" if path.is_none() => {
+                    let s = self.plain_str()?;
+                    let s = s.strip_prefix('/').unwrap_or(s);
+                    if !resource::valid_path_str(s) {
+                        return None;
+                    }
+                    path = Some(s);
                 }
                 "size" if size.is_none() => {
                     let w = self.ident()?;
@@ -209,15 +232,17 @@ impl<'a> P<'a> {
                     }
                     size = Some(uint_of_string(w)?);
                 }
-                "digest" if digest.is_none() => {
+                "digest" if ds.is_none() => {
                     self.open()?;
-                    let mut ds = Vec::with_capacity(1);
+                    let start = digests.len();
                     while !self.close() {
                         // an unknown algorithm warns, a malformed digest
                         // is refused: both left to the general path
-                        ds.push(Digest::parse(ocaml_trim(&self.str()?)).ok()?);
+                        let d = self.plain_str()?;
+                        Digest::parse(d).ok()?;
+                        digests.push(d);
                     }
-                    digest = Some(ds);
+                    ds = Some(start..digests.len());
                 }
                 _ => return None,
             }
@@ -228,27 +253,28 @@ impl<'a> P<'a> {
         if !self.close() {
             return None;
         }
-        Some(Target {
-            filename: filename?,
-            digest: digest?,
+        let ds = ds?;
+        Some(EntryRef {
+            path: path?,
+            digests: u32::try_from(ds.start).ok()?..u32::try_from(ds.end).ok()?,
             size: size?,
         })
     }
 
     /// The `targets` list.
-    fn targets(&mut self) -> Option<Vec<Target>> {
+    fn targets(&mut self, digests: &mut Vec<&'a str>) -> Option<Vec<EntryRef<'a>>> {
         self.open()?;
         let mut out = Vec::new();
         while !self.close() {
             self.open()?;
-            out.push(self.target()?);
+            out.push(self.target(digests)?);
         }
         Some(out)
     }
 
     /// The `signed` map: its small fields decoded to wire values, the
     /// `targets` list read into entries.
-    fn signed(&mut self) -> Option<(WireMap, Vec<Target>)> {
+    fn signed(&mut self, digests: &mut Vec<&'a str>) -> Option<(WireMap, Vec<EntryRef<'a>>)> {
         self.open()?;
         let mut m = WireMap::new();
         let mut targets = None;
@@ -261,7 +287,7 @@ impl<'a> P<'a> {
                 if targets.is_some() {
                     return None;
                 }
-                targets = Some(self.targets()?);
+                targets = Some(self.targets(digests)?);
             } else {
                 let v = wire(self.value(1)?)?;
                 if m.insert(k.to_string(), v).is_some() {
@@ -314,15 +340,81 @@ fn wire(v: V) -> Option<Wire> {
     })
 }
 
-/// Parses a targets file in the common shape; `None` when the general
-/// parser must decide (see the module documentation). On success, the
-/// targets file and the warnings the general path gives for it.
-pub fn parse(text: &str) -> Option<(Targets, Vec<String>)> {
+/// One entry of a targets file read in place: its path (as conex reads
+/// it: trimmed, without a leading `/`, every component checked) and its
+/// size; its digests are a range of [`TargetsView::digests`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// The path, components joined by `/`.
+    pub path: &'a str,
+    digests: std::ops::Range<u32>,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A targets file read in place: everything but the entries decoded as
+/// the general path decodes it (`head`, whose `targets` is empty), the
+/// entries borrowed from the file's text.
+#[derive(Clone, Debug)]
+pub struct TargetsView<'a> {
+    /// The targets file without its entries.
+    pub head: Targets,
+    /// The entries, in file order.
+    pub entries: Vec<EntryRef<'a>>,
+    digests: Vec<&'a str>,
+}
+
+impl<'a> TargetsView<'a> {
+    /// The digests of an entry (`alg=data`, trimmed, each one that
+    /// [`Digest::parse`] reads).
+    pub fn digests(&self, e: &EntryRef<'a>) -> &[&'a str] {
+        &self.digests[e.digests.start as usize..e.digests.end as usize]
+    }
+
+    /// The entries as [`Target`]s.
+    fn owned_targets(&self) -> Vec<Target> {
+        self.entries
+            .iter()
+            .map(|e| Target {
+                filename: e.path.split('/').map(str::to_string).collect(),
+                digest: self
+                    .digests(e)
+                    .iter()
+                    .filter_map(|d| Digest::parse(d).ok())
+                    .collect(),
+                size: e.size,
+            })
+            .collect()
+    }
+
+    /// The canonical string of the `signed` map (the bytes
+    /// [`canonical_signed`] gives for the owned targets file).
+    pub fn canonical_signed(&self) -> String {
+        canonical_signed_with(&self.head, self.entries.len(), |out| {
+            write_targets(
+                out,
+                self.entries.iter().map(|e| {
+                    let ds = self
+                        .digests(e)
+                        .iter()
+                        .map(|d| d.split_once('=').unwrap_or((d, "")));
+                    (ds, std::iter::once(e.path), e.size)
+                }),
+            )
+        })
+    }
+}
+
+/// Reads a targets file in the common shape in place; `None` when the
+/// general parser must decide (see the module documentation). On success,
+/// the view and the warnings the general path gives for the file.
+pub fn parse_view(text: &str) -> Option<(TargetsView<'_>, Vec<String>)> {
     let mut p = P {
         t: text,
         s: text.as_bytes(),
         i: 0,
     };
+    let mut digests = Vec::new();
     let (mut signed, mut sigs) = (None, None);
     loop {
         p.ws();
@@ -343,7 +435,7 @@ pub fn parse(text: &str) -> Option<(Targets, Vec<String>)> {
             return None;
         }
         match name {
-            "signed" if signed.is_none() => signed = Some(p.signed()?),
+            "signed" if signed.is_none() => signed = Some(p.signed(&mut digests)?),
             "signatures" if sigs.is_none() => {
                 let v = p.value(0)?;
                 if !matches!(&v, V::List(xs) if xs.is_empty() || !xs.iter().all(is_pair)) {
@@ -354,18 +446,33 @@ pub fn parse(text: &str) -> Option<(Targets, Vec<String>)> {
             _ => return None,
         }
     }
-    let (signed, targets) = signed?;
+    let (signed, entries) = signed?;
     let sigs = match sigs {
         Some(Wire::List(l)) => l,
         None => Vec::new(),
         Some(_) => return None,
     };
     let mut warnings = Vec::new();
-    let mut targets = Some(targets);
-    let t = resource::targets_of_parts(&signed, &sigs, &mut warnings, |_| {
-        Ok(targets.take().unwrap_or_default())
-    })
-    .ok()?;
+    let head =
+        resource::targets_of_parts(&signed, &sigs, &mut warnings, |_| Ok(Vec::new())).ok()?;
+    Some((
+        TargetsView {
+            head,
+            entries,
+            digests,
+        },
+        warnings,
+    ))
+}
+
+/// Parses a targets file in the common shape; `None` when the general
+/// parser must decide (see the module documentation). On success, the
+/// targets file and the warnings the general path gives for it.
+pub fn parse(text: &str) -> Option<(Targets, Vec<String>)> {
+    let (view, warnings) = parse_view(text)?;
+    let targets = view.owned_targets();
+    let mut t = view.head;
+    t.targets = targets;
     Some((t, warnings))
 }
 
@@ -373,8 +480,22 @@ pub fn parse(text: &str) -> Option<(Targets, Vec<String>)> {
 /// building its wire value (the same bytes as
 /// `Wire::Map(t.signed_wire()).canonical()`).
 pub(super) fn canonical_signed(t: &Targets) -> String {
+    canonical_signed_with(t, t.targets.len(), |out| {
+        write_targets(
+            out,
+            t.targets.iter().map(|e| {
+                let ds = e.digest.iter().map(|d| (d.alg.as_str(), d.data.as_str()));
+                (ds, e.filename.iter().map(String::as_str), e.size)
+            }),
+        )
+    })
+}
+
+/// The canonical string of the `signed` map of `t` with its `targets`
+/// field (`n` entries) written by `targets`.
+fn canonical_signed_with(t: &Targets, n: usize, targets: impl FnOnce(&mut String)) -> String {
     let m = t.signed_wire_without_targets();
-    let mut out = String::with_capacity(64 + t.targets.len() * 140);
+    let mut out = String::with_capacity(64 + n * 140);
     out.push('{');
     let mut first = true;
     let mut sep = |out: &mut String| {
@@ -383,61 +504,94 @@ pub(super) fn canonical_signed(t: &Targets) -> String {
         }
         first = false;
     };
-    let mut written = false;
+    let mut targets = Some(targets);
     for (k, v) in &m {
-        if !written && k.as_str() > "targets" {
-            sep(&mut out);
-            write_targets(&mut out, &t.targets);
-            written = true;
+        if k.as_str() > "targets" {
+            if let Some(w) = targets.take() {
+                sep(&mut out);
+                w(&mut out);
+            }
         }
         sep(&mut out);
         out.push_str(k);
         out.push(':');
         v.write_canonical(&mut out);
     }
-    if !written {
+    if let Some(w) = targets.take() {
         sep(&mut out);
-        write_targets(&mut out, &t.targets);
+        w(&mut out);
     }
     out.push('}');
     out
 }
 
-fn itoa(n: usize) -> String {
-    n.to_string()
-}
-
-/// `targets:[{digest:[…];filename:…;size:0x…};…]`
-fn write_targets(out: &mut String, ts: &[Target]) {
+/// `targets:[{digest:[…];filename:…;size:0x…};…]`, each entry given as its
+/// digests (algorithm, data), its path's parts (joined by `/`) and size.
+fn write_targets<'x, D, P>(out: &mut String, entries: impl Iterator<Item = (D, P, u64)>)
+where
+    D: Iterator<Item = (&'x str, &'x str)>,
+    P: Iterator<Item = &'x str> + Clone,
+{
     out.push_str("targets:[");
-    for (n, t) in ts.iter().enumerate() {
+    for (n, (digests, parts, size)) in entries.enumerate() {
         if n > 0 {
             out.push(';');
         }
         out.push_str("{digest:[");
-        for (m, d) in t.digest.iter().enumerate() {
+        for (m, (alg, data)) in digests.enumerate() {
             if m > 0 {
                 out.push(';');
             }
-            out.push_str(itoa(d.alg.len() + 1 + d.data.len()).as_str());
+            push_decimal(out, alg.len() + 1 + data.len());
             out.push('\'');
-            out.push_str(&d.alg);
+            out.push_str(alg);
             out.push('=');
-            out.push_str(&d.data);
+            out.push_str(data);
         }
         out.push_str("];filename:");
-        let len = t.filename.iter().map(|c| c.len() + 1).sum::<usize>();
-        out.push_str(itoa(len.saturating_sub(1)).as_str());
+        let len = parts.clone().map(|c| c.len() + 1).sum::<usize>();
+        push_decimal(out, len.saturating_sub(1));
         out.push('\'');
-        for (m, c) in t.filename.iter().enumerate() {
+        for (m, c) in parts.enumerate() {
             if m > 0 {
                 out.push('/');
             }
             out.push_str(c);
         }
         out.push_str(";size:");
-        out.push_str(&super::wire::uint_to_string(t.size));
+        push_hex(out, size);
         out.push('}');
     }
     out.push(']');
+}
+
+/// `n` in decimal.
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(buf[i..].iter().map(|&b| b as char));
+}
+
+/// `n` as conex writes an unsigned integer: `0x` and upper-case hex digits.
+fn push_hex(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789ABCDEF"[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str("0x");
+    out.extend(buf[i..].iter().map(|&b| b as char));
 }

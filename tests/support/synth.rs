@@ -403,6 +403,18 @@ pub fn whole_file_diff(path: &str, old: Option<&[u8]>, new: Option<&[u8]>) -> St
 /// not modified): a new version of `package`, its janitors' targets files
 /// re-signed (counter + 1), new snapshot and timestamp.
 pub fn one_package_update(synth: &Synth, package: &str) -> Result<String, String> {
+    one_package_update_with(synth, package, &|_, _, _| {})
+}
+
+/// [`one_package_update`], each changed targets file passed to `tamper`
+/// (with its id) before its janitor signs it (`false`) and after (`true`),
+/// before the snapshot is made: an update as a janitor or a compromised
+/// online key could make it.
+pub fn one_package_update_with(
+    synth: &Synth,
+    package: &str,
+    tamper: &dyn Fn(&str, &mut Targets, bool),
+) -> Result<String, String> {
     let spec = &synth.spec;
     let dir = &synth.dir;
     let owners = synth
@@ -426,7 +438,9 @@ pub fn one_package_update(synth: &Synth, package: &str) -> Result<String, String
         );
         t.header.counter += 1;
         t.signatures.clear();
+        tamper(o, &mut t, false);
         sign_into(&mut t, o, CREATED, &mut MemSigner::derive(spec.seed, o)).map_err(err)?;
+        tamper(o, &mut t, true);
         let new = t.to_file_string().into_bytes();
         patch.push_str(&whole_file_diff(
             &format!("keys/{o}"),

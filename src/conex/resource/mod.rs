@@ -241,13 +241,18 @@ pub type Path = Vec<String>;
 /// `..` components refused.
 pub fn string_to_path(s: &str) -> Result<Path, ConexError> {
     let t = s.strip_prefix('/').unwrap_or(s);
-    let parts: Vec<String> = t.split('/').map(str::to_string).collect();
-    if parts.iter().any(|p| p.is_empty() || p == "." || p == "..") {
+    if !valid_path_str(t) {
         return Err(ConexError::msg(format!(
             "invalid path {s:?}: empty, '.' or '..' component"
         )));
     }
-    Ok(parts)
+    Ok(t.split('/').map(str::to_string).collect())
+}
+
+/// Whether every `/`-separated component of `t` (a path without its
+/// leading `/`) is a name: not empty, `.` or `..`.
+pub fn valid_path_str(t: &str) -> bool {
+    !t.split('/').any(|p| p.is_empty() || p == "." || p == "..")
 }
 
 /// Joins path components with `/`.
@@ -547,7 +552,7 @@ mod time;
 
 pub use root::Root;
 pub(in crate::conex) use targets::targets_of_parts;
-pub use targets::{Delegation, Snapshot, Target, Targets, Timestamp};
+pub use targets::{valid_opam_path_str, Delegation, Snapshot, Target, Targets, Timestamp};
 pub use time::{conex_timestamp, format_time, parse_time};
 
 #[cfg(test)]

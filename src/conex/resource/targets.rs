@@ -93,28 +93,59 @@ impl Target {
     /// Whether the path has the opam repository shape below `datadir`:
     /// `<p>/<p>.<v>/opam`, `<p>/<p>.<v>/files/<f>`, `<p.v>/opam`, `<p.v>/files/<f>`.
     pub fn valid_opam_path(&self, datadir: &[String]) -> bool {
-        let Some(rest) = self.filename.strip_prefix(datadir) else {
-            return false;
-        };
-        match rest {
-            [p, v, o] if o == "opam" => v.starts_with(&format!("{p}.")),
-            [p, v, f, _] if f == "files" => v.starts_with(&format!("{p}.")),
-            [_, o] if o == "opam" => true,
-            [_, f, _] if f == "files" => true,
-            _ => false,
-        }
+        self.filename
+            .strip_prefix(datadir)
+            .is_some_and(|rest| opam_rest(rest, false))
     }
 
     /// Whether this is an opam file (the files conex requires to be signed).
     pub fn is_opam_file(&self, datadir: &[String]) -> bool {
-        let Some(rest) = self.filename.strip_prefix(datadir) else {
-            return false;
-        };
-        match rest {
-            [p, v, o] if o == "opam" => v.starts_with(&format!("{p}.")),
-            [_, o] if o == "opam" => true,
-            _ => false,
+        self.filename
+            .strip_prefix(datadir)
+            .is_some_and(|rest| opam_rest(rest, true))
+    }
+}
+
+/// [`Target::valid_opam_path`] of a path given as its components joined
+/// by `/`.
+pub fn valid_opam_path_str(path: &str, datadir: &[String]) -> bool {
+    let mut rest = path;
+    for d in datadir {
+        match rest
+            .strip_prefix(d.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            Some(r) => rest = r,
+            None => return false,
         }
+    }
+    let mut parts = [""; 4];
+    let mut n = 0;
+    for c in rest.split('/') {
+        if n == parts.len() {
+            return false;
+        }
+        parts[n] = c;
+        n += 1;
+    }
+    opam_rest(&parts[..n], false)
+}
+
+/// Whether the components below the data directory are a package's opam
+/// file (`pkg/pkg.version/opam`, `pkg/opam`) or, unless `opam_only`, one of
+/// its files (`pkg/pkg.version/files/f`, `pkg/files/f`).
+fn opam_rest<S: AsRef<str>>(rest: &[S], opam_only: bool) -> bool {
+    let versioned = |p: &S, v: &S| {
+        v.as_ref()
+            .strip_prefix(p.as_ref())
+            .is_some_and(|r| r.starts_with('.'))
+    };
+    match rest {
+        [p, v, o] if o.as_ref() == "opam" => versioned(p, v),
+        [p, v, f, _] if !opam_only && f.as_ref() == "files" => versioned(p, v),
+        [_, o] if o.as_ref() == "opam" => true,
+        [_, f, _] if !opam_only && f.as_ref() == "files" => true,
+        _ => false,
     }
 }
 

@@ -12,8 +12,10 @@
 use super::expr::{id_equal, Expr, KeyRef};
 use super::key::{Digest, KeyDataError};
 use super::resource::{
-    conex_timestamp, path_to_string, Path, Resource, Root, Snapshot, Target, Targets, Timestamp,
+    conex_timestamp, path_to_string, valid_opam_path_str, Path, Resource, Root, Snapshot, Target,
+    Targets, Timestamp,
 };
+use super::targets_fast::TargetsView;
 use super::wire::{Wire, WireMap};
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
@@ -34,7 +36,7 @@ mod targets;
 pub use error::{StateError, VerifyError};
 pub use incremental::{verify_diffs, KnownHeaders};
 pub use read::{parse_resource, read_resource};
-pub use signatures::{valid_signatures, valid_signatures_cached, SigCache};
+pub use signatures::{valid_signatures, valid_signatures_cached, valid_signatures_over, SigCache};
 pub use source::{hash_file, hash_reader, DirHandle, DirSource, MemSource, Source};
 pub use targets::FastExpr;
 use targets::{load_targets, load_targets_entry};
@@ -219,6 +221,21 @@ impl<'a> Verifier<'a> {
         )?;
         let e = e.ok_or("no entry for the targets file")?;
         Ok((t, e))
+    }
+
+    /// [`Self::check_targets_file_entry`] of a targets file whose bytes,
+    /// `text`, the caller read, with its entries read in place: `None` when
+    /// the file is not in the shape that is read in place (then check it
+    /// with [`Self::check_targets_file_entry`]); else the outcome, the
+    /// warnings and the snapshot's entry for the file.
+    pub fn check_targets_view<'b>(
+        &self,
+        root: &Root,
+        snap: &Snapshot,
+        id: &str,
+        text: &'b str,
+    ) -> Option<(Result<TargetsView<'b>, VerifyError>, Vec<String>, Target)> {
+        targets::check_targets_view(&self.opts, root, snap, id, text, &self.sigs)
     }
 
     /// Uses (and fills) a shared signature cache.

@@ -51,13 +51,7 @@ pub fn parse_resource<R: Resource>(
             ));
         }
     }
-    if !id_equal(&r.header().name, name) {
-        return Err(VerifyError::from(format!(
-            "{name} (type {}) is named {}",
-            R::TYP,
-            crate::conex::shown(&r.header().name)
-        )));
-    }
+    check_name(&r, name)?;
     Ok(r)
 }
 
@@ -105,4 +99,17 @@ pub fn read_resource<R: Resource>(
         )));
     }
     parse_resource(bytes, name, warnings)
+}
+
+/// conex's check that a resource read from the file `name` is named so
+/// (ignoring case).
+pub(super) fn check_name<R: Resource>(r: &R, name: &str) -> Result<(), VerifyError> {
+    if !id_equal(&r.header().name, name) {
+        return Err(VerifyError::from(format!(
+            "{name} (type {}) is named {}",
+            R::TYP,
+            crate::conex::shown(&r.header().name)
+        )));
+    }
+    Ok(())
 }

@@ -12,6 +12,9 @@ pub struct SigCache {
 }
 
 impl SigCache {
+    /// Messages at least this long are not cached.
+    pub const UNCACHED: usize = 1 << 20;
+
     /// An empty cache.
     pub fn new() -> SigCache {
         SigCache::default()
@@ -28,7 +31,10 @@ impl SigCache {
     }
 
     /// Verifies `sig_b64` over `msg` with `key`, or returns the cached
-    /// outcome of the same verification.
+    /// outcome of the same verification. A message of [`Self::UNCACHED`]
+    /// bytes or more (a large targets file's, read once per verification)
+    /// is verified without the cache: hashing it for the cache's key would
+    /// cost more than the cache saves.
     pub fn verify(
         &self,
         key: &crate::conex::PublicKey,
@@ -36,6 +42,9 @@ impl SigCache {
         msg: &[u8],
         sig_b64: &str,
     ) -> Result<(), KeyDataError> {
+        if msg.len() >= Self::UNCACHED {
+            return key.verify_b64(alg, msg, sig_b64);
+        }
         let mut h = Sha256::new();
         for part in [
             key.conex_string().as_bytes(),
@@ -75,12 +84,23 @@ pub fn valid_signatures_cached<R: Resource>(
     warnings: &mut Vec<String>,
     cache: &SigCache,
 ) -> BTreeMap<Digest, String> {
-    let signed = r.canonical_signed();
+    valid_signatures_over(r, &r.canonical_signed(), warnings, cache)
+}
+
+/// [`valid_signatures_cached`] with the canonical string of the signed map
+/// already written (`signed`; for a targets file read in place, `r` is
+/// the file without its entries).
+pub fn valid_signatures_over<R: Resource>(
+    r: &R,
+    signed: &str,
+    warnings: &mut Vec<String>,
+    cache: &SigCache,
+) -> BTreeMap<Digest, String> {
     let sigs: Vec<_> = r
         .signatures()
         .iter()
         .map(|(id, sig)| {
-            let tbs = wrap_signed(r, &signed, id, &sig.created, sig.alg);
+            let tbs = wrap_signed(r, signed, id, &sig.created, sig.alg);
             (id, sig, r.keys().get(id), tbs)
         })
         .collect();

@@ -146,7 +146,7 @@ fn lists_any(rest: &str, ids: &BTreeSet<usize>) -> bool {
 
 /// Whether the entries of a path line from the targets files `ids` are
 /// exactly `new` (same files, digests and sizes, in order).
-fn same_entries(rest: &str, ids: &BTreeSet<usize>, new: &[(usize, Digest, u64)]) -> bool {
+fn same_entries(rest: &str, ids: &BTreeSet<usize>, new: &[(usize, &str, u64)]) -> bool {
     let mut it = rest.split('\t');
     let (Some(dd), Some(dn)) = (it.next(), it.next()) else {
         return false;
@@ -169,14 +169,44 @@ fn same_entries(rest: &str, ids: &BTreeSet<usize>, new: &[(usize, Digest, u64)])
         let Some((j, nd, nn)) = new.next() else {
             return false;
         };
-        let same_digest = d
-            .split_once('=')
-            .is_some_and(|(a, h)| a == nd.alg && h == nd.data);
-        if *j != i || !same_digest || n.parse::<u64>() != Ok(*nn) {
+        if *j != i || d != *nd || n.parse::<u64>() != Ok(*nn) {
             return false;
         }
     }
     new.next().is_none()
+}
+
+/// An entry read in place: targets file index, digest text, size.
+type FreshEntry<'b> = (usize, &'b str, u64);
+
+/// The entries of one path in the changed targets files: nearly always
+/// one, kept without an allocation.
+enum Fresh<'b> {
+    One(FreshEntry<'b>),
+    Many(Vec<FreshEntry<'b>>),
+}
+
+impl<'b> Fresh<'b> {
+    fn push(&mut self, x: FreshEntry<'b>) {
+        match self {
+            Fresh::One(a) => *self = Fresh::Many(vec![*a, x]),
+            Fresh::Many(v) => v.push(x),
+        }
+    }
+
+    fn as_slice(&self) -> &[FreshEntry<'b>] {
+        match self {
+            Fresh::One(a) => std::slice::from_ref(a),
+            Fresh::Many(v) => v,
+        }
+    }
+}
+
+/// Entries read in place as owned entries.
+fn owned_entries(new: &[FreshEntry<'_>]) -> Result<Vec<(usize, Digest, u64)>, StateError> {
+    new.iter()
+        .map(|&(i, d, n)| Ok((i, parse_digest(d).ok_or("a digest without '='")?, n)))
+        .collect()
 }
 
 /// A verified state as read from (or about to be written to) a cache file.
@@ -510,54 +540,85 @@ pub fn verify_from_state(
     // new snapshot vouches for the bytes the state was made from
     let mut recs = st.targets.clone();
     let mut headers = BTreeMap::new();
-    let mut new_entries: FastMap<String, Vec<(usize, Digest, u64)>> = FastMap::default();
+    // the changed targets files' bytes: their entries are read in place
+    let mut texts: Vec<Vec<u8>> = Vec::with_capacity(changed_ids.len());
+    for &i in &changed_ids {
+        let mut path = kd.clone();
+        path.push(st.targets[i].id.clone());
+        texts.push(new.read(&path).map_err(|e| {
+            StateError::from(format!(
+                "cannot read targets file {}: {e}",
+                crate::conex::shown(&st.targets[i].id)
+            ))
+        })?);
+    }
+    let mut texts = texts.iter();
+    let mut new_entries: FastMap<&str, Fresh<'_>> = FastMap::default();
     let mut dm = HashMap::new();
     for (i, ((id, (dgst, epoch)), rec)) in remotes.iter().zip(recs.iter_mut()).enumerate() {
         let mut path = kd.clone();
         path.push(id.clone());
         if changed_ids.contains(&i) {
-            let mut w = Vec::new();
-            let (t, tg) = v
-                .check_targets_file_entry(&root, &snap, id, &mut w)
-                .map_err(|e| {
-                    StateError::from(format!("targets file {}: {e}", crate::conex::shown(id)))
+            let bytes = texts.next().ok_or("targets files out of step")?;
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                StateError::from(format!(
+                    "targets file {} is not UTF-8",
+                    crate::conex::shown(id)
+                ))
+            })?;
+            let (t, w, tg) = v
+                .check_targets_view(&root, &snap, id, text)
+                .ok_or_else(|| {
+                    StateError::from(format!(
+                        "targets file {} is not in the common shape",
+                        crate::conex::shown(id)
+                    ))
                 })?;
+            let t = t.map_err(|e| {
+                StateError::from(format!("targets file {}: {e}", crate::conex::shown(id)))
+            })?;
             if !w.is_empty() {
                 return Err(StateError::from(format!(
                     "targets file {} gives warnings",
                     crate::conex::shown(id)
                 )));
             }
-            if !t.delegations.is_empty() {
+            let head = &t.head;
+            if !head.delegations.is_empty() {
                 return Err("a targets file delegates".into());
             }
-            match t.valid_hash() {
-                Ok(h) if h == *dgst && t.header.epoch == *epoch => {}
+            match head.valid_hash() {
+                Ok(h) if h == *dgst && head.header.epoch == *epoch => {}
                 _ => return Err("a targets file's keys or epoch changed".into()),
             }
-            clean(&t.header.name).ok_or("a name with a tab or line break")?;
+            clean(&head.header.name).ok_or("a name with a tab or line break")?;
             headers.insert(
                 id.clone(),
-                ((rec.epoch, rec.counter), (t.header.epoch, t.header.counter)),
+                (
+                    (rec.epoch, rec.counter),
+                    (head.header.epoch, head.header.counter),
+                ),
             );
             *rec = TargetsRec {
                 id: id.clone(),
-                name: t.header.name.clone(),
+                name: head.header.name.clone(),
                 digest: tg.digest[0].clone(),
                 size: tg.size,
-                epoch: t.header.epoch,
-                counter: t.header.counter,
+                epoch: head.header.epoch,
+                counter: head.header.counter,
             };
-            for e in &t.targets {
-                if e.filename.is_empty() {
+            for e in &t.entries {
+                if e.path.is_empty() {
                     return Err("an entry with an empty path".into());
                 }
-                let p = path_to_string(&e.filename);
-                clean(&p).ok_or("a path with a tab or line break")?;
-                let v = new_entries.entry(p).or_default();
-                for d in &e.digest {
-                    clean(&d.to_string()).ok_or("a digest with a tab or line break")?;
-                    v.push((i, d.clone(), e.size));
+                clean(e.path).ok_or("a path with a tab or line break")?;
+                for d in t.digests(e) {
+                    clean(d).ok_or("a digest with a tab or line break")?;
+                    let x = (i, *d, e.size);
+                    new_entries
+                        .entry(e.path)
+                        .and_modify(|f| f.push(x))
+                        .or_insert(Fresh::One(x));
                 }
             }
         } else {
@@ -596,17 +657,21 @@ pub fn verify_from_state(
             out.push_str(line);
             continue;
         }
-        let new = new_entries.remove(p).unwrap_or_default();
-        if !data && same_entries(rest, &changed_ids, &new) {
+        let new = new_entries.remove(p).unwrap_or(Fresh::Many(Vec::new()));
+        if !data && same_entries(rest, &changed_ids, new.as_slice()) {
             out.push_str(line);
             continue;
         }
         let r = parse_path_rest(rest)
             .ok_or_else(|| StateError::from(format!("bad line for {}", crate::conex::shown(p))))?;
-        todo.push((p.to_string(), r, new));
+        todo.push((p.to_string(), r, owned_entries(new.as_slice())?));
     }
     for (p, new) in new_entries.drain() {
-        todo.push((p, PathRec::default(), new));
+        todo.push((
+            p.to_string(),
+            PathRec::default(),
+            owned_entries(new.as_slice())?,
+        ));
     }
     for p in changed_data.iter() {
         if !todo.iter().any(|(q, _, _)| q == p) {

@@ -29,13 +29,7 @@ pub(super) fn load_targets_entry(
     sigs: &SigCache,
     warnings: &mut Vec<String>,
 ) -> Result<(Targets, Option<Target>), VerifyError> {
-    let mut path = root.keydir.clone();
-    path.push(id.to_string());
-    let bytes = src.read(&path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => format!("{id} (type targets) was not found in repository"),
-        // a patch section that does not apply, a FIFO, …
-        _ => format!("{id} (type targets) cannot be read: {e}"),
-    })?;
+    let (path, bytes) = read_targets_bytes(src, root, id)?;
     // the snapshot vouches for these exact bytes (a large file is hashed
     // while it is parsed)
     let (tgt, t) = if bytes.len() >= 1 << 20 {
@@ -52,30 +46,127 @@ pub(super) fn load_targets_entry(
         let tgt = snap.map(|_| Target::of_bytes(path.clone(), &bytes));
         (tgt, parse_resource::<Targets>(bytes, id, warnings)?)
     };
-    if opts.opam {
-        if let Some(bad) = t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)) {
-            return Err(VerifyError::from(format!(
-                "{id} contains an invalid path {}",
-                path_to_string(&bad.filename)
-            )));
-        }
+    let bad = opts
+        .opam
+        .then(|| t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)))
+        .flatten()
+        .map(|x| path_to_string(&x.filename));
+    check_loaded(
+        &t,
+        &t.canonical_signed(),
+        bad,
+        snap,
+        tgt.as_ref(),
+        id,
+        sigs,
+        warnings,
+    )?;
+    Ok((t, tgt))
+}
+
+/// The bytes of targets file `id`, and its path.
+fn read_targets_bytes(
+    src: &dyn Source,
+    root: &Root,
+    id: &str,
+) -> Result<(crate::conex::resource::Path, Vec<u8>), VerifyError> {
+    let mut path = root.keydir.clone();
+    path.push(id.to_string());
+    let bytes = src.read(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => format!("{id} (type targets) was not found in repository"),
+        // a patch section that does not apply, a FIFO, …
+        _ => format!("{id} (type targets) cannot be read: {e}"),
+    })?;
+    Ok((path, bytes))
+}
+
+/// conex's checks of a parsed targets file `t` (for a file read in place,
+/// the file without its entries), in conex's order: no invalid opam path
+/// (`bad`, the first one), the snapshot's entry for its bytes (`tgt`), and
+/// its own expression over its valid signatures (over `signed`, the
+/// canonical string of its signed map).
+#[allow(clippy::too_many_arguments)]
+fn check_loaded(
+    t: &Targets,
+    signed: &str,
+    bad: Option<String>,
+    snap: Option<&Snapshot>,
+    tgt: Option<&Target>,
+    id: &str,
+    sigs: &SigCache,
+    warnings: &mut Vec<String>,
+) -> Result<(), VerifyError> {
+    if let Some(bad) = bad {
+        return Err(VerifyError::from(format!(
+            "{id} contains an invalid path {bad}"
+        )));
     }
-    if let (Some(snap), Some(tgt)) = (snap, &tgt) {
+    if let (Some(snap), Some(tgt)) = (snap, tgt) {
         if !snap.targets.iter().any(|x| x.same(tgt)) {
             return Err(VerifyError::from(format!(
                 "couldn't validate target {id}: no match in snapshot targets"
             )));
         }
     }
-    let valid = valid_signatures_cached(&t, warnings, sigs);
+    let valid = valid_signatures_over(t, signed, warnings, sigs);
     let ids: BTreeSet<String> = valid.into_values().collect();
     if t.valid.eval(&HashMap::new(), &ids) {
-        Ok((t, tgt))
+        Ok(())
     } else {
         Err(VerifyError::from(format!(
             "couldn't validate expression in targets {id}"
         )))
     }
+}
+
+/// A targets file checked as [`load_targets_entry`] checks it against a
+/// snapshot, read in place from `text` (its bytes): `None` when the file is
+/// not in the shape [`crate::conex::targets_fast::parse_view`] reads (the
+/// caller then loads it the general way), else the outcome, its warnings
+/// and the snapshot's entry for it.
+pub(super) fn check_targets_view<'b>(
+    opts: &Options,
+    root: &Root,
+    snap: &Snapshot,
+    id: &str,
+    text: &'b str,
+    sigs: &SigCache,
+) -> Option<(Result<TargetsView<'b>, VerifyError>, Vec<String>, Target)> {
+    let mut path = root.keydir.clone();
+    path.push(id.to_string());
+    let (tgt, parsed) = rayon::join(
+        || Target::of_bytes(path.clone(), text.as_bytes()),
+        || {
+            let (view, warnings) = crate::conex::targets_fast::parse_view(text)?;
+            let bad = opts
+                .opam
+                .then(|| {
+                    view.entries
+                        .iter()
+                        .find(|e| !valid_opam_path_str(e.path, &root.datadir))
+                })
+                .flatten()
+                .map(|e| e.path.to_string());
+            let signed = view.canonical_signed();
+            Some((view, signed, bad, warnings))
+        },
+    );
+    let (view, signed, bad, mut warnings) = parsed?;
+    let r = super::read::check_name(&view.head, id)
+        .and_then(|()| {
+            check_loaded(
+                &view.head,
+                &signed,
+                bad,
+                Some(snap),
+                Some(&tgt),
+                id,
+                sigs,
+                &mut warnings,
+            )
+        })
+        .map(|()| view);
+    Some((r, warnings, tgt))
 }
 
 /// An expression prepared for evaluating many times against small sets of
