@@ -38,8 +38,8 @@ pub use incremental::{verify_diffs, KnownHeaders};
 pub use read::{parse_resource, read_resource};
 pub use signatures::{valid_signatures, valid_signatures_cached, valid_signatures_over, SigCache};
 pub use source::{hash_file, hash_reader, DirHandle, DirSource, MemSource, Source};
-pub use targets::FastExpr;
 use targets::{load_targets, load_targets_entry};
+pub use targets::{FastExpr, ReadView};
 
 /// Verification options (the verifier's command-line flags).
 #[derive(Clone, Debug)]
@@ -136,6 +136,8 @@ type TargetTree<'t> = FastMap<&'t Path, Vec<(&'t Digest, u64)>>;
 /// A hash map with a fast, randomly seeded hash (foldhash): the keys come
 /// from the repository, so the seed keeps colliding keys from being made.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A set with the same hasher.
+type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 /// One delegation level whose targets files were collected: its path, the
 /// expression, the ids it delegates to (key digest, epoch), its verified
 /// targets files, and where its warnings go among the others.
@@ -221,21 +223,6 @@ impl<'a> Verifier<'a> {
         )?;
         let e = e.ok_or("no entry for the targets file")?;
         Ok((t, e))
-    }
-
-    /// [`Self::check_targets_file_entry`] of a targets file whose bytes,
-    /// `text`, the caller read, with its entries read in place: `None` when
-    /// the file is not in the shape that is read in place (then check it
-    /// with [`Self::check_targets_file_entry`]); else the outcome, the
-    /// warnings and the snapshot's entry for the file.
-    pub fn check_targets_view<'b>(
-        &self,
-        root: &Root,
-        snap: &Snapshot,
-        id: &str,
-        text: &'b str,
-    ) -> Option<(Result<TargetsView<'b>, VerifyError>, Vec<String>, Target)> {
-        targets::check_targets_view(&self.opts, root, snap, id, text, &self.sigs)
     }
 
     /// Uses (and fills) a shared signature cache.

@@ -7,16 +7,18 @@
 //! the state's file, and deciding whether the file may be trusted, is the
 //! caller's.
 
+use super::targets::{check_read_view, read_targets_view};
 use super::{
-    hash_file, FastExpr, FastMap, Options, SigCache, Source, StateError, Summary, VerifiedTree,
-    Verifier,
+    hash_file, FastExpr, FastMap, FastSet, Options, ReadView, SigCache, Source, StateError,
+    Summary, VerifiedTree, Verifier,
 };
 use crate::conex::expr::Expr;
 use crate::conex::key::Digest;
 use crate::conex::resource::{path_to_string, Path as CPath, Role, Root, Target};
 use crate::conex::{Snapshot, Timestamp};
+use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::sync::Arc;
 
@@ -461,6 +463,74 @@ pub type EpochCounter = (u64, u64);
 /// A path with its old record and its entries from changed targets files.
 type Todo = (String, PathRec, Vec<(usize, Digest, u64)>);
 
+/// The paths whose entries or bytes may have changed, from one pass over
+/// the path lines of `st`: a line whose entries from the changed targets
+/// files (`ids`, read in place in `read`) are the same as before, for a
+/// file the patch does not touch (`data`), is copied as it is; the others
+/// are returned to be checked again, with their old record and their
+/// entries in the changed targets files.
+fn pass(
+    st: &State,
+    ids: &BTreeSet<usize>,
+    data: &FastSet<String>,
+    texts: &[(usize, Vec<u8>)],
+    read: &[(Target, Result<ReadView<'_>, StateError>)],
+) -> Result<(String, Vec<Todo>), StateError> {
+    let mut new_entries: FastMap<&str, Fresh<'_>> = FastMap::default();
+    for ((i, _), (_, r)) in texts.iter().zip(read) {
+        let t = &r.as_ref().map_err(Clone::clone)?.view;
+        for e in &t.entries {
+            if e.path.is_empty() {
+                return Err("an entry with an empty path".into());
+            }
+            clean(e.path).ok_or("a path with a tab or line break")?;
+            for d in t.digests(e) {
+                clean(d).ok_or("a digest with a tab or line break")?;
+                let x = (*i, *d, e.size);
+                new_entries
+                    .entry(e.path)
+                    .and_modify(|f| f.push(x))
+                    .or_insert(Fresh::One(x));
+            }
+        }
+    }
+    let mut out = String::with_capacity(st.paths.len() + 4096);
+    let mut todo: Vec<Todo> = Vec::new();
+    for line in st.paths.split_inclusive('\n') {
+        let body = line
+            .strip_prefix("p\t")
+            .and_then(|l| l.strip_suffix('\n'))
+            .ok_or("bad path line")?;
+        let (p, rest) = body.split_once('\t').ok_or("bad path line")?;
+        let touched = data.contains(p);
+        if !touched && (ids.is_empty() || !lists_any(rest, ids)) {
+            out.push_str(line);
+            continue;
+        }
+        let new = new_entries.remove(p).unwrap_or(Fresh::Many(Vec::new()));
+        if !touched && same_entries(rest, ids, new.as_slice()) {
+            out.push_str(line);
+            continue;
+        }
+        let r = parse_path_rest(rest)
+            .ok_or_else(|| StateError::from(format!("bad line for {}", crate::conex::shown(p))))?;
+        todo.push((p.to_string(), r, owned_entries(new.as_slice())?));
+    }
+    for (p, new) in new_entries.drain() {
+        todo.push((
+            p.to_string(),
+            PathRec::default(),
+            owned_entries(new.as_slice())?,
+        ));
+    }
+    for p in data.iter() {
+        if !todo.iter().any(|(q, _, _)| q == p) {
+            todo.push((p.clone(), PathRec::default(), Vec::new()));
+        }
+    }
+    Ok((out, todo))
+}
+
 /// Verifies the new tree `new` (the old tree plus the files in `changed`)
 /// from the verified state of the old tree. `Err` says why the state
 /// cannot decide (then verify the whole tree): only a clean success is
@@ -540,41 +610,78 @@ pub fn verify_from_state(
     // new snapshot vouches for the bytes the state was made from
     let mut recs = st.targets.clone();
     let mut headers = BTreeMap::new();
-    // the changed targets files' bytes: their entries are read in place
-    let mut texts: Vec<Vec<u8>> = Vec::with_capacity(changed_ids.len());
+    // the changed targets files, read in place: each one's bytes are
+    // hashed (for the snapshot) while it is parsed, and its signatures are
+    // checked while the path lines are compared with its entries; errors
+    // are then taken in the order of the checks, one file after the other
+    let mut texts: Vec<(usize, Vec<u8>)> = Vec::with_capacity(changed_ids.len());
     for &i in &changed_ids {
         let mut path = kd.clone();
         path.push(st.targets[i].id.clone());
-        texts.push(new.read(&path).map_err(|e| {
+        let bytes = new.read(&path).map_err(|e| {
             StateError::from(format!(
                 "cannot read targets file {}: {e}",
                 crate::conex::shown(&st.targets[i].id)
             ))
-        })?);
+        })?;
+        texts.push((i, bytes));
     }
-    let mut texts = texts.iter();
-    let mut new_entries: FastMap<&str, Fresh<'_>> = FastMap::default();
+    let read: Vec<(Target, Result<ReadView<'_>, StateError>)> = texts
+        .par_iter()
+        .map(|(i, bytes)| {
+            let id = &st.targets[*i].id;
+            let mut path = kd.clone();
+            path.push(id.clone());
+            rayon::join(
+                || Target::of_bytes(path, bytes),
+                || {
+                    let text = std::str::from_utf8(bytes).map_err(|_| {
+                        StateError::from(format!(
+                            "targets file {} is not UTF-8",
+                            crate::conex::shown(id)
+                        ))
+                    })?;
+                    read_targets_view(opts, &root, text).ok_or_else(|| {
+                        StateError::from(format!(
+                            "targets file {} is not in the common shape",
+                            crate::conex::shown(id)
+                        ))
+                    })
+                },
+            )
+        })
+        .collect();
+    let changed_data: FastSet<String> = data_changed.iter().map(|p| path_to_string(p)).collect();
+    let sig_cache = v.sig_cache().clone();
+    let (checked, passed) = rayon::join(
+        || {
+            texts
+                .par_iter()
+                .zip(&read)
+                .map(|((i, _), (tg, r))| {
+                    let r = r.as_ref().ok()?;
+                    Some(check_read_view(
+                        &snap,
+                        &st.targets[*i].id,
+                        r,
+                        tg,
+                        &sig_cache,
+                    ))
+                })
+                .collect::<Vec<_>>()
+        },
+        || pass(st, &changed_ids, &changed_data, &texts, &read),
+    );
+    let mut read = texts.iter().zip(read.iter().zip(checked));
     let mut dm = HashMap::new();
     for (i, ((id, (dgst, epoch)), rec)) in remotes.iter().zip(recs.iter_mut()).enumerate() {
         let mut path = kd.clone();
         path.push(id.clone());
         if changed_ids.contains(&i) {
-            let bytes = texts.next().ok_or("targets files out of step")?;
-            let text = std::str::from_utf8(bytes).map_err(|_| {
-                StateError::from(format!(
-                    "targets file {} is not UTF-8",
-                    crate::conex::shown(id)
-                ))
-            })?;
-            let (t, w, tg) = v
-                .check_targets_view(&root, &snap, id, text)
-                .ok_or_else(|| {
-                    StateError::from(format!(
-                        "targets file {} is not in the common shape",
-                        crate::conex::shown(id)
-                    ))
-                })?;
-            let t = t.map_err(|e| {
+            let (_, ((tg, r), checked)) = read.next().ok_or("targets files out of step")?;
+            let t = r.as_ref().map_err(Clone::clone)?;
+            let (r, w) = checked.ok_or("targets file not checked")?;
+            r.map_err(|e| {
                 StateError::from(format!("targets file {}: {e}", crate::conex::shown(id)))
             })?;
             if !w.is_empty() {
@@ -583,7 +690,7 @@ pub fn verify_from_state(
                     crate::conex::shown(id)
                 )));
             }
-            let head = &t.head;
+            let head = &t.view.head;
             if !head.delegations.is_empty() {
                 return Err("a targets file delegates".into());
             }
@@ -607,20 +714,6 @@ pub fn verify_from_state(
                 epoch: head.header.epoch,
                 counter: head.header.counter,
             };
-            for e in &t.entries {
-                if e.path.is_empty() {
-                    return Err("an entry with an empty path".into());
-                }
-                clean(e.path).ok_or("a path with a tab or line break")?;
-                for d in t.digests(e) {
-                    clean(d).ok_or("a digest with a tab or line break")?;
-                    let x = (i, *d, e.size);
-                    new_entries
-                        .entry(e.path)
-                        .and_modify(|f| f.push(x))
-                        .or_insert(Fresh::One(x));
-                }
-            }
         } else {
             let tg = Target {
                 filename: path,
@@ -639,45 +732,7 @@ pub fn verify_from_state(
     if !expr.eval(&dm, &BTreeSet::new()) {
         return Err("the maintainer expression is not satisfied".into());
     }
-    // the paths whose entries or bytes may have changed: one pass over
-    // the path lines; a line whose entries from the changed targets files
-    // are the same as before, for a file the patch does not touch, is
-    // copied as it is
-    let changed_data: HashSet<String> = data_changed.iter().map(|p| path_to_string(p)).collect();
-    let mut out = String::with_capacity(st.paths.len() + 4096);
-    let mut todo: Vec<Todo> = Vec::new();
-    for line in st.paths.split_inclusive('\n') {
-        let body = line
-            .strip_prefix("p\t")
-            .and_then(|l| l.strip_suffix('\n'))
-            .ok_or("bad path line")?;
-        let (p, rest) = body.split_once('\t').ok_or("bad path line")?;
-        let data = changed_data.contains(p);
-        if !data && (changed_ids.is_empty() || !lists_any(rest, &changed_ids)) {
-            out.push_str(line);
-            continue;
-        }
-        let new = new_entries.remove(p).unwrap_or(Fresh::Many(Vec::new()));
-        if !data && same_entries(rest, &changed_ids, new.as_slice()) {
-            out.push_str(line);
-            continue;
-        }
-        let r = parse_path_rest(rest)
-            .ok_or_else(|| StateError::from(format!("bad line for {}", crate::conex::shown(p))))?;
-        todo.push((p.to_string(), r, owned_entries(new.as_slice())?));
-    }
-    for (p, new) in new_entries.drain() {
-        todo.push((
-            p.to_string(),
-            PathRec::default(),
-            owned_entries(new.as_slice())?,
-        ));
-    }
-    for p in changed_data.iter() {
-        if !todo.iter().any(|(q, _, _)| q == p) {
-            todo.push((p.clone(), PathRec::default(), Vec::new()));
-        }
-    }
+    let (mut out, todo) = passed?;
     let fast = FastExpr::new(expr);
     let sup_ids: Vec<(&String, &Digest, u64)> =
         remotes.iter().map(|(id, (d, e))| (id, d, *e)).collect();

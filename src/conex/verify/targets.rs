@@ -119,54 +119,68 @@ fn check_loaded(
     }
 }
 
-/// A targets file checked as [`load_targets_entry`] checks it against a
-/// snapshot, read in place from `text` (its bytes): `None` when the file is
-/// not in the shape [`crate::conex::targets_fast::parse_view`] reads (the
-/// caller then loads it the general way), else the outcome, its warnings
-/// and the snapshot's entry for it.
-pub(super) fn check_targets_view<'b>(
+/// A targets file read in place ([`read_targets_view`]), not yet checked.
+pub struct ReadView<'b> {
+    /// The file.
+    pub view: TargetsView<'b>,
+    /// The warnings of reading it.
+    pub warnings: Vec<String>,
+    /// Its first invalid opam path, when opam paths are checked.
+    bad: Option<String>,
+}
+
+/// Reads targets file `id` in place from `text`, its bytes: `None` when it
+/// is not in the shape [`crate::conex::targets_fast::parse_view`] reads
+/// (then load it with [`load_targets_entry`]). [`check_read_view`] makes
+/// the checks [`load_targets_entry`] makes against a snapshot.
+pub(super) fn read_targets_view<'b>(
     opts: &Options,
     root: &Root,
+    text: &'b str,
+) -> Option<ReadView<'b>> {
+    let (view, warnings) = crate::conex::targets_fast::parse_view(text)?;
+    let bad = opts
+        .opam
+        .then(|| {
+            view.entries
+                .iter()
+                .find(|e| !valid_opam_path_str(e.path, &root.datadir))
+        })
+        .flatten()
+        .map(|e| e.path.to_string());
+    Some(ReadView {
+        view,
+        warnings,
+        bad,
+    })
+}
+
+/// conex's checks of targets file `id` read in place, in the order of
+/// [`load_targets_entry`]: its name, its paths, the snapshot's entry for
+/// its bytes (`tgt`, made from them), its signatures and its expression.
+/// The outcome, and the warnings (those of reading it first).
+pub(super) fn check_read_view(
     snap: &Snapshot,
     id: &str,
-    text: &'b str,
+    read: &ReadView<'_>,
+    tgt: &Target,
     sigs: &SigCache,
-) -> Option<(Result<TargetsView<'b>, VerifyError>, Vec<String>, Target)> {
-    let mut path = root.keydir.clone();
-    path.push(id.to_string());
-    let (tgt, parsed) = rayon::join(
-        || Target::of_bytes(path.clone(), text.as_bytes()),
-        || {
-            let (view, warnings) = crate::conex::targets_fast::parse_view(text)?;
-            let bad = opts
-                .opam
-                .then(|| {
-                    view.entries
-                        .iter()
-                        .find(|e| !valid_opam_path_str(e.path, &root.datadir))
-                })
-                .flatten()
-                .map(|e| e.path.to_string());
-            let signed = view.canonical_signed();
-            Some((view, signed, bad, warnings))
-        },
-    );
-    let (view, signed, bad, mut warnings) = parsed?;
-    let r = super::read::check_name(&view.head, id)
-        .and_then(|()| {
-            check_loaded(
-                &view.head,
-                &signed,
-                bad,
-                Some(snap),
-                Some(&tgt),
-                id,
-                sigs,
-                &mut warnings,
-            )
-        })
-        .map(|()| view);
-    Some((r, warnings, tgt))
+) -> (Result<(), VerifyError>, Vec<String>) {
+    let mut warnings = read.warnings.clone();
+    let head = &read.view.head;
+    let r = super::read::check_name(head, id).and_then(|()| {
+        check_loaded(
+            head,
+            &read.view.canonical_signed(),
+            read.bad.clone(),
+            Some(snap),
+            Some(tgt),
+            id,
+            sigs,
+            &mut warnings,
+        )
+    });
+    (r, warnings)
 }
 
 /// An expression prepared for evaluating many times against small sets of
