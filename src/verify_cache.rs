@@ -85,7 +85,7 @@ pub fn load(
     };
     check_ownership(cache, old)?;
     let text = String::from_utf8(bytes).map_err(|_| "it is not UTF-8")?;
-    let st = State::parse(&text)?;
+    let st = State::parse(text)?;
     let read = |n: &str| {
         src.read(&[n.to_string()]).map_err(|e| {
             format!(
@@ -125,8 +125,10 @@ pub fn store(cache: &Path, state: &State) -> Result<(), StateError> {
     f.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(|e| e.to_string())?;
-    f.write_all(state.render().as_bytes())
-        .map_err(|e| e.to_string())?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f.as_file_mut());
+    state.write_to(&mut w).map_err(|e| e.to_string())?;
+    w.flush().map_err(|e| e.to_string())?;
+    drop(w);
     f.persist(cache).map_err(|e| e.error.to_string())?;
     Ok(())
 }

@@ -6,37 +6,36 @@ use super::*;
 /// The patch library's line rope: runs of lines, each run knowing whether
 /// its last line ends with a newline.
 #[derive(Clone)]
-enum Rope {
-    Str(std::rc::Rc<Lines>, bool, usize, usize),
-    App(Box<Rope>, Box<Rope>, usize),
+enum Rope<'a> {
+    Str(std::rc::Rc<Lines<'a>>, bool, usize, usize),
+    App(Box<Rope<'a>>, Box<Rope<'a>>, usize),
 }
 
 /// Lines in one buffer, separated by `\n` there: line `i` is
 /// `buf[spans[i].0..spans[i].1]`, so consecutive lines are one slice.
-struct Lines {
-    buf: Vec<u8>,
+struct Lines<'a> {
+    buf: std::borrow::Cow<'a, [u8]>,
     spans: Vec<(usize, usize)>,
 }
 
-impl Lines {
-    /// `s` split at every `\n` (a final `\n` gives a last empty line).
-    fn of_bytes(s: &[u8]) -> Lines {
-        let mut spans = Vec::with_capacity(s.len() / 32 + 1);
+impl<'a> Lines<'a> {
+    /// `s` split at every `\n` (a final `\n` gives a last empty line),
+    /// borrowed.
+    fn of_bytes(s: &'a [u8]) -> Lines<'a> {
+        let mut spans = Vec::with_capacity(s.len() / 24 + 1);
         let mut start = 0;
-        for (i, b) in s.iter().enumerate() {
-            if *b == b'\n' {
-                spans.push((start, i));
-                start = i + 1;
-            }
+        for i in memchr::memchr_iter(b'\n', s) {
+            spans.push((start, i));
+            start = i + 1;
         }
         spans.push((start, s.len()));
         Lines {
-            buf: s.to_vec(),
+            buf: std::borrow::Cow::Borrowed(s),
             spans,
         }
     }
 
-    fn of_strings(xs: &[Vec<u8>]) -> Lines {
+    fn of_strings(xs: &[Vec<u8>]) -> Lines<'a> {
         let mut buf = Vec::with_capacity(xs.iter().map(|x| x.len() + 1).sum());
         let mut spans = Vec::with_capacity(xs.len());
         for (n, x) in xs.iter().enumerate() {
@@ -46,7 +45,10 @@ impl Lines {
             spans.push((buf.len(), buf.len() + x.len()));
             buf.extend_from_slice(x);
         }
-        Lines { buf, spans }
+        Lines {
+            buf: std::borrow::Cow::Owned(buf),
+            spans,
+        }
     }
 
     fn len(&self) -> usize {
@@ -59,8 +61,8 @@ impl Lines {
     }
 }
 
-impl Rope {
-    fn empty() -> Rope {
+impl<'a> Rope<'a> {
+    fn empty() -> Rope<'a> {
         Rope::Str(std::rc::Rc::new(Lines::of_strings(&[])), true, 0, 0)
     }
 
@@ -70,7 +72,7 @@ impl Rope {
         }
     }
 
-    fn of_bytes(s: &[u8]) -> Rope {
+    fn of_bytes(s: &'a [u8]) -> Rope<'a> {
         // the run keeps the empty element after a final newline, as the
         // library's array does; only `len` lines count (an empty file is
         // one empty line without a newline)
@@ -80,16 +82,16 @@ impl Rope {
         Rope::Str(std::rc::Rc::new(parts), nl, len, 0)
     }
 
-    fn of_strings(xs: &[Vec<u8>], nl: bool) -> Rope {
+    fn of_strings(xs: &[Vec<u8>], nl: bool) -> Rope<'a> {
         Rope::Str(std::rc::Rc::new(Lines::of_strings(xs)), nl, xs.len(), 0)
     }
 
-    fn append(a: Rope, b: Rope) -> Rope {
+    fn append(a: Rope<'a>, b: Rope<'a>) -> Rope<'a> {
         let l = a.len() + b.len();
         Rope::App(Box::new(a), Box::new(b), l)
     }
 
-    fn sub(&self, start: usize, stop: usize) -> Rope {
+    fn sub(&self, start: usize, stop: usize) -> Rope<'a> {
         if start == 0 && stop == self.len() {
             return self.clone();
         }
@@ -111,7 +113,7 @@ impl Rope {
         }
     }
 
-    fn chop(&self, off: usize, len: i64) -> Option<Rope> {
+    fn chop(&self, off: usize, len: i64) -> Option<Rope<'a>> {
         if len < 0 || len as usize > self.len().checked_sub(off)? {
             return None;
         }
@@ -123,7 +125,7 @@ impl Rope {
         })
     }
 
-    fn shift(&self, n: usize) -> Rope {
+    fn shift(&self, n: usize) -> Rope<'a> {
         if n == 0 {
             return self.clone();
         }
@@ -172,6 +174,15 @@ impl Rope {
                 r.lines(out);
             }
         }
+    }
+}
+
+/// The bytes [`Rope::write`] writes, at most (for the output's capacity).
+fn rope_bytes(r: &Rope<'_>) -> usize {
+    match r {
+        Rope::Str(d, _, len, off) if *len > 0 => d.spans[off + len - 1].1 - d.spans[*off].0 + 1,
+        Rope::Str(..) => 0,
+        Rope::App(l, r, _) => rope_bytes(l) + rope_bytes(r),
     }
 }
 
@@ -260,7 +271,7 @@ pub fn apply_section(old: Option<&[u8]>, fp: &FilePatch) -> Result<Option<Vec<u8
                 rope = Rope::append(prefix, Rope::append(theirs, suffix));
                 offset += h.their_len - h.mine_len;
             }
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(rope_bytes(&rope) + 1);
             rope.write(&mut out);
             match (fp.mine_no_nl, fp.their_no_nl) {
                 (false, true) if out.last() == Some(&b'\n') => {

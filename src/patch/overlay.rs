@@ -225,6 +225,13 @@ impl Source for PatchedSource<'_> {
         }
     }
 
+    fn read_cow(&self, path: &[String]) -> io::Result<std::borrow::Cow<'_, [u8]>> {
+        match self.lookup(path) {
+            Some(r) => r.map(std::borrow::Cow::Borrowed),
+            None => self.base.read(path).map(std::borrow::Cow::Owned),
+        }
+    }
+
     fn open(&self, path: &[String]) -> io::Result<Box<dyn io::Read + '_>> {
         match self.lookup(path) {
             Some(r) => r.map(|b| Box::new(b) as Box<dyn io::Read>),

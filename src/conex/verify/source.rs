@@ -9,6 +9,11 @@ pub trait Source: Sync {
     /// Reads the file at `path` (components relative to the repository).
     /// Used for the small signed files.
     fn read(&self, path: &[String]) -> io::Result<Vec<u8>>;
+    /// [`Source::read`], borrowed when the source holds the bytes (a
+    /// patched file, read without a copy).
+    fn read_cow(&self, path: &[String]) -> io::Result<std::borrow::Cow<'_, [u8]>> {
+        self.read(path).map(std::borrow::Cow::Owned)
+    }
     /// Lists a directory: (name, is_dir), in the order the file system
     /// returns them.
     fn list(&self, path: &[String]) -> io::Result<Vec<(String, bool)>>;

@@ -18,6 +18,7 @@ use crate::conex::resource::{path_to_string, Path as CPath, Role, Root, Target};
 use crate::conex::{Snapshot, Timestamp};
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::sync::Arc;
@@ -340,10 +341,19 @@ impl State {
 
     /// The cache file's bytes.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096 + self.paths.len());
-        out.push_str(MAGIC);
-        out.push('\n');
-        out.push_str(&format!(
+        let mut out = Vec::with_capacity(4096 + self.paths.len());
+        // writing to memory does not fail
+        let _ = self.write_to(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Writes the cache file's bytes to `w` (the path lines as they are,
+    /// hashed for the end line on the way).
+    pub fn write_to(&self, w: &mut impl io::Write) -> io::Result<()> {
+        let mut head = String::with_capacity(4096);
+        head.push_str(MAGIC);
+        head.push('\n');
+        head.push_str(&format!(
             "key\t{}\nnames\t{}\t{}\nkeydir\t{}\ndatadir\t{}\nexpr\t{}\nfiles\t{}\n",
             self.key,
             self.snapshot,
@@ -354,21 +364,21 @@ impl State {
             self.files
         ));
         for t in &self.targets {
-            out.push_str(&format!(
+            head.push_str(&format!(
                 "t\t{}\t{}\t{}\t{}\t{}\t{}\n",
                 t.id, t.name, t.digest, t.size, t.epoch, t.counter
             ));
         }
-        out.push_str(&self.paths);
-        let end = hex::encode(Sha256::digest(out.as_bytes()));
-        out.push_str("end\t");
-        out.push_str(&end);
-        out.push('\n');
-        out
+        let mut h = Sha256::new();
+        h.update(head.as_bytes());
+        h.update(self.paths.as_bytes());
+        w.write_all(head.as_bytes())?;
+        w.write_all(self.paths.as_bytes())?;
+        w.write_all(format!("end\t{}\n", hex::encode(h.finalize())).as_bytes())
     }
 
     /// Parses a cache file; `Err` says why it cannot be used.
-    pub fn parse(text: &str) -> Result<State, StateError> {
+    pub fn parse(mut text: String) -> Result<State, StateError> {
         let body_end = text
             .trim_end_matches('\n')
             .rfind('\n')
@@ -382,10 +392,8 @@ impl State {
         if hex::encode(Sha256::digest(body.as_bytes())) != want {
             return Err("its end line does not match its content (changed or truncated)".into());
         }
-        let (head, paths) = match body.find("\np\t") {
-            Some(i) => body.split_at(i + 1),
-            None => (body, ""),
-        };
+        let paths_at = body.find("\np\t").map_or(body.len(), |i| i + 1);
+        let (head, paths) = body.split_at(paths_at);
         let mut it = head.lines();
         if it.next() != Some(MAGIC) {
             return Err("not a verified-state file of this version".into());
@@ -428,16 +436,21 @@ impl State {
                 )));
             }
         }
+        let (snapshot, timestamp) = (snapshot.to_string(), timestamp.to_string());
+        // the path lines stay where they were read, without a copy
+        let paths_end = paths_at + paths.len();
+        text.truncate(paths_end);
+        text.drain(..paths_at);
         Ok(State {
             key,
-            snapshot: snapshot.into(),
-            timestamp: timestamp.into(),
+            snapshot,
+            timestamp,
             keydir,
             datadir,
             expr,
             files,
             targets,
-            paths: paths.to_string(),
+            paths: text,
         })
     }
 }
@@ -473,7 +486,7 @@ fn pass(
     st: &State,
     ids: &BTreeSet<usize>,
     data: &FastSet<String>,
-    texts: &[(usize, Vec<u8>)],
+    texts: &[(usize, Cow<'_, [u8]>)],
     read: &[(Target, Result<ReadView<'_>, StateError>)],
 ) -> Result<(String, Vec<Todo>), StateError> {
     let mut new_entries: FastMap<&str, Fresh<'_>> = FastMap::default();
@@ -614,11 +627,11 @@ pub fn verify_from_state(
     // hashed (for the snapshot) while it is parsed, and its signatures are
     // checked while the path lines are compared with its entries; errors
     // are then taken in the order of the checks, one file after the other
-    let mut texts: Vec<(usize, Vec<u8>)> = Vec::with_capacity(changed_ids.len());
+    let mut texts: Vec<(usize, Cow<'_, [u8]>)> = Vec::with_capacity(changed_ids.len());
     for &i in &changed_ids {
         let mut path = kd.clone();
         path.push(st.targets[i].id.clone());
-        let bytes = new.read(&path).map_err(|e| {
+        let bytes = new.read_cow(&path).map_err(|e| {
             StateError::from(format!(
                 "cannot read targets file {}: {e}",
                 crate::conex::shown(&st.targets[i].id)
