@@ -509,13 +509,20 @@ fn pass(
     }
     let mut out = String::with_capacity(st.paths.len() + 4096);
     let mut todo: Vec<Todo> = Vec::new();
+    // an update touches a few files: compared directly, not hashed for
+    // every path line
+    let few: Option<Vec<&str>> =
+        (data.len() <= 8).then(|| data.iter().map(String::as_str).collect());
     for line in st.paths.split_inclusive('\n') {
         let body = line
             .strip_prefix("p\t")
             .and_then(|l| l.strip_suffix('\n'))
             .ok_or("bad path line")?;
         let (p, rest) = body.split_once('\t').ok_or("bad path line")?;
-        let touched = data.contains(p);
+        let touched = match &few {
+            Some(few) => few.contains(&p),
+            None => data.contains(p),
+        };
         if !touched && (ids.is_empty() || !lists_any(rest, ids)) {
             out.push_str(line);
             continue;
