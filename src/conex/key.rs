@@ -35,7 +35,7 @@ impl Digest {
 
     /// Parses `alg=data`; conex cuts at the first `=`.
     pub fn parse(s: &str) -> Result<Digest, DigestParseError> {
-        match s.split_once('=') {
+        match split_digest(s) {
             None => Err(DigestParseError::Malformed),
             Some(("sha256", data)) => Ok(Digest {
                 alg: "sha256".into(),
@@ -65,6 +65,14 @@ impl Digest {
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}={}", self.alg, self.data)
+    }
+}
+
+/// `alg=data` split at its first `=` (`sha256=` found without a search).
+pub fn split_digest(s: &str) -> Option<(&str, &str)> {
+    match s.strip_prefix("sha256=") {
+        Some(data) => Some(("sha256", data)),
+        None => s.split_once('='),
     }
 }
 

@@ -57,15 +57,15 @@ enum Word<'a> {
 
 impl<'a> P<'a> {
     fn ws(&mut self) {
-        // runs of spaces (indentation) eight at a time
-        while let Some(w) = self.s.get(self.i..self.i + 8) {
-            if w != b"        " {
-                break;
+        loop {
+            // runs of spaces (indentation) eight at a time
+            while self.s.get(self.i..self.i + 8) == Some(b"        ") {
+                self.i += 8;
             }
-            self.i += 8;
-        }
-        while let Some(b' ' | b'\t' | b'\n') = self.s.get(self.i) {
-            self.i += 1;
+            match self.s.get(self.i) {
+                Some(b' ' | b'\t' | b'\n') => self.i += 1,
+                _ => return,
+            }
         }
     }
 
@@ -121,17 +121,11 @@ impl<'a> P<'a> {
             self.i = end;
             return Some(Cow::Owned(v));
         }
-        let mut j = k;
-        loop {
-            match self.s.get(j)? {
-                b'"' => break,
-                b'\\' | b'\r' => {
-                    let (v, end) = super::opam::lex_string(self.s, k, false).ok()?;
-                    self.i = end;
-                    return Some(Cow::Owned(v));
-                }
-                _ => j += 1,
-            }
+        let j = k + memchr::memchr3(b'"', b'\\', b'\r', self.s.get(k..)?)?;
+        if self.s[j] != b'"' {
+            let (v, end) = super::opam::lex_string(self.s, k, false).ok()?;
+            self.i = end;
+            return Some(Cow::Owned(v));
         }
         self.i = j + 1;
         Some(Cow::Borrowed(&self.t[k..j]))
@@ -397,7 +391,7 @@ impl<'a> TargetsView<'a> {
                     let ds = self
                         .digests(e)
                         .iter()
-                        .map(|d| d.split_once('=').unwrap_or((d, "")));
+                        .map(|d| super::key::split_digest(d).unwrap_or((d, "")));
                     (ds, std::iter::once(e.path), e.size)
                 }),
             )
