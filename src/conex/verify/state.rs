@@ -57,7 +57,7 @@ pub(crate) fn state_key(opts: &Options, files: &[(&str, &[u8])]) -> String {
 
 /// A field that can be written on a cache line.
 fn clean(s: &str) -> Option<&str> {
-    (!s.contains(['\t', '\n', '\r'])).then_some(s)
+    (!s.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\r'))).then_some(s)
 }
 
 /// One targets file of a verified state.
@@ -141,7 +141,12 @@ fn parse_path_rest(rest: &str) -> Option<PathRec> {
 /// Whether a path line's entries name one of the targets files `ids`
 /// (without parsing the digests).
 fn lists_any(rest: &str, ids: &BTreeSet<usize>) -> bool {
-    rest.split('\t').skip(2).any(|e| {
+    // the entries follow the disk digest and size
+    let mut tabs = memchr::memchr_iter(b'\t', rest.as_bytes());
+    let (Some(_), Some(at)) = (tabs.next(), tabs.next()) else {
+        return false;
+    };
+    rest[at + 1..].split('\t').any(|e| {
         let i = e.split_once(':').map_or(e, |(i, _)| i);
         i.parse::<usize>().map_or(true, |i| ids.contains(&i))
     })
@@ -489,7 +494,12 @@ fn pass(
     texts: &[(usize, Cow<'_, [u8]>)],
     read: &[(Target, Result<ReadView<'_>, StateError>)],
 ) -> Result<(String, Vec<Todo>), StateError> {
-    let mut new_entries: FastMap<&str, Fresh<'_>> = FastMap::default();
+    let n: usize = read
+        .iter()
+        .map(|(_, r)| r.as_ref().map_or(0, |r| r.view.entries.len()))
+        .sum();
+    let mut new_entries: FastMap<&str, Fresh<'_>> =
+        FastMap::with_capacity_and_hasher(n, Default::default());
     for ((i, _), (_, r)) in texts.iter().zip(read) {
         let t = &r.as_ref().map_err(Clone::clone)?.view;
         for e in &t.entries {
