@@ -359,7 +359,9 @@ fn update_floor(dir: &Path, patch: &Path) -> UpdateFloor {
             (1, "root") => collect_sigs(&Root::parse(&text, &mut w).expect("root"), &mut sigs),
             (1, "snap") => collect_sigs(&Snapshot::parse(&text, &mut w).expect("snap"), &mut sigs),
             (1, "ts") => collect_sigs(&Timestamp::parse(&text, &mut w).expect("ts"), &mut sigs),
-            (2, "keys") => collect_sigs(&Targets::parse(&text, &mut w).expect("targets"), &mut sigs),
+            (2, "keys") => {
+                collect_sigs(&Targets::parse(&text, &mut w).expect("targets"), &mut sigs)
+            }
             _ => {}
         }
         files.push(bytes);
@@ -382,7 +384,11 @@ fn run_update_floor(w: &UpdateFloor) -> Duration {
             .filter(|(k, a, m, s)| k.verify(*a, m, s).is_ok())
             .count();
     let d = t.elapsed();
-    assert_eq!(n, w.files.len() * 32 + w.sigs.len(), "every signature verifies");
+    assert_eq!(
+        n,
+        w.files.len() * 32 + w.sigs.len(),
+        "every signature verifies"
+    );
     d
 }
 

@@ -235,11 +235,28 @@ pub fn hash_file(src: &dyn Source, path: &[String]) -> io::Result<(Digest, u64)>
 
 /// SHA-256 (conex form) and size of everything `r` yields.
 pub fn hash_reader(r: &mut dyn Read) -> io::Result<(Digest, u64)> {
+    thread_local! {
+        /// One read buffer per thread: a walk hashes thousands of small
+        /// files, and zeroing a fresh buffer for each cost more than
+        /// reading most of them.
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|b| match b.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.is_empty() {
+                buf.resize(32 * 1024, 0);
+            }
+            hash_with(r, &mut buf)
+        }
+        Err(_) => hash_with(r, &mut vec![0u8; 32 * 1024]),
+    })
+}
+
+fn hash_with(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<(Digest, u64)> {
     let mut h = Sha256::new();
-    let mut buf = [0u8; 32 * 1024];
     let mut size = 0u64;
     loop {
-        let n = match r.read(&mut buf) {
+        let n = match r.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
