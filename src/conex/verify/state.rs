@@ -703,6 +703,11 @@ pub fn verify_from_state(
         || pass(st, &changed_ids, &changed_data, &texts, &read),
     );
     let mut read = texts.iter().zip(read.iter().zip(checked));
+    // the snapshot's entries by path (a snapshot lists every targets file)
+    let mut snap_by_path: FastMap<&CPath, Vec<&Target>> = FastMap::default();
+    for x in &snap.targets {
+        snap_by_path.entry(&x.filename).or_default().push(x);
+    }
     let mut dm = HashMap::new();
     for (i, ((id, (dgst, epoch)), rec)) in remotes.iter().zip(recs.iter_mut()).enumerate() {
         let mut path = kd.clone();
@@ -750,7 +755,10 @@ pub fn verify_from_state(
                 digest: vec![rec.digest.clone()],
                 size: rec.size,
             };
-            if !snap.targets.iter().any(|x| x.same(&tg)) {
+            let listed = snap_by_path
+                .get(&tg.filename)
+                .is_some_and(|xs| xs.iter().any(|x| x.same(&tg)));
+            if !listed {
                 return Err(StateError::from(format!(
                     "the snapshot does not list targets file {} as verified",
                     crate::conex::shown(id)
