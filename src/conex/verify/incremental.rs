@@ -40,9 +40,22 @@ fn targets_rule(
     Ok(())
 }
 
-/// Old and new (epoch, counter) of targets files both trees hold and that
-/// were already read and checked (from a verified state), by id.
-pub type KnownHeaders = BTreeMap<String, ((u64, u64), (u64, u64))>;
+/// What was already read and checked of the two trees (from a verified
+/// state), so that it is not read again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownHeaders {
+    /// Old and new (epoch, counter) of targets files both trees hold, by id.
+    pub targets: BTreeMap<String, ((u64, u64), (u64, u64))>,
+    /// The new tree's snapshot and timestamp (epoch, counter), by role.
+    pub online: BTreeMap<crate::conex::Role, (u64, u64)>,
+}
+
+impl KnownHeaders {
+    /// Nothing known.
+    pub fn new() -> KnownHeaders {
+        KnownHeaders::default()
+    }
+}
 
 /// conex's `verify_diffs`: the rules between the old tree `old` and the new
 /// tree `new`, which differ in the files `changed`. The headers of changed
@@ -82,7 +95,7 @@ pub fn verify_diffs(
         _ => {}
     }
     for id in &ids {
-        if let Some((o, n)) = known.get(id) {
+        if let Some((o, n)) = known.targets.get(id) {
             targets_rule(id, *o, *n)?;
             continue;
         }
@@ -123,18 +136,27 @@ pub fn verify_diffs(
             )?,
         }
     }
-    online_monotonicity::<Snapshot>(old, new, &new_root, crate::conex::Role::Snapshot, warnings);
-    online_monotonicity::<Timestamp>(old, new, &new_root, crate::conex::Role::Timestamp, warnings);
+    for role in [crate::conex::Role::Snapshot, crate::conex::Role::Timestamp] {
+        let known = known.online.get(&role).copied();
+        match role {
+            crate::conex::Role::Snapshot => {
+                online_monotonicity::<Snapshot>(old, new, &new_root, role, known, warnings)
+            }
+            _ => online_monotonicity::<Timestamp>(old, new, &new_root, role, known, warnings),
+        }
+    }
     Ok(())
 }
 
 /// arca's extra check (a warning only; conex does not check it): a changed
 /// snapshot or timestamp should have a higher counter (or epoch).
+/// `known`: the new file's (epoch, counter) when it was already read.
 fn online_monotonicity<R: Resource>(
     old: &dyn Source,
     new: &dyn Source,
     root: &Root,
     role: crate::conex::Role,
+    known: Option<(u64, u64)>,
     warnings: &mut Vec<String>,
 ) {
     let Ok(Some((id, _, _))) = root.single_role(role) else {
@@ -148,17 +170,21 @@ fn online_monotonicity<R: Resource>(
         return;
     }
     let mut scratch = Vec::new();
-    let (Ok(o), Ok(n)) = (
-        parse_resource::<R>(a, &id, &mut scratch),
-        parse_resource::<R>(b, &id, &mut scratch),
-    ) else {
+    let Ok(o) = parse_resource::<R>(a, &id, &mut scratch) else {
         return;
     };
-    let (o, n) = (o.header(), n.header());
-    if (n.epoch, n.counter) <= (o.epoch, o.counter) {
+    let n = match known {
+        Some(n) => n,
+        None => match parse_resource::<R>(b, &id, &mut scratch) {
+            Ok(n) => (n.header().epoch, n.header().counter),
+            Err(_) => return,
+        },
+    };
+    let o = o.header();
+    if n <= (o.epoch, o.counter) {
         warnings.push(format!(
             "arca: {} {id} changed but its counter did not increase (epoch {} counter {} → epoch {} counter {}); conex does not check this",
-            R::TYP, o.epoch, o.counter, n.epoch, n.counter
+            R::TYP, o.epoch, o.counter, n.0, n.1
         ));
     }
 }

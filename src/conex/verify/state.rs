@@ -9,8 +9,8 @@
 
 use super::targets::{check_read_view, read_targets_view};
 use super::{
-    hash_file, FastExpr, FastMap, FastSet, Options, ReadView, SigCache, Source, StateError,
-    Summary, VerifiedTree, Verifier,
+    hash_file, FastExpr, FastMap, FastSet, KnownHeaders, Options, ReadView, SigCache, Source,
+    StateError, Summary, VerifiedTree, Verifier,
 };
 use crate::conex::expr::Expr;
 use crate::conex::key::Digest;
@@ -19,7 +19,7 @@ use crate::conex::{Snapshot, Timestamp};
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::sync::Arc;
 
@@ -354,7 +354,7 @@ impl State {
 
     /// Writes the cache file's bytes to `w` (the path lines as they are,
     /// hashed for the end line on the way).
-    pub fn write_to(&self, w: &mut impl io::Write) -> io::Result<()> {
+    pub fn write_to(&self, w: &mut (impl io::Write + Send)) -> io::Result<()> {
         let mut head = String::with_capacity(4096);
         head.push_str(MAGIC);
         head.push('\n');
@@ -374,12 +374,21 @@ impl State {
                 t.id, t.name, t.digest, t.size, t.epoch, t.counter
             ));
         }
-        let mut h = Sha256::new();
-        h.update(head.as_bytes());
-        h.update(self.paths.as_bytes());
-        w.write_all(head.as_bytes())?;
-        w.write_all(self.paths.as_bytes())?;
-        w.write_all(format!("end\t{}\n", hex::encode(h.finalize())).as_bytes())
+        // hashed while it is written
+        let (end, written) = rayon::join(
+            || {
+                let mut h = Sha256::new();
+                h.update(head.as_bytes());
+                h.update(self.paths.as_bytes());
+                format!("end\t{}\n", hex::encode(h.finalize()))
+            },
+            || {
+                w.write_all(head.as_bytes())?;
+                w.write_all(self.paths.as_bytes())
+            },
+        );
+        written?;
+        w.write_all(end.as_bytes())
     }
 
     /// Parses a cache file; `Err` says why it cannot be used.
@@ -473,7 +482,7 @@ pub struct Fast {
     /// Number of paths checked again (the others are as verified before).
     pub rechecked: usize,
     /// The changed targets files' old and new (epoch, counter), by id.
-    pub headers: BTreeMap<String, (EpochCounter, EpochCounter)>,
+    pub headers: KnownHeaders,
 }
 
 /// (epoch, counter) of a targets file.
@@ -639,7 +648,7 @@ pub fn verify_from_state(
     // the targets files: changed ones checked in full, the others as the
     // new snapshot vouches for the bytes the state was made from
     let mut recs = st.targets.clone();
-    let mut headers = BTreeMap::new();
+    let mut headers = KnownHeaders::new();
     // the changed targets files, read in place: each one's bytes are
     // hashed (for the snapshot) while it is parsed, and its signatures are
     // checked while the path lines are compared with its entries; errors
@@ -734,7 +743,7 @@ pub fn verify_from_state(
                 _ => return Err("a targets file's keys or epoch changed".into()),
             }
             clean(&head.header.name).ok_or("a name with a tab or line break")?;
-            headers.insert(
+            headers.targets.insert(
                 id.clone(),
                 (
                     (rec.epoch, rec.counter),
@@ -853,6 +862,14 @@ pub fn verify_from_state(
         }
     }
     let files = usize::try_from(files).map_err(|_| "file count below zero")?;
+    // the new snapshot and timestamp as verified here, for conex's rules
+    // between the trees
+    headers
+        .online
+        .insert(Role::Snapshot, (snap.header.epoch, snap.header.counter));
+    headers
+        .online
+        .insert(Role::Timestamp, (ts.header.epoch, ts.header.counter));
     let read = |n: &str| new.read(&[n.to_string()]).map_err(|e| e.to_string());
     let (rb, sb, tb) = (read(&opts.root_name)?, read(&snap_id)?, read(&ts_id)?);
     let key = state_key(
