@@ -45,7 +45,7 @@ fn targets_rule(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KnownHeaders {
     /// Old and new (epoch, counter) of targets files both trees hold, by id.
-    pub targets: BTreeMap<String, ((u64, u64), (u64, u64))>,
+    pub targets: BTreeMap<String, (super::state::EpochCounter, super::state::EpochCounter)>,
     /// The new tree's snapshot and timestamp (epoch, counter), by role.
     pub online: BTreeMap<crate::conex::Role, (u64, u64)>,
 }
