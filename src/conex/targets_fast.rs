@@ -369,14 +369,20 @@ impl<'a> TargetsView<'a> {
     fn owned_targets(&self) -> Vec<Target> {
         self.entries
             .iter()
-            .map(|e| Target {
-                filename: e.path.split('/').map(str::to_string).collect(),
-                digest: self
-                    .digests(e)
-                    .iter()
-                    .filter_map(|d| Digest::parse(d).ok())
-                    .collect(),
-                size: e.size,
+            .map(|e| {
+                // exactly as long as needed (a collected iterator of unknown
+                // length starts at four): a repository has many entries
+                let ds = self.digests(e);
+                let mut digest = Vec::with_capacity(ds.len());
+                digest.extend(ds.iter().filter_map(|d| Digest::parse(d).ok()));
+                let parts = e.path.split('/');
+                let mut filename = Vec::with_capacity(parts.clone().count());
+                filename.extend(parts.map(str::to_string));
+                Target {
+                    filename,
+                    digest,
+                    size: e.size,
+                }
             })
             .collect()
     }
