@@ -29,7 +29,13 @@ pub(super) fn load_targets_entry(
     sigs: &SigCache,
     warnings: &mut Vec<String>,
 ) -> Result<(Targets, Option<Target>), VerifyError> {
-    let (path, bytes) = read_targets_bytes(src, root, id)?;
+    let mut path = root.keydir.clone();
+    path.push(id.to_string());
+    let bytes = src.read(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => format!("{id} (type targets) was not found in repository"),
+        // a patch section that does not apply, a FIFO, …
+        _ => format!("{id} (type targets) cannot be read: {e}"),
+    })?;
     // the snapshot vouches for these exact bytes (a large file is hashed
     // while it is parsed)
     let (tgt, t) = if bytes.len() >= 1 << 20 {
@@ -62,22 +68,6 @@ pub(super) fn load_targets_entry(
         warnings,
     )?;
     Ok((t, tgt))
-}
-
-/// The bytes of targets file `id`, and its path.
-fn read_targets_bytes(
-    src: &dyn Source,
-    root: &Root,
-    id: &str,
-) -> Result<(crate::conex::resource::Path, Vec<u8>), VerifyError> {
-    let mut path = root.keydir.clone();
-    path.push(id.to_string());
-    let bytes = src.read(&path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => format!("{id} (type targets) was not found in repository"),
-        // a patch section that does not apply, a FIFO, …
-        _ => format!("{id} (type targets) cannot be read: {e}"),
-    })?;
-    Ok((path, bytes))
 }
 
 /// conex's checks of a parsed targets file `t` (for a file read in place,
@@ -129,10 +119,10 @@ pub struct ReadView<'b> {
     bad: Option<String>,
 }
 
-/// Reads targets file `id` in place from `text`, its bytes: `None` when it
-/// is not in the shape [`crate::conex::targets_fast::parse_view`] reads
-/// (then load it with [`load_targets_entry`]). [`check_read_view`] makes
-/// the checks [`load_targets_entry`] makes against a snapshot.
+/// Reads a targets file in place from `text`, its bytes: `None` when it is
+/// not in the shape [`crate::conex::targets_fast::parse_view`] reads (then
+/// load it with [`load_targets_entry`]). [`check_read_view`] makes the
+/// checks [`load_targets_entry`] makes against a snapshot.
 pub(super) fn read_targets_view<'b>(
     opts: &Options,
     root: &Root,
