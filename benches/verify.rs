@@ -42,7 +42,7 @@ mod synth;
 use arca::conex::expr::{Expr, KeyRef};
 use arca::conex::resource::Resource;
 use arca::conex::verify::{
-    hash_file, hash_reader, DirHandle, DirSource, Options, Source, Verifier,
+    hash_file, sha256_reader, DirHandle, DirSource, Options, Source, Verifier,
 };
 use arca::conex::{PublicKey, Role, Root, SigAlg, Snapshot, Targets, Timestamp};
 use arca::keys::file::{FileLocation, FileSigner};
@@ -273,7 +273,7 @@ fn floor_walk(d: std::io::Result<DirHandle>, read: bool) -> (usize, u64) {
                 floor_walk(d.subdir(&name), read)
             } else if read {
                 let mut f = d.open_file(&name).expect("open");
-                (1, hash_reader(&mut f).expect("read").1)
+                (1, sha256_reader(&mut f).expect("read").1)
             } else {
                 (1, 0)
             }

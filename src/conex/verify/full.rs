@@ -8,41 +8,74 @@ fn subpath(parent: &[String], p: &[String]) -> bool {
     p.len() > parent.len() && p.starts_with(parent)
 }
 
-/// One file of the data directory, judged against the signed files where
-/// it was hashed (so that the walk keeps no path or digest it does not
-/// need).
-struct Seen<'t> {
-    /// The signed path it is, when it is one.
-    key: Option<&'t Path>,
-    /// What is wrong with it: its path, the message, and the package when
-    /// it is only on disk.
-    problem: Option<(Path, String, Option<String>)>,
-    /// The file, when the verified tree is kept.
-    file: Option<(Path, (Digest, u64))>,
+/// A file of the data directory as the walk found it: its path (the
+/// components joined with `/`), SHA-256 and size.
+struct WalkedFile {
+    path: String,
+    sha256: [u8; 32],
+    size: u64,
 }
 
 /// One entry of the data directory walk, in sequential walk order.
-enum Walked<'t> {
-    File(Seen<'t>),
+enum Walked {
+    File(WalkedFile),
     Failed(VerifyError),
+}
+
+/// What is wrong with a file of the data directory: its path, the message,
+/// and the package when it is only on disk.
+type Problem = (Path, String, Option<String>);
+
+/// One file of the data directory judged against the signed files.
+struct Seen<'t> {
+    /// The signed path it is, when it is one.
+    key: Option<&'t Path>,
+    /// What is wrong with it.
+    problem: Option<Box<Problem>>,
+}
+
+/// A path of the data directory's walk, joined with `/`, as a
+/// [`TargetTree`] key: hashed and compared component by component.
+pub(super) struct Joined<'a>(pub &'a str);
+
+impl std::hash::Hash for Joined<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        for c in self.0.split('/') {
+            hash_component(c, h);
+        }
+    }
+}
+
+impl hashbrown::Equivalent<PathKey<'_>> for Joined<'_> {
+    fn equivalent(&self, key: &PathKey<'_>) -> bool {
+        let mut signed = key.0.iter();
+        self.0
+            .split('/')
+            .all(|c| signed.next().is_some_and(|s| s == c))
+            && signed.next().is_none()
+    }
+}
+
+/// Splits a path joined with `/` into its components.
+fn split_joined(p: &str) -> Path {
+    p.split('/').map(str::to_string).collect()
 }
 
 /// What the walk checks each file against.
 struct Judge<'t, 'r> {
     tree: &'r TargetTree<'t>,
     datadir: &'r [String],
-    keep: bool,
 }
 
 impl<'t> Judge<'t, '_> {
     /// Compares one file on disk with the signed files (conex's
     /// comparison of the disk tree with the targets tree, for one path).
-    fn judge(&self, path: Path, (dgst, len): (Digest, u64)) -> Seen<'t> {
+    fn judge(&self, f: &WalkedFile) -> Seen<'t> {
         let mut problem = None;
-        let key = match self.tree.get_key_value(&path) {
+        let key = match self.tree.get_key_value(&Joined(&f.path)) {
             None => {
                 let t = Target {
-                    filename: path.clone(),
+                    filename: split_joined(&f.path),
                     digest: vec![],
                     size: 0,
                 };
@@ -50,45 +83,63 @@ impl<'t> Judge<'t, '_> {
                     // conex 1.0 tolerates the file when nothing is
                     // signed below the path's *first* component (for
                     // an opam repository: `packages`)
-                    let pkg = path.first().cloned();
-                    let m = format!("path {} only exists on disk", path_to_string(&path));
-                    problem = Some((path.clone(), m, pkg));
+                    let pkg = t.filename.first().cloned();
+                    let m = format!("path {} only exists on disk", f.path);
+                    problem = Some(Box::new((t.filename, m, pkg)));
                 }
                 None
             }
             Some((k, xs)) => {
-                if !xs.iter().any(|(d, l)| **d == dgst && *l == len) {
+                if !xs
+                    .iter()
+                    .any(|(d, l)| *l == f.size && d.is_sha256(&f.sha256))
+                {
                     let m = format!(
-                        "no matching digest for {} (on disk {len} bytes, {dgst}; signed {})",
-                        path_to_string(&path),
+                        "no matching digest for {} (on disk {} bytes, {}; signed {})",
+                        f.path,
+                        f.size,
+                        Digest::of_sha256(&f.sha256),
                         xs.iter()
                             .map(|(d, l)| format!("{l} bytes, {d}"))
                             .collect::<Vec<_>>()
                             .join("; ")
                     );
-                    problem = Some((path.clone(), m, None));
+                    problem = Some(Box::new((split_joined(&f.path), m, None)));
                 }
-                Some(*k)
+                Some(k.0)
             }
         };
-        Seen {
-            key,
-            problem,
-            file: self.keep.then_some((path, (dgst, len))),
-        }
+        Seen { key, problem }
     }
 }
 
-/// Walks `prefix` depth-first in directory order, hashing files and
-/// judging each; the subdirectories and files are processed in parallel but
-/// the result keeps the sequential order.
-fn walk_and_hash<'t>(
-    src: &dyn Source,
-    prefix: &[String],
-    judge: &Judge<'t, '_>,
-) -> Vec<Walked<'t>> {
+/// `prefix/name`, or `name` at the top.
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        return name.to_string();
+    }
+    let mut p = String::with_capacity(prefix.len() + 1 + name.len());
+    p.push_str(prefix);
+    p.push('/');
+    p.push_str(name);
+    p
+}
+
+/// How a failure names a directory of the walk.
+fn display_joined(p: &str) -> &str {
+    if p.is_empty() {
+        "the repository"
+    } else {
+        p
+    }
+}
+
+/// Walks `prefix` depth-first in directory order, hashing files; the
+/// subdirectories and files are processed in parallel but the result keeps
+/// the sequential order.
+fn walk_and_hash(src: &dyn Source, prefix: &[String]) -> Vec<Walked> {
     if let Some(dir) = src.open_dir(prefix) {
-        return walk_dir(dir, prefix, judge);
+        return walk_dir(dir, &path_to_string(prefix));
     }
     let items = match src.list(prefix) {
         Ok(items) => items,
@@ -105,34 +156,33 @@ fn walk_and_hash<'t>(
             let mut p = prefix.to_vec();
             p.push(name);
             if is_dir {
-                walk_and_hash(src, &p, judge)
+                walk_and_hash(src, &p)
             } else {
-                vec![match hash_file(src, &p) {
-                    Ok(x) => Walked::File(judge.judge(p, x)),
-                    Err(e) => Walked::Failed(VerifyError::from(format!(
-                        "cannot read {}: {e}",
-                        path_to_string(&p)
-                    ))),
-                }]
+                let h = src.open(&p).and_then(|mut r| sha256_reader(&mut r));
+                vec![walked(path_to_string(&p), h)]
             }
         })
         .collect()
 }
 
+/// A file of the walk, or the failure to read it.
+fn walked(path: String, h: io::Result<([u8; 32], u64)>) -> Walked {
+    match h {
+        Ok((sha256, size)) => Walked::File(WalkedFile { path, sha256, size }),
+        Err(e) => Walked::Failed(VerifyError::from(format!("cannot read {path}: {e}"))),
+    }
+}
+
 /// [`walk_and_hash`] on a directory on disk: each directory and file is
 /// opened relative to its parent.
-fn walk_dir<'t>(
-    dir: io::Result<DirHandle>,
-    prefix: &[String],
-    judge: &Judge<'t, '_>,
-) -> Vec<Walked<'t>> {
+fn walk_dir(dir: io::Result<DirHandle>, prefix: &str) -> Vec<Walked> {
     let listed = dir.and_then(|mut d| d.list().map(|items| (d, items)));
     let (dir, items) = match listed {
         Ok(x) => x,
         Err(e) => {
             return vec![Walked::Failed(VerifyError::from(format!(
                 "cannot list {}: {e}",
-                display_path(prefix)
+                display_joined(prefix)
             )))]
         }
     };
@@ -140,24 +190,29 @@ fn walk_dir<'t>(
     items
         .into_par_iter()
         .flat_map_iter(|(name, is_dir)| {
-            let mut p = prefix.to_vec();
+            let p = join(prefix, &name);
             if is_dir {
-                let sub = dir.subdir(&name);
-                p.push(name);
-                walk_dir(sub, &p, judge)
+                walk_dir(dir.subdir(&name), &p)
             } else {
-                let h = dir.open_file(&name).and_then(|mut f| hash_reader(&mut f));
-                p.push(name);
-                vec![match h {
-                    Ok(x) => Walked::File(judge.judge(p, x)),
-                    Err(e) => Walked::Failed(VerifyError::from(format!(
-                        "cannot read {}: {e}",
-                        path_to_string(&p)
-                    ))),
-                }]
+                let h = dir.open_file(&name).and_then(|mut f| sha256_reader(&mut f));
+                vec![walked(p, h)]
             }
         })
         .collect()
+}
+
+/// Walks the data directory `datadir` of `src` on a pool of its own (the
+/// signed files are read and checked meanwhile on the global one), or on
+/// the global pool when no thread can be made.
+fn walk_beside(src: &dyn Source, datadir: &[String]) -> Vec<Walked> {
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads())
+        .thread_name(|i| format!("arca-walk-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(|| walk_and_hash(src, datadir)),
+        Err(_) => walk_and_hash(src, datadir),
+    }
 }
 
 impl<'a> Verifier<'a> {
@@ -174,79 +229,88 @@ impl<'a> Verifier<'a> {
             .get(&crate::conex::Role::Maintainer)
             .cloned()
             .ok_or("no delegation for maintainers")?;
-        let mut queue: VecDeque<(Path, Expr, bool)> = VecDeque::new();
-        queue.push_back((vec![], expr, false));
-        let mut seen_files = BTreeSet::new();
-        // the levels are collected first and their entries checked after,
-        // so that the tree of signed files can borrow from the targets
-        // files; each level's warnings are put where a level-by-level run
-        // gives them
-        let mut levels: Vec<Level> = Vec::new();
-        while let Some((path, expr, terminating)) = queue.pop_front() {
-            let (dm, id_d, targets) = self.collect_targets(&root, snap.as_ref(), &expr);
-            seen_files.extend(targets.iter().map(|t| t.header.name.clone()));
-            if !expr.eval(&dm, &BTreeSet::new()) {
-                self.warnings.push(format!(
-                    "expression {expr} is not satisfied for {}",
-                    display_path(&path)
-                ));
-                continue;
-            }
-            let warnings_at = self.warnings.len();
-            if self.capture {
-                if path.is_empty() {
-                    top_level = targets.clone();
+        // the data directory is walked and hashed while the signed files
+        // are read and checked; its files are judged once they are
+        let src = self.src;
+        let datadir = root.datadir.clone();
+        let datadir: &[String] = &datadir;
+        std::thread::scope(|s| {
+            let walk = s.spawn(move || walk_beside(src, datadir));
+            let mut queue: VecDeque<(Path, Expr, bool)> = VecDeque::new();
+            queue.push_back((vec![], expr, false));
+            let mut seen_files = BTreeSet::new();
+            // the levels are collected first and their entries checked after,
+            // so that the tree of signed files can borrow from the targets
+            // files; each level's warnings are put where a level-by-level run
+            // gives them
+            let mut levels: Vec<Level> = Vec::new();
+            while let Some((path, expr, terminating)) = queue.pop_front() {
+                let (dm, id_d, targets) = self.collect_targets(&root, snap.as_ref(), &expr);
+                seen_files.extend(targets.iter().map(|t| t.header.name.clone()));
+                if !expr.eval(&dm, &BTreeSet::new()) {
+                    self.warnings.push(format!(
+                        "expression {expr} is not satisfied for {}",
+                        display_path(&path)
+                    ));
+                    continue;
                 }
-                delegated |= targets.iter().any(|t| !t.delegations.is_empty());
-            }
-            if !terminating {
-                for d in self.validate_delegations(&id_d, &path, &expr, &targets) {
-                    queue.push_back(d);
+                let warnings_at = self.warnings.len();
+                if self.capture {
+                    if path.is_empty() {
+                        top_level = targets.clone();
+                    }
+                    delegated |= targets.iter().any(|t| !t.delegations.is_empty());
                 }
-            }
-            levels.push(Level {
-                path,
-                expr,
-                id_d,
-                targets,
-                warnings_at,
-            });
-        }
-        let mut tree: TargetTree = FastMap::default();
-        let mut level_warnings = Vec::with_capacity(levels.len());
-        for l in &levels {
-            let mut w = Vec::new();
-            validate_targets(&mut tree, &mut w, &l.id_d, &l.path, &l.expr, &l.targets);
-            level_warnings.push(w);
-        }
-        for (l, w) in levels.iter().zip(level_warnings).rev() {
-            self.warnings.splice(l.warnings_at..l.warnings_at, w);
-        }
-        let (files, on_disk) = self.compare_with_disk(&root, &tree)?;
-        let summary = Summary {
-            root_signers: signers,
-            root_counter: root.header.counter,
-            timestamp: ts
-                .as_ref()
-                .map(|t| (t.header.name.clone(), t.header.counter, t.header.epoch)),
-            snapshot: snap
-                .as_ref()
-                .map(|s| (s.header.name.clone(), s.header.counter, s.header.epoch)),
-            targets_files: seen_files.into_iter().collect(),
-            files,
-        };
-        if self.capture && !delegated && self.warnings.len() == warnings_before_targets {
-            if let (Some(snapshot), Some(_)) = (snap, ts) {
-                self.captured = Some(VerifiedTree {
-                    root,
-                    snapshot,
-                    targets: top_level,
-                    disk: on_disk,
-                    summary: summary.clone(),
+                if !terminating {
+                    for d in self.validate_delegations(&id_d, &path, &expr, &targets) {
+                        queue.push_back(d);
+                    }
+                }
+                levels.push(Level {
+                    path,
+                    expr,
+                    id_d,
+                    targets,
+                    warnings_at,
                 });
             }
-        }
-        Ok(summary)
+            let mut tree: TargetTree = TargetTree::default();
+            let mut level_warnings = Vec::with_capacity(levels.len());
+            for l in &levels {
+                let mut w = Vec::new();
+                validate_targets(&mut tree, &mut w, &l.id_d, &l.path, &l.expr, &l.targets);
+                level_warnings.push(w);
+            }
+            for (l, w) in levels.iter().zip(level_warnings).rev() {
+                self.warnings.splice(l.warnings_at..l.warnings_at, w);
+            }
+            let walked = walk.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let (files, on_disk) = self.compare_with_disk(&root, &tree, walked)?;
+            let summary = Summary {
+                root_signers: signers,
+                root_counter: root.header.counter,
+                timestamp: ts
+                    .as_ref()
+                    .map(|t| (t.header.name.clone(), t.header.counter, t.header.epoch)),
+                snapshot: snap
+                    .as_ref()
+                    .map(|s| (s.header.name.clone(), s.header.counter, s.header.epoch)),
+                targets_files: seen_files.into_iter().collect(),
+                files,
+            };
+            if self.capture && !delegated && self.warnings.len() == warnings_before_targets {
+                if let (Some(snapshot), Some(_)) = (snap, ts) {
+                    self.captured = Some(VerifiedTree {
+                        root,
+                        snapshot,
+                        targets: top_level,
+                        disk: on_disk,
+                        summary: summary.clone(),
+                    });
+                }
+            }
+            Ok(summary)
+        })
     }
 
     fn validate_delegations(
@@ -318,27 +382,45 @@ impl<'a> Verifier<'a> {
         &mut self,
         root: &Root,
         tree: &TargetTree<'_>,
+        walked: Vec<Walked>,
     ) -> Result<(usize, DiskFiles), VerifyError> {
         let judge = Judge {
             tree,
             datadir: &root.datadir,
-            keep: self.capture,
         };
-        let mut on_disk: DiskFiles = Vec::new();
+        // the first file that could not be read, in walk order, fails it
+        if let Some(Walked::Failed(e)) = walked.iter().find(|w| matches!(w, Walked::Failed(_))) {
+            return Err(e.clone());
+        }
+        let files: Vec<&WalkedFile> = walked
+            .iter()
+            .filter_map(|w| match w {
+                Walked::File(f) => Some(f),
+                Walked::Failed(_) => None,
+            })
+            .collect();
+        let seen: Vec<Seen> = files.par_iter().map(|f| judge.judge(f)).collect();
+        let on_disk: DiskFiles = if self.capture {
+            files
+                .iter()
+                .map(|f| {
+                    (
+                        split_joined(&f.path),
+                        (Digest::of_sha256(&f.sha256), f.size),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let files = files.len();
         // problems in path order: files on disk first, then signed files
         // missing on disk
-        let mut disk_problems: Vec<(Path, String, Option<String>)> = Vec::new(); // path, message, package if only-on-disk
-        let mut present: Vec<&Path> = Vec::new();
-        let mut files = 0usize;
-        for w in walk_and_hash(self.src, &root.datadir, &judge) {
-            let seen = match w {
-                Walked::Failed(m) => return Err(m),
-                Walked::File(seen) => seen,
-            };
-            files += 1;
-            present.extend(seen.key);
-            disk_problems.extend(seen.problem);
-            on_disk.extend(seen.file);
+        let mut disk_problems: Vec<Problem> = Vec::new(); // path, message, package if only-on-disk
+        let mut present: Vec<&Path> = Vec::with_capacity(seen.len());
+        for s in seen {
+            present.extend(s.key);
+            disk_problems.extend(s.problem.map(|p| *p));
         }
         disk_problems.sort_by(|a, b| a.0.cmp(&b.0));
         let mut problems: Vec<(String, Option<String>)> =
@@ -351,7 +433,7 @@ impl<'a> Verifier<'a> {
             let present: std::collections::HashSet<&Path, foldhash::fast::RandomState> =
                 present.into_iter().collect();
             tree.keys()
-                .copied()
+                .map(|k| k.0)
                 .filter(|p| !present.contains(p))
                 .collect()
         };
@@ -374,7 +456,7 @@ impl<'a> Verifier<'a> {
                 problems[0].0
             )));
         }
-        let signed_pkgs: BTreeSet<&String> = tree.keys().filter_map(|p| p.first()).collect();
+        let signed_pkgs: BTreeSet<&String> = tree.keys().filter_map(|p| p.0.first()).collect();
         let strict: Vec<_> = problems
             .iter()
             .filter(|(_, pkg)| match pkg {
@@ -473,9 +555,9 @@ fn validate_targets<'t>(
     tree.reserve(judged.iter().map(|(ok, _)| ok.len()).sum());
     for (ok, f) in judged {
         for (path, accepted) in ok {
-            match tree.entry(path) {
-                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().extend(accepted),
-                std::collections::hash_map::Entry::Vacant(e) => {
+            match tree.entry(PathKey(path)) {
+                hashbrown::hash_map::Entry::Occupied(mut e) => e.get_mut().extend(accepted),
+                hashbrown::hash_map::Entry::Vacant(e) => {
                     e.insert(accepted);
                 }
             }

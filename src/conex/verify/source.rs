@@ -235,6 +235,12 @@ pub fn hash_file(src: &dyn Source, path: &[String]) -> io::Result<(Digest, u64)>
 
 /// SHA-256 (conex form) and size of everything `r` yields.
 pub fn hash_reader(r: &mut dyn Read) -> io::Result<(Digest, u64)> {
+    sha256_reader(r).map(|(d, n)| (Digest::of_sha256(&d), n))
+}
+
+/// The raw SHA-256 and size of everything `r` yields, read through one
+/// buffer per thread.
+pub fn sha256_reader(r: &mut dyn Read) -> io::Result<([u8; 32], u64)> {
     thread_local! {
         /// One read buffer per thread: a walk hashes thousands of small
         /// files, and zeroing a fresh buffer for each cost more than
@@ -252,7 +258,7 @@ pub fn hash_reader(r: &mut dyn Read) -> io::Result<(Digest, u64)> {
     })
 }
 
-fn hash_with(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<(Digest, u64)> {
+fn hash_with(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<([u8; 32], u64)> {
     let mut h = Sha256::new();
     let mut size = 0u64;
     loop {
@@ -265,11 +271,5 @@ fn hash_with(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<(Digest, u64)> {
         h.update(&buf[..n]);
         size += n as u64;
     }
-    Ok((
-        Digest {
-            alg: "sha256".into(),
-            data: hex::encode(h.finalize()),
-        },
-        size,
-    ))
+    Ok((h.finalize().into(), size))
 }
