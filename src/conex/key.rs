@@ -18,8 +18,9 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// `sha256=<lowercase hex>` — the only digest algorithm of conex 1.0.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Digest {
-    /// The algorithm name before `=` (always `sha256` once parsed).
-    pub alg: String,
+    /// The algorithm name before `=` (always `sha256` once parsed; not
+    /// allocated then).
+    pub alg: std::borrow::Cow<'static, str>,
     /// Everything after the first `=`.
     pub data: String,
 }

@@ -490,7 +490,7 @@ pub(super) fn canonical_signed(t: &Targets) -> String {
         write_targets(
             out,
             t.targets.iter().map(|e| {
-                let ds = e.digest.iter().map(|d| (d.alg.as_str(), d.data.as_str()));
+                let ds = e.digest.iter().map(|d| (&*d.alg, d.data.as_str()));
                 (ds, e.filename.iter().map(String::as_str), e.size)
             }),
         )

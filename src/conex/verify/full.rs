@@ -580,3 +580,42 @@ fn display_path(p: &[String]) -> String {
         path_to_string(p)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    fn path(p: &[&str]) -> Path {
+        p.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn a_joined_path_is_found_as_its_components_only() {
+        let s = foldhash::fast::RandomState::default();
+        let signed = path(&["packages", "a", "a.1", "opam"]);
+        let key = PathKey(&signed);
+        let on_disk = Joined("packages/a/a.1/opam");
+        assert_eq!(s.hash_one(key), s.hash_one(&on_disk));
+        assert!(hashbrown::Equivalent::equivalent(&on_disk, &key));
+        for other in [
+            "packages/a/a.1",
+            "packages/a/a.1/opam/x",
+            "packages/a/a.1/opan",
+            "",
+        ] {
+            assert!(
+                !hashbrown::Equivalent::equivalent(&Joined(other), &key),
+                "{other}"
+            );
+        }
+        // a component holding a `/` is not the path it spells
+        let odd = path(&["packages", "a/a.1", "opam"]);
+        assert!(!hashbrown::Equivalent::equivalent(&on_disk, &PathKey(&odd)));
+        let mut tree = TargetTree::default();
+        tree.insert(key, Vec::new());
+        assert!(tree.get(&on_disk).is_some());
+        assert!(tree.get(&Joined("packages/a/a.1")).is_none());
+        assert_eq!(split_joined("packages/a/a.1/opam"), signed);
+    }
+}

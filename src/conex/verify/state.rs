@@ -109,7 +109,10 @@ fn render_path_line(out: &mut String, path: &str, r: &PathRec) {
 fn parse_digest(s: &str) -> Option<Digest> {
     let (alg, data) = s.split_once('=')?;
     Some(Digest {
-        alg: alg.into(),
+        alg: match alg {
+            "sha256" => "sha256".into(),
+            other => other.to_string().into(),
+        },
         data: data.into(),
     })
 }
