@@ -29,31 +29,9 @@ type Problem = (Path, String, Option<String>);
 /// One file of the data directory judged against the signed files.
 struct Seen<'t> {
     /// The signed path it is, when it is one.
-    key: Option<&'t Path>,
+    key: Option<&'t str>,
     /// What is wrong with it.
     problem: Option<Box<Problem>>,
-}
-
-/// A path of the data directory's walk, joined with `/`, as a
-/// [`TargetTree`] key: hashed and compared component by component.
-pub(super) struct Joined<'a>(pub &'a str);
-
-impl std::hash::Hash for Joined<'_> {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        for c in self.0.split('/') {
-            hash_component(c, h);
-        }
-    }
-}
-
-impl hashbrown::Equivalent<PathKey<'_>> for Joined<'_> {
-    fn equivalent(&self, key: &PathKey<'_>) -> bool {
-        let mut signed = key.0.iter();
-        self.0
-            .split('/')
-            .all(|c| signed.next().is_some_and(|s| s == c))
-            && signed.next().is_none()
-    }
 }
 
 /// Splits a path joined with `/` into its components.
@@ -72,7 +50,7 @@ impl<'t> Judge<'t, '_> {
     /// comparison of the disk tree with the targets tree, for one path).
     fn judge(&self, f: &WalkedFile) -> Seen<'t> {
         let mut problem = None;
-        let key = match self.tree.get_key_value(&Joined(&f.path)) {
+        let key = match self.tree.get_key_value(f.path.as_str()) {
             None => {
                 let t = Target {
                     filename: split_joined(&f.path),
@@ -106,7 +84,7 @@ impl<'t> Judge<'t, '_> {
                     );
                     problem = Some(Box::new((split_joined(&f.path), m, None)));
                 }
-                Some(k.0)
+                Some(*k)
             }
         };
         Seen { key, problem }
@@ -274,11 +252,15 @@ impl<'a> Verifier<'a> {
                     warnings_at,
                 });
             }
+            let joined = JoinedPaths::of(&levels);
+            let mut paths = joined.iter();
             let mut tree: TargetTree = TargetTree::default();
             let mut level_warnings = Vec::with_capacity(levels.len());
             for l in &levels {
                 let mut w = Vec::new();
-                validate_targets(&mut tree, &mut w, &l.id_d, &l.path, &l.expr, &l.targets);
+                validate_targets(
+                    &mut tree, &mut w, &l.id_d, &l.path, &l.expr, &l.targets, &mut paths,
+                );
                 level_warnings.push(w);
             }
             for (l, w) in levels.iter().zip(level_warnings).rev() {
@@ -417,7 +399,7 @@ impl<'a> Verifier<'a> {
         // problems in path order: files on disk first, then signed files
         // missing on disk
         let mut disk_problems: Vec<Problem> = Vec::new(); // path, message, package if only-on-disk
-        let mut present: Vec<&Path> = Vec::with_capacity(seen.len());
+        let mut present: Vec<&str> = Vec::with_capacity(seen.len());
         for s in seen {
             present.extend(s.key);
             disk_problems.extend(s.problem.map(|p| *p));
@@ -427,22 +409,18 @@ impl<'a> Verifier<'a> {
             disk_problems.into_iter().map(|(_, m, p)| (m, p)).collect();
         // paths on disk are distinct: when as many of them are signed as
         // there are signed paths, none is missing
-        let mut missing: Vec<&Path> = if present.len() == tree.len() {
+        let mut missing: Vec<&str> = if present.len() == tree.len() {
             Vec::new()
         } else {
-            let present: std::collections::HashSet<&Path, foldhash::fast::RandomState> =
-                present.into_iter().collect();
+            let present: FastSet<&str> = present.into_iter().collect();
             tree.keys()
-                .map(|k| k.0)
+                .copied()
                 .filter(|p| !present.contains(p))
                 .collect()
         };
-        missing.sort();
+        missing.sort_by(|a, b| by_components(a, b));
         for path in missing {
-            problems.push((
-                format!("path {} only exists in targets", path_to_string(path)),
-                None,
-            ));
+            problems.push((format!("path {path} only exists in targets"), None));
         }
         for (m, _) in &problems {
             self.warnings.push(m.clone());
@@ -456,11 +434,11 @@ impl<'a> Verifier<'a> {
                 problems[0].0
             )));
         }
-        let signed_pkgs: BTreeSet<&String> = tree.keys().filter_map(|p| p.0.first()).collect();
+        let signed_pkgs: BTreeSet<&str> = tree.keys().filter_map(|p| p.split('/').next()).collect();
         let strict: Vec<_> = problems
             .iter()
             .filter(|(_, pkg)| match pkg {
-                Some(pkg) => signed_pkgs.contains(pkg),
+                Some(pkg) => signed_pkgs.contains(pkg.as_str()),
                 None => true,
             })
             .collect();
@@ -475,6 +453,7 @@ impl<'a> Verifier<'a> {
 
 /// Checks one level's entries against its expression and adds the
 /// accepted ones to `tree` (conex's `validate_targets`).
+#[allow(clippy::too_many_arguments)]
 fn validate_targets<'t>(
     tree: &mut TargetTree<'t>,
     warnings: &mut Vec<String>,
@@ -482,12 +461,16 @@ fn validate_targets<'t>(
     parent: &[String],
     expr: &Expr,
     targets: &'t [Arc<Targets>],
+    joined: &mut impl Iterator<Item = &'t str>,
 ) {
-    // path -> [(digest, size, supporter id, key digest, epoch)], in the
-    // order of the targets files and their entries
+    // path -> (its components, [(digest, size, supporter id, key digest,
+    // epoch)]), in the order of the targets files and their entries
     type Entry<'t> = (&'t Digest, u64, &'t String, &'t Digest, u64);
-    let mut groups: FastMap<&Path, Vec<Entry>> = FastMap::default();
+    let mut groups: FastMap<&str, (&Path, Vec<Entry>)> = FastMap::default();
     for t in targets {
+        // the joined paths of its entries, in order (`joined` has one for
+        // every entry of every targets file of the levels)
+        let paths: Vec<&str> = joined.take(t.targets.len()).collect();
         let Some((kd, epoch)) = id_d.get(&t.header.name) else {
             warnings.push(format!(
                 "couldn't find id {} among the delegated ids",
@@ -496,7 +479,7 @@ fn validate_targets<'t>(
             continue;
         };
         groups.reserve(t.targets.len());
-        for chk in &t.targets {
+        for (chk, &joined) in t.targets.iter().zip(&paths) {
             if !subpath(parent, &chk.filename) {
                 warnings.push(format!(
                     "ignoring target {} of {} (not below {})",
@@ -506,7 +489,9 @@ fn validate_targets<'t>(
                 ));
                 continue;
             }
-            let g = groups.entry(&chk.filename).or_default();
+            let (_, g) = groups
+                .entry(joined)
+                .or_insert_with(|| (&chk.filename, Vec::new()));
             for d in &chk.digest {
                 g.push((d, chk.size, &t.header.name, kd, *epoch));
             }
@@ -517,17 +502,17 @@ fn validate_targets<'t>(
     // accepted entries go into the tree and the failures are sorted after,
     // so the result does not depend on the order)
     type Judged<'t> = (
-        Vec<(&'t Path, Vec<(&'t Digest, u64)>)>,
+        Vec<(&'t str, Vec<(&'t Digest, u64)>)>,
         Vec<(&'t Path, &'t Digest, u64)>,
     );
-    let groups: Vec<(&Path, Vec<Entry>)> = groups.into_iter().collect();
+    let groups: Vec<(&str, (&Path, Vec<Entry>))> = groups.into_iter().collect();
     let judged: Vec<Judged> = groups
         .into_par_iter()
         .with_min_len(1024)
         .fold(
             || (Vec::new(), Vec::new(), Vec::new()),
             |(mut ok, mut failed, mut sups): (_, _, Vec<(&String, &Digest, u64)>),
-             (path, mut entries)| {
+             (joined, (path, mut entries))| {
                 // stable: supporters keep their order
                 if entries.len() > 1 {
                     entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
@@ -544,7 +529,7 @@ fn validate_targets<'t>(
                     }
                 }
                 if !accepted.is_empty() {
-                    ok.push((path, accepted));
+                    ok.push((joined, accepted));
                 }
                 (ok, failed, sups)
             },
@@ -555,9 +540,9 @@ fn validate_targets<'t>(
     tree.reserve(judged.iter().map(|(ok, _)| ok.len()).sum());
     for (ok, f) in judged {
         for (path, accepted) in ok {
-            match tree.entry(PathKey(path)) {
-                hashbrown::hash_map::Entry::Occupied(mut e) => e.get_mut().extend(accepted),
-                hashbrown::hash_map::Entry::Vacant(e) => {
+            match tree.entry(path) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().extend(accepted),
+                std::collections::hash_map::Entry::Vacant(e) => {
                     e.insert(accepted);
                 }
             }
@@ -573,6 +558,53 @@ fn validate_targets<'t>(
     }
 }
 
+/// The paths of every entry of every targets file of the levels, in
+/// order, each joined with `/`, in one string: the signed tree is keyed by
+/// them, so that a path found on disk is looked up as it was walked, each
+/// key one contiguous string.
+struct JoinedPaths {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl JoinedPaths {
+    fn of(levels: &[Level]) -> JoinedPaths {
+        let entries = || {
+            levels
+                .iter()
+                .flat_map(|l| &l.targets)
+                .flat_map(|t| &t.targets)
+        };
+        let (mut n, mut len) = (0, 0);
+        for e in entries() {
+            n += 1;
+            len += e.filename.iter().map(|c| c.len() + 1).sum::<usize>();
+        }
+        let mut text = String::with_capacity(len);
+        let mut ends = Vec::with_capacity(n);
+        for e in entries() {
+            for (i, c) in e.filename.iter().enumerate() {
+                if i > 0 {
+                    text.push('/');
+                }
+                text.push_str(c);
+            }
+            ends.push(text.len());
+        }
+        JoinedPaths { text, ends }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, &b)| &self.text[a..b])
+    }
+}
+
+/// Orders paths joined with `/` as their components are ordered.
+fn by_components(a: &str, b: &str) -> std::cmp::Ordering {
+    a.split('/').cmp(b.split('/'))
+}
+
 fn display_path(p: &[String]) -> String {
     if p.is_empty() {
         "the repository".into()
@@ -584,38 +616,15 @@ fn display_path(p: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::BuildHasher;
-
-    fn path(p: &[&str]) -> Path {
-        p.iter().map(|c| c.to_string()).collect()
-    }
 
     #[test]
-    fn a_joined_path_is_found_as_its_components_only() {
-        let s = foldhash::fast::RandomState::default();
-        let signed = path(&["packages", "a", "a.1", "opam"]);
-        let key = PathKey(&signed);
-        let on_disk = Joined("packages/a/a.1/opam");
-        assert_eq!(s.hash_one(key), s.hash_one(&on_disk));
-        assert!(hashbrown::Equivalent::equivalent(&on_disk, &key));
-        for other in [
-            "packages/a/a.1",
-            "packages/a/a.1/opam/x",
-            "packages/a/a.1/opan",
-            "",
-        ] {
-            assert!(
-                !hashbrown::Equivalent::equivalent(&Joined(other), &key),
-                "{other}"
-            );
-        }
-        // a component holding a `/` is not the path it spells
-        let odd = path(&["packages", "a/a.1", "opam"]);
-        assert!(!hashbrown::Equivalent::equivalent(&on_disk, &PathKey(&odd)));
-        let mut tree = TargetTree::default();
-        tree.insert(key, Vec::new());
-        assert!(tree.get(&on_disk).is_some());
-        assert!(tree.get(&Joined("packages/a/a.1")).is_none());
-        assert_eq!(split_joined("packages/a/a.1/opam"), signed);
+    fn joined_paths_are_ordered_as_their_components() {
+        let mut v = vec!["a/b", "a-c", "a/b/c", "a", "a.b/c", "a/-"];
+        v.sort_by(|a, b| by_components(a, b));
+        let mut w: Vec<Path> = v.iter().map(|p| split_joined(p)).collect();
+        w.sort();
+        let w: Vec<String> = w.iter().map(|p| path_to_string(p)).collect();
+        assert_eq!(v, w);
+        assert_eq!(v, ["a", "a/-", "a/b", "a/b/c", "a-c", "a.b/c"]);
     }
 }

@@ -128,30 +128,11 @@ pub struct VerifiedTree {
     pub summary: Summary,
 }
 
-/// Signed files: path → accepted (digest, size), in (digest, size) order
-/// per path, borrowed from the verified targets files. A hash map: nothing
+/// Signed files: path (joined with `/`) → accepted (digest, size), in
+/// (digest, size) order per path, borrowed from the verified targets files. A hash map: nothing
 /// needs the paths in order except the messages, which are sorted where
 /// they are made.
-type TargetTree<'t> =
-    hashbrown::HashMap<PathKey<'t>, Vec<(&'t Digest, u64)>, foldhash::fast::RandomState>;
-/// A signed path as a [`TargetTree`] key: hashed component by component,
-/// as a path found on disk is without splitting it (`full::Joined`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct PathKey<'t>(&'t Path);
-
-impl std::hash::Hash for PathKey<'_> {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        for c in self.0 {
-            hash_component(c, h);
-        }
-    }
-}
-
-/// One path component into a hash, ended by a byte no UTF-8 string has.
-fn hash_component<H: std::hash::Hasher>(c: &str, h: &mut H) {
-    h.write(c.as_bytes());
-    h.write_u8(0xff);
-}
+type TargetTree<'t> = FastMap<&'t str, Vec<(&'t Digest, u64)>>;
 /// A hash map with a fast, randomly seeded hash (foldhash): the keys come
 /// from the repository, so the seed keeps colliding keys from being made.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
