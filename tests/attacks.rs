@@ -448,6 +448,25 @@ fn targets_with_a_substituted_key() {
     );
 }
 
+/// A package file changed on disk after the janitor signed, keeping its
+/// size: only its digest tells.
+#[test]
+fn package_file_changed_to_the_same_size_after_signing() {
+    let f = fx();
+    let opam = f.p("packages/foo/foo.1.0.0/opam");
+    let before = std::fs::read(&opam).unwrap();
+    let mut after = before.clone();
+    let last = after.len() - 2;
+    after[last] = if after[last] == b'x' { b'y' } else { b'x' };
+    assert_eq!(after.len(), before.len());
+    assert_ne!(after, before);
+    std::fs::write(&opam, after).unwrap();
+    refused(
+        f.verify(&[]),
+        "no matching digest for packages/foo/foo.1.0.0/opam",
+    );
+}
+
 /// A package file changed on disk after the janitor signed.
 #[test]
 fn package_file_changed_after_signing() {

@@ -42,15 +42,6 @@ impl Digest {
         }
     }
 
-    /// Whether this is the conex form of the raw SHA-256 `raw` (the same as
-    /// comparing with [`Digest::of_sha256`], without making it).
-    pub fn is_sha256(&self, raw: &[u8; 32]) -> bool {
-        let mut hexed = [0u8; 64];
-        // a 32-byte input always fits 64 hex digits
-        let _ = hex::encode_to_slice(raw, &mut hexed);
-        self.alg == "sha256" && self.data.as_bytes() == hexed
-    }
-
     /// Parses `alg=data`; conex cuts at the first `=`.
     pub fn parse(s: &str) -> Result<Digest, DigestParseError> {
         match split_digest(s) {

@@ -70,7 +70,7 @@ impl<'t> Judge<'t, '_> {
             Some((k, xs)) => {
                 if !xs
                     .iter()
-                    .any(|(d, l)| *l == f.size && d.is_sha256(&f.sha256))
+                    .any(|(d, l)| *l == f.size && is_sha256_of(d, &f.sha256))
                 {
                     let m = format!(
                         "no matching digest for {} (on disk {} bytes, {}; signed {})",
@@ -200,7 +200,7 @@ impl<'a> Verifier<'a> {
         let ts = self.verify_timestamp(&root)?;
         let snap = self.verify_snapshot(&root, ts.as_ref())?;
         let warnings_before_targets = self.warnings.len();
-        let mut top_level: Vec<Arc<Targets>> = Vec::new();
+        let mut top_level: Vec<Arc<Checked>> = Vec::new();
         let mut delegated = false;
         let expr = root
             .roles
@@ -224,7 +224,7 @@ impl<'a> Verifier<'a> {
             let mut levels: Vec<Level> = Vec::new();
             while let Some((path, expr, terminating)) = queue.pop_front() {
                 let (dm, id_d, targets) = self.collect_targets(&root, snap.as_ref(), &expr);
-                seen_files.extend(targets.iter().map(|t| t.header.name.clone()));
+                seen_files.extend(targets.iter().map(|t| t.head.header.name.clone()));
                 if !expr.eval(&dm, &BTreeSet::new()) {
                     self.warnings.push(format!(
                         "expression {expr} is not satisfied for {}",
@@ -237,7 +237,7 @@ impl<'a> Verifier<'a> {
                     if path.is_empty() {
                         top_level = targets.clone();
                     }
-                    delegated |= targets.iter().any(|t| !t.delegations.is_empty());
+                    delegated |= targets.iter().any(|t| !t.head.delegations.is_empty());
                 }
                 if !terminating {
                     for d in self.validate_delegations(&id_d, &path, &expr, &targets) {
@@ -252,15 +252,11 @@ impl<'a> Verifier<'a> {
                     warnings_at,
                 });
             }
-            let joined = JoinedPaths::of(&levels);
-            let mut paths = joined.iter();
             let mut tree: TargetTree = TargetTree::default();
             let mut level_warnings = Vec::with_capacity(levels.len());
             for l in &levels {
                 let mut w = Vec::new();
-                validate_targets(
-                    &mut tree, &mut w, &l.id_d, &l.path, &l.expr, &l.targets, &mut paths,
-                );
+                validate_targets(&mut tree, &mut w, &l.id_d, &l.path, &l.expr, &l.targets);
                 level_warnings.push(w);
             }
             for (l, w) in levels.iter().zip(level_warnings).rev() {
@@ -285,7 +281,7 @@ impl<'a> Verifier<'a> {
                     self.captured = Some(VerifiedTree {
                         root,
                         snapshot,
-                        targets: top_level,
+                        targets: top_level.iter().map(|t| Arc::new(t.to_targets())).collect(),
                         disk: on_disk,
                         summary: summary.clone(),
                     });
@@ -300,11 +296,11 @@ impl<'a> Verifier<'a> {
         id_d: &BTreeMap<String, (Digest, u64)>,
         parent: &[String],
         expr: &Expr,
-        targets: &[Arc<Targets>],
+        targets: &[Arc<Checked>],
     ) -> Vec<(Path, Expr, bool)> {
         // path -> [(expression, terminating, id, keydigest, epoch)]
         let mut dtree: BTreeMap<Path, Vec<DelegationEntry>> = BTreeMap::new();
-        for t in targets {
+        for t in targets.iter().map(|t| &t.head) {
             let Some((kd, epoch)) = id_d.get(&t.header.name) else {
                 continue;
             };
@@ -453,47 +449,38 @@ impl<'a> Verifier<'a> {
 
 /// Checks one level's entries against its expression and adds the
 /// accepted ones to `tree` (conex's `validate_targets`).
-#[allow(clippy::too_many_arguments)]
 fn validate_targets<'t>(
     tree: &mut TargetTree<'t>,
     warnings: &mut Vec<String>,
     id_d: &'t BTreeMap<String, (Digest, u64)>,
     parent: &[String],
     expr: &Expr,
-    targets: &'t [Arc<Targets>],
-    joined: &mut impl Iterator<Item = &'t str>,
+    targets: &'t [Arc<Checked>],
 ) {
-    // path -> (its components, [(digest, size, supporter id, key digest,
-    // epoch)]), in the order of the targets files and their entries
-    type Entry<'t> = (&'t Digest, u64, &'t String, &'t Digest, u64);
-    let mut groups: FastMap<&str, (&Path, Vec<Entry>)> = FastMap::default();
+    // path -> [(digest, size, supporter id, key digest, epoch)], in the
+    // order of the targets files and their entries
+    type Entry<'t> = (&'t str, u64, &'t String, &'t Digest, u64);
+    let mut groups: FastMap<&str, Vec<Entry>> = FastMap::default();
+    let below = path_to_string(parent);
     for t in targets {
-        // the joined paths of its entries, in order (`joined` has one for
-        // every entry of every targets file of the levels)
-        let paths: Vec<&str> = joined.take(t.targets.len()).collect();
-        let Some((kd, epoch)) = id_d.get(&t.header.name) else {
-            warnings.push(format!(
-                "couldn't find id {} among the delegated ids",
-                t.header.name
-            ));
+        let name = &t.head.header.name;
+        let Some((kd, epoch)) = id_d.get(name) else {
+            warnings.push(format!("couldn't find id {name} among the delegated ids"));
             continue;
         };
-        groups.reserve(t.targets.len());
-        for (chk, &joined) in t.targets.iter().zip(&paths) {
-            if !subpath(parent, &chk.filename) {
+        groups.reserve(t.entries.len());
+        for e in t.entries.iter() {
+            if !joined_subpath(&below, e.path) {
                 warnings.push(format!(
-                    "ignoring target {} of {} (not below {})",
-                    path_to_string(&chk.filename),
-                    t.header.name,
+                    "ignoring target {} of {name} (not below {})",
+                    e.path,
                     display_path(parent)
                 ));
                 continue;
             }
-            let (_, g) = groups
-                .entry(joined)
-                .or_insert_with(|| (&chk.filename, Vec::new()));
-            for d in &chk.digest {
-                g.push((d, chk.size, &t.header.name, kd, *epoch));
+            let g = groups.entry(e.path).or_default();
+            for d in e.digests() {
+                g.push((d, e.size, name, kd, *epoch));
             }
         }
     }
@@ -502,18 +489,19 @@ fn validate_targets<'t>(
     // accepted entries go into the tree and the failures are sorted after,
     // so the result does not depend on the order)
     type Judged<'t> = (
-        Vec<(&'t str, Vec<(&'t Digest, u64)>)>,
-        Vec<(&'t Path, &'t Digest, u64)>,
+        Vec<(&'t str, Vec<(&'t str, u64)>)>,
+        Vec<(&'t str, &'t str, u64)>,
     );
-    let groups: Vec<(&str, (&Path, Vec<Entry>))> = groups.into_iter().collect();
+    let groups: Vec<(&str, Vec<Entry>)> = groups.into_iter().collect();
     let judged: Vec<Judged> = groups
         .into_par_iter()
         .with_min_len(1024)
         .fold(
             || (Vec::new(), Vec::new(), Vec::new()),
             |(mut ok, mut failed, mut sups): (_, _, Vec<(&String, &Digest, u64)>),
-             (joined, (path, mut entries))| {
-                // stable: supporters keep their order
+             (path, mut entries)| {
+                // stable: supporters keep their order (every digest is
+                // `sha256=…`: its text orders as the digest does)
                 if entries.len() > 1 {
                     entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
                 }
@@ -529,14 +517,14 @@ fn validate_targets<'t>(
                     }
                 }
                 if !accepted.is_empty() {
-                    ok.push((joined, accepted));
+                    ok.push((path, accepted));
                 }
                 (ok, failed, sups)
             },
         )
         .map(|(ok, failed, _)| (ok, failed))
         .collect();
-    let mut failed: Vec<(&Path, &Digest, u64)> = Vec::new();
+    let mut failed: Vec<(&str, &str, u64)> = Vec::new();
     tree.reserve(judged.iter().map(|(ok, _)| ok.len()).sum());
     for (ok, f) in judged {
         for (path, accepted) in ok {
@@ -549,55 +537,28 @@ fn validate_targets<'t>(
         }
         failed.extend(f);
     }
-    failed.sort();
+    failed.sort_by(|a, b| by_components(a.0, b.0).then((a.1, a.2).cmp(&(b.1, b.2))));
     for (path, dgst, len) in failed {
         warnings.push(format!(
-            "expression {expr} is not satisfied for {} ({dgst}, {len} bytes)",
-            path_to_string(path)
+            "expression {expr} is not satisfied for {path} ({dgst}, {len} bytes)"
         ));
     }
 }
 
-/// The paths of every entry of every targets file of the levels, in
-/// order, each joined with `/`, in one string: the signed tree is keyed by
-/// them, so that a path found on disk is looked up as it was walked, each
-/// key one contiguous string.
-struct JoinedPaths {
-    text: String,
-    ends: Vec<usize>,
+/// Whether `p` (components joined by `/`) lies strictly below `parent`
+/// (joined the same way): conex's subpath test on components.
+fn joined_subpath(parent: &str, p: &str) -> bool {
+    parent.is_empty()
+        || (p.len() > parent.len() && p.starts_with(parent) && p.as_bytes()[parent.len()] == b'/')
 }
 
-impl JoinedPaths {
-    fn of(levels: &[Level]) -> JoinedPaths {
-        let entries = || {
-            levels
-                .iter()
-                .flat_map(|l| &l.targets)
-                .flat_map(|t| &t.targets)
-        };
-        let (mut n, mut len) = (0, 0);
-        for e in entries() {
-            n += 1;
-            len += e.filename.iter().map(|c| c.len() + 1).sum::<usize>();
-        }
-        let mut text = String::with_capacity(len);
-        let mut ends = Vec::with_capacity(n);
-        for e in entries() {
-            for (i, c) in e.filename.iter().enumerate() {
-                if i > 0 {
-                    text.push('/');
-                }
-                text.push_str(c);
-            }
-            ends.push(text.len());
-        }
-        JoinedPaths { text, ends }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &str> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(a, &b)| &self.text[a..b])
-    }
+/// Whether `d` (`alg=data`) is the conex form of the raw SHA-256 `raw`.
+fn is_sha256_of(d: &str, raw: &[u8; 32]) -> bool {
+    let mut hexed = [0u8; 64];
+    // a 32-byte input always fits 64 hex digits
+    let _ = hex::encode_to_slice(raw, &mut hexed);
+    d.strip_prefix("sha256=")
+        .is_some_and(|h| h.as_bytes() == hexed)
 }
 
 /// Orders paths joined with `/` as their components are ordered.
@@ -626,5 +587,46 @@ mod tests {
         let w: Vec<String> = w.iter().map(|p| path_to_string(p)).collect();
         assert_eq!(v, w);
         assert_eq!(v, ["a", "a/-", "a/b", "a/b/c", "a-c", "a.b/c"]);
+    }
+
+    #[test]
+    fn a_joined_path_is_below_its_parents_only() {
+        for (parent, p, below) in [
+            ("", "packages", true),
+            ("", "", true),
+            ("packages", "packages/a/opam", true),
+            ("packages", "packages/", true),
+            ("packages", "packages", false),
+            ("packages", "packagesx/a", false),
+            ("packages/a", "packages/a/a.1/opam", true),
+            ("packages/a", "packages/ab/opam", false),
+            ("packages/a", "packages", false),
+        ] {
+            let components = |s: &str| -> Path {
+                if s.is_empty() {
+                    vec![]
+                } else {
+                    split_joined(s)
+                }
+            };
+            assert_eq!(
+                subpath(&components(parent), &split_joined(p)),
+                below,
+                "{parent} {p}"
+            );
+            assert_eq!(joined_subpath(parent, p), below, "{parent} {p}");
+        }
+    }
+
+    #[test]
+    fn a_digest_text_is_compared_with_the_raw_hash() {
+        let raw: [u8; 32] = Sha256::digest(b"x").into();
+        let d = Digest::of_sha256(&raw).to_string();
+        assert!(is_sha256_of(&d, &raw));
+        assert!(!is_sha256_of(&d.to_uppercase(), &raw));
+        assert!(!is_sha256_of(&d[..d.len() - 1], &raw));
+        assert!(!is_sha256_of(&d.replacen("sha256", "sha512", 1), &raw));
+        let other: [u8; 32] = Sha256::digest(b"y").into();
+        assert!(!is_sha256_of(&d, &other));
     }
 }

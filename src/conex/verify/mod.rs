@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 mod error;
 mod full;
 mod incremental;
+mod packed;
 mod read;
 mod roles;
 mod signatures;
@@ -35,10 +36,11 @@ mod targets;
 
 pub use error::{StateError, VerifyError};
 pub use incremental::{verify_diffs, KnownHeaders};
+use packed::{load_checked, Checked};
 pub use read::{parse_resource, read_resource};
 pub use signatures::{valid_signatures, valid_signatures_cached, valid_signatures_over, SigCache};
 pub use source::{hash_file, hash_reader, sha256_reader, DirHandle, DirSource, MemSource, Source};
-use targets::{load_targets, load_targets_entry};
+use targets::{check_view, load_targets, load_targets_entry, read_targets_view};
 pub use targets::{FastExpr, ReadView};
 
 /// Verification options (the verifier's command-line flags).
@@ -91,7 +93,7 @@ pub struct Summary {
     pub files: usize,
 }
 
-type Loaded = (Result<Arc<Targets>, VerifyError>, Vec<String>);
+type Loaded = (Result<Arc<Checked>, VerifyError>, Vec<String>);
 
 /// The verifier: accumulates conex's warnings while it works.
 pub struct Verifier<'a> {
@@ -99,7 +101,7 @@ pub struct Verifier<'a> {
     opts: Options,
     /// Warnings, in order (conex's `[WARNING]` lines).
     pub warnings: Vec<String>,
-    cache: HashMap<String, Result<Arc<Targets>, VerifyError>>,
+    cache: HashMap<String, Result<Arc<Checked>, VerifyError>>,
     /// Targets files loaded ahead (in parallel), with their warnings, not
     /// yet consumed in sequential order.
     pending: HashMap<String, Loaded>,
@@ -128,11 +130,12 @@ pub struct VerifiedTree {
     pub summary: Summary,
 }
 
-/// Signed files: path (joined with `/`) → accepted (digest, size), in
-/// (digest, size) order per path, borrowed from the verified targets files. A hash map: nothing
+/// Signed files: path (joined with `/`) → accepted (digest `alg=data`,
+/// size), in (digest, size) order per path, borrowed from the verified
+/// targets files. A hash map: nothing
 /// needs the paths in order except the messages, which are sorted where
 /// they are made.
-type TargetTree<'t> = FastMap<&'t str, Vec<(&'t Digest, u64)>>;
+type TargetTree<'t> = FastMap<&'t str, Vec<(&'t str, u64)>>;
 /// A hash map with a fast, randomly seeded hash (foldhash): the keys come
 /// from the repository, so the seed keeps colliding keys from being made.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -145,7 +148,7 @@ struct Level {
     path: Path,
     expr: Expr,
     id_d: BTreeMap<String, (Digest, u64)>,
-    targets: Vec<Arc<Targets>>,
+    targets: Vec<Arc<Checked>>,
     warnings_at: usize,
 }
 /// The files under the data directory: path, digest and size.
@@ -155,7 +158,7 @@ pub type DiskFiles = Vec<(Path, (Digest, u64))>;
 type Collected = (
     HashMap<Digest, (String, u64)>,
     BTreeMap<String, (Digest, u64)>,
-    Vec<Arc<Targets>>,
+    Vec<Arc<Checked>>,
 );
 /// A delegation entry: (expression, terminating, id, key digest, epoch).
 type DelegationEntry = (Expr, bool, String, Digest, u64);

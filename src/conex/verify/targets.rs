@@ -156,6 +156,17 @@ pub(super) fn check_read_view(
     tgt: &Target,
     sigs: &SigCache,
 ) -> (Result<(), VerifyError>, Vec<String>) {
+    check_view(Some(snap), id, read, Some(tgt), sigs)
+}
+
+/// [`check_read_view`], against a snapshot when there is one.
+pub(super) fn check_view(
+    snap: Option<&Snapshot>,
+    id: &str,
+    read: &ReadView<'_>,
+    tgt: Option<&Target>,
+    sigs: &SigCache,
+) -> (Result<(), VerifyError>, Vec<String>) {
     let mut warnings = read.warnings.clone();
     let head = &read.view.head;
     let r = super::read::check_name(head, id).and_then(|()| {
@@ -163,8 +174,8 @@ pub(super) fn check_read_view(
             head,
             &read.view.canonical_signed(),
             read.bad.clone(),
-            Some(snap),
-            Some(tgt),
+            snap,
+            tgt,
             id,
             sigs,
             &mut warnings,
@@ -242,7 +253,7 @@ impl<'a> Verifier<'a> {
         root: &Root,
         snap: Option<&Snapshot>,
         id: &str,
-    ) -> Result<Arc<Targets>, VerifyError> {
+    ) -> Result<Arc<Checked>, VerifyError> {
         if let Some(r) = self.cache.get(id) {
             return r.clone();
         }
@@ -250,7 +261,7 @@ impl<'a> Verifier<'a> {
             Some(loaded) => loaded,
             None => {
                 let mut w = Vec::new();
-                let r = load_targets(self.src, &self.opts, root, snap, id, &self.sigs, &mut w);
+                let r = load_checked(self.src, &self.opts, root, snap, id, &self.sigs, &mut w);
                 (r.map(Arc::new), w)
             }
         };
@@ -272,7 +283,7 @@ impl<'a> Verifier<'a> {
             .par_iter()
             .map(|id| {
                 let mut w = Vec::new();
-                let r = load_targets(src, opts, root, snap, id, sigs, &mut w);
+                let r = load_checked(src, opts, root, snap, id, sigs, &mut w);
                 ((*id).clone(), (r.map(Arc::new), w))
             })
             .collect();
@@ -301,16 +312,16 @@ impl<'a> Verifier<'a> {
                     continue;
                 }
             };
-            match t.valid_hash() {
+            match t.head.valid_hash() {
                 Err(e) => self.warnings.push(e.to_string()),
-                Ok(h) if t.header.epoch == epoch && h == dgst => {
+                Ok(h) if t.head.header.epoch == epoch && h == dgst => {
                     id_d.insert(id.clone(), (dgst.clone(), epoch));
                     dm.insert(dgst, (id, epoch));
                     out.push(t);
                 }
                 Ok(_) => self.warnings.push(format!(
                     "dropping {id} since epoch ({epoch} vs {}) or digest mismatch",
-                    t.header.epoch
+                    t.head.header.epoch
                 )),
             }
         }
