@@ -36,11 +36,11 @@ mod targets;
 
 pub use error::{StateError, VerifyError};
 pub use incremental::{verify_diffs, KnownHeaders};
-use packed::{load_checked, Checked};
+use packed::Checked;
 pub use read::{parse_resource, read_resource};
 pub use signatures::{valid_signatures, valid_signatures_cached, valid_signatures_over, SigCache};
 pub use source::{hash_file, hash_reader, sha256_reader, DirHandle, DirSource, MemSource, Source};
-use targets::{check_view, load_targets, load_targets_entry, read_targets_view};
+use targets::{check_view, read_targets_view, Loader};
 pub use targets::{FastExpr, ReadView};
 
 /// Verification options (the verifier's command-line flags).
@@ -202,7 +202,7 @@ impl<'a> Verifier<'a> {
         id: &str,
         warnings: &mut Vec<String>,
     ) -> Result<Targets, VerifyError> {
-        load_targets(self.src, &self.opts, root, snap, id, &self.sigs, warnings)
+        self.loader(root, snap).targets(id, warnings)
     }
 
     /// [`Self::check_targets_file`] against the snapshot `snap`, with the
@@ -215,15 +215,7 @@ impl<'a> Verifier<'a> {
         id: &str,
         warnings: &mut Vec<String>,
     ) -> Result<(Targets, Target), VerifyError> {
-        let (t, e) = load_targets_entry(
-            self.src,
-            &self.opts,
-            root,
-            Some(snap),
-            id,
-            &self.sigs,
-            warnings,
-        )?;
+        let (t, e) = self.loader(root, Some(snap)).targets_entry(id, warnings)?;
         let e = e.ok_or("no entry for the targets file")?;
         Ok((t, e))
     }

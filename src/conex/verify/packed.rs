@@ -179,68 +179,56 @@ impl Builder {
     }
 }
 
-/// Reads, parses and checks one targets file as [`load_targets`] does —
-/// the same outcome, warnings and messages — keeping its entries packed:
-/// a file in the shape conex writes is read in place.
-pub(super) fn load_checked(
-    src: &dyn Source,
-    opts: &Options,
-    root: &Root,
-    snap: Option<&Snapshot>,
-    id: &str,
-    sigs: &SigCache,
-    warnings: &mut Vec<String>,
-) -> Result<Checked, VerifyError> {
-    let general = |warnings: &mut Vec<String>| {
-        load_targets(src, opts, root, snap, id, sigs, warnings).map(|mut t| {
-            let entries = Packed::of_targets(&t.targets);
-            t.targets = Vec::new();
-            Checked { head: t, entries }
-        })
-    };
-    let mut path = root.keydir.clone();
-    path.push(id.to_string());
-    let bytes = match src.read(&path) {
-        Ok(b) => b,
-        // the general path gives the messages
-        Err(_) => return general(warnings),
-    };
-    let Ok(text) = String::from_utf8(bytes) else {
-        return general(warnings);
-    };
-    // the snapshot vouches for these exact bytes (a large file is hashed
-    // while it is read)
-    let hash = || snap.map(|_| Target::of_bytes(path.clone(), text.as_bytes()));
-    let (tgt, read) = if text.len() >= 1 << 20 {
-        rayon::join(hash, || read_targets_view(opts, root, &text))
-    } else {
-        (hash(), read_targets_view(opts, root, &text))
-    };
-    let Some(read) = read else {
-        return general(warnings);
-    };
-    let (r, w) = check_view(snap, id, &read, tgt.as_ref(), sigs);
-    warnings.extend(w);
-    r?;
-    let ReadView { view, .. } = read;
-    // the entries stay where they were read, as ranges of the text
-    Ok(match ranges(&text, &view) {
-        Some((entries, digests)) => Checked {
-            head: view.head,
-            entries: Packed {
-                text,
-                entries,
-                digests,
-            },
-        },
-        None => {
-            let entries = Packed::copied(&view);
-            Checked {
+impl Loader<'_> {
+    /// Reads, parses and checks one targets file as [`Loader::targets`]
+    /// does — the same outcome, warnings and messages — keeping its entries
+    /// packed: a file in the shape conex writes is read in place.
+    pub fn checked(&self, id: &str, warnings: &mut Vec<String>) -> Result<Checked, VerifyError> {
+        let general = |warnings: &mut Vec<String>| {
+            self.targets(id, warnings).map(|mut t| {
+                let entries = Packed::of_targets(&t.targets);
+                t.targets = Vec::new();
+                Checked { head: t, entries }
+            })
+        };
+        let path = self.path(id);
+        let bytes = match self.src.read(&path) {
+            Ok(b) => b,
+            // the general path gives the messages
+            Err(_) => return general(warnings),
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            return general(warnings);
+        };
+        let (tgt, read) = self.hashed_beside(&path, text.as_bytes(), || {
+            read_targets_view(self.opts, self.root, &text)
+        });
+        let Some(read) = read else {
+            return general(warnings);
+        };
+        let (r, w) = check_view(self.snap, id, &read, tgt.as_ref(), self.sigs);
+        warnings.extend(w);
+        r?;
+        let ReadView { view, .. } = read;
+        // the entries stay where they were read, as ranges of the text
+        Ok(match ranges(&text, &view) {
+            Some((entries, digests)) => Checked {
                 head: view.head,
-                entries,
+                entries: Packed {
+                    text,
+                    entries,
+                    digests,
+                },
+            },
+            None => {
+                let entries = Packed::copied(&view);
+                Checked {
+                    head: view.head,
+                    entries,
+                }
             }
-        }
-    })
+        })
+    }
 }
 
 #[cfg(test)]

@@ -4,70 +4,91 @@
 
 use super::*;
 
-/// Reads, parses and checks one targets file (conex's `verify_targets`
-/// without its cache). Pure: warnings go to `warnings`.
-pub(super) fn load_targets(
-    src: &dyn Source,
-    opts: &Options,
-    root: &Root,
-    snap: Option<&Snapshot>,
-    id: &str,
-    sigs: &SigCache,
-    warnings: &mut Vec<String>,
-) -> Result<Targets, VerifyError> {
-    load_targets_entry(src, opts, root, snap, id, sigs, warnings).map(|(t, _)| t)
+/// What reading and checking a targets file needs: the tree, the
+/// options, the verified root and snapshot, the signature cache.
+#[derive(Clone, Copy)]
+pub(super) struct Loader<'a> {
+    pub src: &'a dyn Source,
+    pub opts: &'a Options,
+    pub root: &'a Root,
+    pub snap: Option<&'a Snapshot>,
+    pub sigs: &'a SigCache,
 }
 
-/// [`load_targets`], with the file's own entry (its path, digest and size)
-/// when it was checked against a snapshot.
-pub(super) fn load_targets_entry(
-    src: &dyn Source,
-    opts: &Options,
-    root: &Root,
-    snap: Option<&Snapshot>,
-    id: &str,
-    sigs: &SigCache,
-    warnings: &mut Vec<String>,
-) -> Result<(Targets, Option<Target>), VerifyError> {
-    let mut path = root.keydir.clone();
-    path.push(id.to_string());
-    let bytes = src.read(&path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => format!("{id} (type targets) was not found in repository"),
-        // a patch section that does not apply, a FIFO, …
-        _ => format!("{id} (type targets) cannot be read: {e}"),
-    })?;
-    // the snapshot vouches for these exact bytes (a large file is hashed
-    // while it is parsed)
-    let (tgt, t) = if bytes.len() >= 1 << 20 {
-        let (tgt, (t, w)) = rayon::join(
-            || snap.map(|_| Target::of_bytes(path.clone(), &bytes)),
-            || {
-                let mut w = Vec::new();
-                (parse_resource::<Targets>(bytes.clone(), id, &mut w), w)
-            },
-        );
+impl Loader<'_> {
+    /// Reads, parses and checks one targets file (conex's `verify_targets`
+    /// without its cache). Pure: warnings go to `warnings`.
+    pub fn targets(&self, id: &str, warnings: &mut Vec<String>) -> Result<Targets, VerifyError> {
+        self.targets_entry(id, warnings).map(|(t, _)| t)
+    }
+
+    /// [`Self::targets`], with the file's own entry (its path, digest and
+    /// size) when it was checked against a snapshot.
+    pub fn targets_entry(
+        &self,
+        id: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Targets, Option<Target>), VerifyError> {
+        let Loader {
+            src,
+            opts,
+            root,
+            snap,
+            sigs,
+        } = *self;
+        let path = self.path(id);
+        let bytes = src.read(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => format!("{id} (type targets) was not found in repository"),
+            // a patch section that does not apply, a FIFO, …
+            _ => format!("{id} (type targets) cannot be read: {e}"),
+        })?;
+        let (tgt, (t, w)) = self.hashed_beside(&path, &bytes, || {
+            let mut w = Vec::new();
+            (parse_resource::<Targets>(bytes.clone(), id, &mut w), w)
+        });
         warnings.extend(w);
-        (tgt, t?)
-    } else {
-        let tgt = snap.map(|_| Target::of_bytes(path.clone(), &bytes));
-        (tgt, parse_resource::<Targets>(bytes, id, warnings)?)
-    };
-    let bad = opts
-        .opam
-        .then(|| t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)))
-        .flatten()
-        .map(|x| path_to_string(&x.filename));
-    check_loaded(
-        &t,
-        &t.canonical_signed(),
-        bad,
-        snap,
-        tgt.as_ref(),
-        id,
-        sigs,
-        warnings,
-    )?;
-    Ok((t, tgt))
+        let t = t?;
+        let bad = opts
+            .opam
+            .then(|| t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)))
+            .flatten()
+            .map(|x| path_to_string(&x.filename));
+        check_loaded(
+            &t,
+            &t.canonical_signed(),
+            bad,
+            snap,
+            tgt.as_ref(),
+            id,
+            sigs,
+            warnings,
+        )?;
+        Ok((t, tgt))
+    }
+
+    /// `<keydir>/<id>`.
+    pub fn path(&self, id: &str) -> Path {
+        let mut path = self.root.keydir.clone();
+        path.push(id.to_string());
+        path
+    }
+
+    /// The snapshot's entry for `bytes` (the file at `path`), when there
+    /// is a snapshot to vouch for them, made beside `read` (on the other
+    /// core for a large file), and what `read` gives.
+    pub fn hashed_beside<T: Send>(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        read: impl FnOnce() -> T + Send,
+    ) -> (Option<Target>, T) {
+        let hash = || self.snap.map(|_| Target::of_bytes(path.clone(), bytes));
+        if bytes.len() >= 1 << 20 {
+            rayon::join(hash, read)
+        } else {
+            (hash(), read())
+        }
+    }
 }
 
 /// conex's checks of a parsed targets file `t` (for a file read in place,
@@ -121,8 +142,8 @@ pub struct ReadView<'b> {
 
 /// Reads a targets file in place from `text`, its bytes: `None` when it is
 /// not in the shape [`crate::conex::targets_fast::parse_view`] reads (then
-/// load it with [`load_targets_entry`]). [`check_read_view`] makes the
-/// checks [`load_targets_entry`] makes against a snapshot.
+/// load it with [`Loader::targets_entry`]). [`check_read_view`] makes the
+/// checks [`Loader::targets_entry`] makes against a snapshot.
 pub(super) fn read_targets_view<'b>(
     opts: &Options,
     root: &Root,
@@ -146,7 +167,7 @@ pub(super) fn read_targets_view<'b>(
 }
 
 /// conex's checks of targets file `id` read in place, in the order of
-/// [`load_targets_entry`]: its name, its paths, the snapshot's entry for
+/// [`Loader::targets_entry`]: its name, its paths, the snapshot's entry for
 /// its bytes (`tgt`, made from them), its signatures and its expression.
 /// The outcome, and the warnings (those of reading it first).
 pub(super) fn check_read_view(
@@ -248,6 +269,17 @@ impl FastExpr {
 }
 
 impl<'a> Verifier<'a> {
+    /// A [`Loader`] of this verifier's tree against `root` and `snap`.
+    pub(super) fn loader<'l>(&'l self, root: &'l Root, snap: Option<&'l Snapshot>) -> Loader<'l> {
+        Loader {
+            src: self.src,
+            opts: &self.opts,
+            root,
+            snap,
+            sigs: &self.sigs,
+        }
+    }
+
     fn verify_targets(
         &mut self,
         root: &Root,
@@ -261,7 +293,7 @@ impl<'a> Verifier<'a> {
             Some(loaded) => loaded,
             None => {
                 let mut w = Vec::new();
-                let r = load_checked(self.src, &self.opts, root, snap, id, &self.sigs, &mut w);
+                let r = self.loader(root, snap).checked(id, &mut w);
                 (r.map(Arc::new), w)
             }
         };
@@ -278,12 +310,12 @@ impl<'a> Verifier<'a> {
             .copied()
             .filter(|id| !self.cache.contains_key(*id) && !self.pending.contains_key(*id))
             .collect();
-        let (src, opts, sigs) = (self.src, &self.opts, &*self.sigs);
+        let loader = self.loader(root, snap);
         let loaded: Vec<(String, Loaded)> = todo
             .par_iter()
             .map(|id| {
                 let mut w = Vec::new();
-                let r = load_checked(src, opts, root, snap, id, sigs, &mut w);
+                let r = loader.checked(id, &mut w);
                 ((*id).clone(), (r.map(Arc::new), w))
             })
             .collect();
