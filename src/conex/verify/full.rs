@@ -8,6 +8,19 @@ fn subpath(parent: &[String], p: &[String]) -> bool {
     p.len() > parent.len() && p.starts_with(parent)
 }
 
+/// The delegation levels of a full verification ([`Verifier::collect_levels`]).
+#[derive(Default)]
+struct Levels {
+    /// The levels whose expression is satisfied, in the order checked.
+    levels: Vec<Level>,
+    /// Every targets file that verified.
+    seen_files: BTreeSet<String>,
+    /// The top level's targets files, when the verified tree is kept.
+    top: Vec<Arc<Checked>>,
+    /// Whether a kept level delegates.
+    delegated: bool,
+}
+
 /// A file of the data directory as the walk found it: its path (the
 /// components joined with `/`), SHA-256 and size.
 struct WalkedFile {
@@ -200,8 +213,6 @@ impl<'a> Verifier<'a> {
         let ts = self.verify_timestamp(&root)?;
         let snap = self.verify_snapshot(&root, ts.as_ref())?;
         let warnings_before_targets = self.warnings.len();
-        let mut top_level: Vec<Arc<Checked>> = Vec::new();
-        let mut delegated = false;
         let expr = root
             .roles
             .get(&crate::conex::Role::Maintainer)
@@ -214,54 +225,8 @@ impl<'a> Verifier<'a> {
         let datadir: &[String] = &datadir;
         std::thread::scope(|s| {
             let walk = s.spawn(move || walk_beside(src, datadir));
-            let mut queue: VecDeque<(Path, Expr, bool)> = VecDeque::new();
-            queue.push_back((vec![], expr, false));
-            let mut seen_files = BTreeSet::new();
-            // the levels are collected first and their entries checked after,
-            // so that the tree of signed files can borrow from the targets
-            // files; each level's warnings are put where a level-by-level run
-            // gives them
-            let mut levels: Vec<Level> = Vec::new();
-            while let Some((path, expr, terminating)) = queue.pop_front() {
-                let (dm, id_d, targets) = self.collect_targets(&root, snap.as_ref(), &expr);
-                seen_files.extend(targets.iter().map(|t| t.head.header.name.clone()));
-                if !expr.eval(&dm, &BTreeSet::new()) {
-                    self.warnings.push(format!(
-                        "expression {expr} is not satisfied for {}",
-                        display_path(&path)
-                    ));
-                    continue;
-                }
-                let warnings_at = self.warnings.len();
-                if self.capture {
-                    if path.is_empty() {
-                        top_level = targets.clone();
-                    }
-                    delegated |= targets.iter().any(|t| !t.head.delegations.is_empty());
-                }
-                if !terminating {
-                    for d in self.validate_delegations(&id_d, &path, &expr, &targets) {
-                        queue.push_back(d);
-                    }
-                }
-                levels.push(Level {
-                    path,
-                    expr,
-                    id_d,
-                    targets,
-                    warnings_at,
-                });
-            }
-            let mut tree: TargetTree = TargetTree::default();
-            let mut level_warnings = Vec::with_capacity(levels.len());
-            for l in &levels {
-                let mut w = Vec::new();
-                validate_targets(&mut tree, &mut w, &l.id_d, &l.path, &l.expr, &l.targets);
-                level_warnings.push(w);
-            }
-            for (l, w) in levels.iter().zip(level_warnings).rev() {
-                self.warnings.splice(l.warnings_at..l.warnings_at, w);
-            }
+            let levels = self.collect_levels(&root, snap.as_ref(), expr);
+            let tree = self.signed_tree(&levels.levels);
             let walked = walk.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             let (files, on_disk) = self.compare_with_disk(&root, &tree, walked)?;
             let summary = Summary {
@@ -273,15 +238,19 @@ impl<'a> Verifier<'a> {
                 snapshot: snap
                     .as_ref()
                     .map(|s| (s.header.name.clone(), s.header.counter, s.header.epoch)),
-                targets_files: seen_files.into_iter().collect(),
+                targets_files: levels.seen_files.into_iter().collect(),
                 files,
             };
-            if self.capture && !delegated && self.warnings.len() == warnings_before_targets {
+            if self.capture && !levels.delegated && self.warnings.len() == warnings_before_targets {
                 if let (Some(snapshot), Some(_)) = (snap, ts) {
                     self.captured = Some(VerifiedTree {
                         root,
                         snapshot,
-                        targets: top_level.iter().map(|t| Arc::new(t.to_targets())).collect(),
+                        targets: levels
+                            .top
+                            .iter()
+                            .map(|t| Arc::new(t.to_targets()))
+                            .collect(),
                         disk: on_disk,
                         summary: summary.clone(),
                     });
@@ -289,6 +258,65 @@ impl<'a> Verifier<'a> {
             }
             Ok(summary)
         })
+    }
+
+    /// The delegation levels from the maintainer expression `expr` down,
+    /// each with its verified targets files. The levels are collected
+    /// first and their entries checked after ([`Self::signed_tree`]), so
+    /// that the tree of signed files can borrow from the targets files.
+    fn collect_levels(&mut self, root: &Root, snap: Option<&Snapshot>, expr: Expr) -> Levels {
+        let mut out = Levels::default();
+        let mut queue: VecDeque<(Path, Expr, bool)> = VecDeque::new();
+        queue.push_back((vec![], expr, false));
+        while let Some((path, expr, terminating)) = queue.pop_front() {
+            let (dm, id_d, targets) = self.collect_targets(root, snap, &expr);
+            out.seen_files
+                .extend(targets.iter().map(|t| t.head.header.name.clone()));
+            if !expr.eval(&dm, &BTreeSet::new()) {
+                self.warnings.push(format!(
+                    "expression {expr} is not satisfied for {}",
+                    display_path(&path)
+                ));
+                continue;
+            }
+            let warnings_at = self.warnings.len();
+            if self.capture {
+                if path.is_empty() {
+                    out.top = targets.clone();
+                }
+                out.delegated |= targets.iter().any(|t| !t.head.delegations.is_empty());
+            }
+            if !terminating {
+                for d in self.validate_delegations(&id_d, &path, &expr, &targets) {
+                    queue.push_back(d);
+                }
+            }
+            out.levels.push(Level {
+                path,
+                expr,
+                id_d,
+                targets,
+                warnings_at,
+            });
+        }
+        out
+    }
+
+    /// The signed files of `levels`, each level's entries checked against
+    /// its expression; each level's warnings are put where a level-by-level
+    /// run gives them.
+    fn signed_tree<'l>(&mut self, levels: &'l [Level]) -> TargetTree<'l> {
+        let mut tree: TargetTree = TargetTree::default();
+        let mut level_warnings = Vec::with_capacity(levels.len());
+        for l in levels {
+            let mut w = Vec::new();
+            validate_targets(&mut tree, &mut w, &l.id_d, &l.path, &l.expr, &l.targets);
+            level_warnings.push(w);
+        }
+        for (l, w) in levels.iter().zip(level_warnings).rev() {
+            self.warnings.splice(l.warnings_at..l.warnings_at, w);
+        }
+        tree
     }
 
     fn validate_delegations(

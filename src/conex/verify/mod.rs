@@ -192,34 +192,6 @@ impl<'a> Verifier<'a> {
         self.captured.take()
     }
 
-    /// The targets file `id` (`<keydir>/<id>`) read, parsed and checked as
-    /// full verification does (opam paths, the snapshot's digest,
-    /// signatures, its own expression), with its warnings.
-    pub fn check_targets_file(
-        &self,
-        root: &Root,
-        snap: Option<&Snapshot>,
-        id: &str,
-        warnings: &mut Vec<String>,
-    ) -> Result<Targets, VerifyError> {
-        self.loader(root, snap).targets(id, warnings)
-    }
-
-    /// [`Self::check_targets_file`] against the snapshot `snap`, with the
-    /// file's own entry (`<keydir>/<id>`, the digest and size of the bytes
-    /// that were checked).
-    pub fn check_targets_file_entry(
-        &self,
-        root: &Root,
-        snap: &Snapshot,
-        id: &str,
-        warnings: &mut Vec<String>,
-    ) -> Result<(Targets, Target), VerifyError> {
-        let (t, e) = self.loader(root, Some(snap)).targets_entry(id, warnings)?;
-        let e = e.ok_or("no entry for the targets file")?;
-        Ok((t, e))
-    }
-
     /// Uses (and fills) a shared signature cache.
     pub fn with_sig_cache(mut self, sigs: Arc<SigCache>) -> Verifier<'a> {
         self.sigs = sigs;

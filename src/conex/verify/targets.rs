@@ -17,18 +17,9 @@ pub(super) struct Loader<'a> {
 
 impl Loader<'_> {
     /// Reads, parses and checks one targets file (conex's `verify_targets`
-    /// without its cache). Pure: warnings go to `warnings`.
+    /// without its cache) with the general parser. Pure: warnings go to
+    /// `warnings`.
     pub fn targets(&self, id: &str, warnings: &mut Vec<String>) -> Result<Targets, VerifyError> {
-        self.targets_entry(id, warnings).map(|(t, _)| t)
-    }
-
-    /// [`Self::targets`], with the file's own entry (its path, digest and
-    /// size) when it was checked against a snapshot.
-    pub fn targets_entry(
-        &self,
-        id: &str,
-        warnings: &mut Vec<String>,
-    ) -> Result<(Targets, Option<Target>), VerifyError> {
         let Loader {
             src,
             opts,
@@ -42,10 +33,17 @@ impl Loader<'_> {
             // a patch section that does not apply, a FIFO, …
             _ => format!("{id} (type targets) cannot be read: {e}"),
         })?;
-        let (tgt, (t, w)) = self.hashed_beside(&path, &bytes, || {
+        let parse = |bytes: Vec<u8>| {
             let mut w = Vec::new();
-            (parse_resource::<Targets>(bytes.clone(), id, &mut w), w)
-        });
+            (parse_resource::<Targets>(bytes, id, &mut w), w)
+        };
+        // a large file is parsed from a copy while it is hashed
+        let (tgt, (t, w)) = if is_large(&bytes) {
+            self.hashed_beside(&path, &bytes, || parse(bytes.clone()))
+        } else {
+            let (tgt, ()) = self.hashed_beside(&path, &bytes, || ());
+            (tgt, parse(bytes))
+        };
         warnings.extend(w);
         let t = t?;
         let bad = opts
@@ -63,7 +61,7 @@ impl Loader<'_> {
             sigs,
             warnings,
         )?;
-        Ok((t, tgt))
+        Ok(t)
     }
 
     /// `<keydir>/<id>`.
@@ -83,12 +81,18 @@ impl Loader<'_> {
         read: impl FnOnce() -> T + Send,
     ) -> (Option<Target>, T) {
         let hash = || self.snap.map(|_| Target::of_bytes(path.clone(), bytes));
-        if bytes.len() >= 1 << 20 {
+        if is_large(bytes) {
             rayon::join(hash, read)
         } else {
             (hash(), read())
         }
     }
+}
+
+/// Whether a targets file is large enough to hash on another core while it
+/// is read.
+fn is_large(bytes: &[u8]) -> bool {
+    bytes.len() >= 1 << 20
 }
 
 /// conex's checks of a parsed targets file `t` (for a file read in place,
@@ -142,8 +146,8 @@ pub struct ReadView<'b> {
 
 /// Reads a targets file in place from `text`, its bytes: `None` when it is
 /// not in the shape [`crate::conex::targets_fast::parse_view`] reads (then
-/// load it with [`Loader::targets_entry`]). [`check_read_view`] makes the
-/// checks [`Loader::targets_entry`] makes against a snapshot.
+/// load it with [`Loader::targets`]). [`check_read_view`] makes the
+/// checks [`Loader::targets`] makes against a snapshot.
 pub(super) fn read_targets_view<'b>(
     opts: &Options,
     root: &Root,
@@ -167,7 +171,7 @@ pub(super) fn read_targets_view<'b>(
 }
 
 /// conex's checks of targets file `id` read in place, in the order of
-/// [`Loader::targets_entry`]: its name, its paths, the snapshot's entry for
+/// [`Loader::targets`]: its name, its paths, the snapshot's entry for
 /// its bytes (`tgt`, made from them), its signatures and its expression.
 /// The outcome, and the warnings (those of reading it first).
 pub(super) fn check_read_view(
