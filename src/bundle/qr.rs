@@ -112,10 +112,19 @@ pub fn read_image(path: &Path) -> Result<Vec<Vec<u8>>> {
 }
 
 /// Decodes one QR code with `zbarimg --raw -Sbinary` (byte-exact), when
-/// zbarimg is on the PATH.
+/// zbarimg is on the PATH. Only QR codes are looked for: zbarimg's linear
+/// symbologies can find a spurious code in a QR code's modules (a Codabar
+/// "A6:B") and would add its text to the output.
 pub fn zbarimg(path: &Path) -> Option<Vec<u8>> {
     let o = std::process::Command::new("zbarimg")
-        .args(["--nodbus", "--raw", "-q", "-Sbinary"])
+        .args([
+            "--nodbus",
+            "--raw",
+            "-q",
+            "-Sdisable",
+            "-Sqrcode.enable",
+            "-Sbinary",
+        ])
         .arg(path)
         .stdin(std::process::Stdio::null())
         .output()
