@@ -16,6 +16,7 @@ pub(super) struct Checked {
 
 /// The entries of a targets file: each one's path (components joined by
 /// `/`), digests (`alg=data`) and size, as ranges of one string.
+#[derive(Default)]
 pub(super) struct Packed {
     text: String,
     entries: Vec<PackedEntry>,
@@ -50,7 +51,7 @@ impl<'p> EntryText<'p> {
 impl Packed {
     /// The entries of `view` in a string of their own.
     fn copied(view: &TargetsView<'_>) -> Packed {
-        let mut b = Builder::default();
+        let mut b = Packed::default();
         for e in &view.entries {
             let path = b.push(e.path);
             let first = b.digests.len();
@@ -60,12 +61,12 @@ impl Packed {
             }
             b.entry(path, first, e.size);
         }
-        b.finish()
+        b
     }
 
     /// The entries of a targets file read by the general parser.
     pub fn of_targets(targets: &[Target]) -> Packed {
-        let mut b = Builder::default();
+        let mut b = Packed::default();
         for t in targets {
             let at = b.text.len();
             for (i, c) in t.filename.iter().enumerate() {
@@ -85,7 +86,23 @@ impl Packed {
             }
             b.entry(path, first, t.size);
         }
-        b.finish()
+        b
+    }
+
+    /// Appends `s` to the text: its range.
+    fn push(&mut self, s: &str) -> Range<usize> {
+        let at = self.text.len();
+        self.text.push_str(s);
+        at..self.text.len()
+    }
+
+    /// Ends an entry whose digests start at `first_digest`.
+    fn entry(&mut self, path: Range<usize>, first_digest: usize, size: u64) {
+        self.entries.push(PackedEntry {
+            path,
+            digests: first_digest..self.digests.len(),
+            size,
+        });
     }
 
     /// How many entries there are.
@@ -148,63 +165,37 @@ fn ranges(text: &str, view: &TargetsView<'_>) -> Option<(Vec<PackedEntry>, Vec<R
     Some((entries, digests))
 }
 
-#[derive(Default)]
-struct Builder {
-    text: String,
-    entries: Vec<PackedEntry>,
-    digests: Vec<Range<usize>>,
-}
-
-impl Builder {
-    fn push(&mut self, s: &str) -> Range<usize> {
-        let at = self.text.len();
-        self.text.push_str(s);
-        at..self.text.len()
-    }
-
-    fn entry(&mut self, path: Range<usize>, first_digest: usize, size: u64) {
-        self.entries.push(PackedEntry {
-            path,
-            digests: first_digest..self.digests.len(),
-            size,
-        });
-    }
-
-    fn finish(self) -> Packed {
-        Packed {
-            text: self.text,
-            entries: self.entries,
-            digests: self.digests,
-        }
-    }
-}
-
 impl Loader<'_> {
     /// Reads, parses and checks one targets file as [`Loader::targets`]
     /// does — the same outcome, warnings and messages — keeping its entries
     /// packed: a file in the shape conex writes is read in place.
     pub fn checked(&self, id: &str, warnings: &mut Vec<String>) -> Result<Checked, VerifyError> {
-        let general = |warnings: &mut Vec<String>| {
-            self.targets(id, warnings).map(|mut t| {
-                let entries = Packed::of_targets(&t.targets);
-                t.targets = Vec::new();
-                Checked { head: t, entries }
-            })
+        // what is not read in place the general parser reads from the same
+        // bytes, and gives the messages
+        let packed = |mut t: Targets| {
+            let entries = Packed::of_targets(&t.targets);
+            t.targets = Vec::new();
+            Checked { head: t, entries }
         };
         let path = self.path(id);
-        let bytes = match self.src.read(&path) {
-            Ok(b) => b,
-            // the general path gives the messages
-            Err(_) => return general(warnings),
+        let Ok(bytes) = self.src.read(&path) else {
+            return self.targets(id, warnings).map(packed);
         };
-        let Ok(text) = String::from_utf8(bytes) else {
-            return general(warnings);
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                return self
+                    .targets_of(id, &path, e.into_bytes(), warnings)
+                    .map(packed)
+            }
         };
         let (tgt, read) = self.hashed_beside(&path, text.as_bytes(), || {
             read_targets_view(self.opts, self.root, &text)
         });
         let Some(read) = read else {
-            return general(warnings);
+            return self
+                .targets_of(id, &path, text.into_bytes(), warnings)
+                .map(packed);
         };
         let (r, w) = check_view(self.snap, id, &read, tgt.as_ref(), self.sigs);
         warnings.extend(w);

@@ -7,7 +7,7 @@
 //! the state's file, and deciding whether the file may be trusted, is the
 //! caller's.
 
-use super::targets::{check_read_view, read_targets_view};
+use super::targets::{check_view, read_targets_view};
 use super::{
     hash_file, FastExpr, FastMap, FastSet, KnownHeaders, Options, ReadView, SigCache, Source,
     StateError, Summary, VerifiedTree, Verifier,
@@ -702,11 +702,11 @@ pub fn verify_from_state(
                 .zip(&read)
                 .map(|((i, _), (tg, r))| {
                     let r = r.as_ref().ok()?;
-                    Some(check_read_view(
-                        &snap,
+                    Some(check_view(
+                        Some(&snap),
                         &st.targets[*i].id,
                         r,
-                        tg,
+                        Some(tg),
                         &sig_cache,
                     ))
                 })

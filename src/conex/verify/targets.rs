@@ -20,28 +20,39 @@ impl Loader<'_> {
     /// without its cache) with the general parser. Pure: warnings go to
     /// `warnings`.
     pub fn targets(&self, id: &str, warnings: &mut Vec<String>) -> Result<Targets, VerifyError> {
-        let Loader {
-            src,
-            opts,
-            root,
-            snap,
-            sigs,
-        } = *self;
         let path = self.path(id);
-        let bytes = src.read(&path).map_err(|e| match e.kind() {
+        let bytes = self.src.read(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => format!("{id} (type targets) was not found in repository"),
             // a patch section that does not apply, a FIFO, …
             _ => format!("{id} (type targets) cannot be read: {e}"),
         })?;
+        self.targets_of(id, &path, bytes, warnings)
+    }
+
+    /// [`Self::targets`] of the file's `bytes`, read from `path`.
+    pub fn targets_of(
+        &self,
+        id: &str,
+        path: &Path,
+        bytes: Vec<u8>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Targets, VerifyError> {
+        let Loader {
+            opts,
+            root,
+            snap,
+            sigs,
+            ..
+        } = *self;
         let parse = |bytes: Vec<u8>| {
             let mut w = Vec::new();
             (parse_resource::<Targets>(bytes, id, &mut w), w)
         };
         // a large file is parsed from a copy while it is hashed
         let (tgt, (t, w)) = if is_large(&bytes) {
-            self.hashed_beside(&path, &bytes, || parse(bytes.clone()))
+            self.hashed_beside(path, &bytes, || parse(bytes.clone()))
         } else {
-            let (tgt, ()) = self.hashed_beside(&path, &bytes, || ());
+            let (tgt, ()) = self.hashed_beside(path, &bytes, || ());
             (tgt, parse(bytes))
         };
         warnings.extend(w);
@@ -146,8 +157,8 @@ pub struct ReadView<'b> {
 
 /// Reads a targets file in place from `text`, its bytes: `None` when it is
 /// not in the shape [`crate::conex::targets_fast::parse_view`] reads (then
-/// load it with [`Loader::targets`]). [`check_read_view`] makes the
-/// checks [`Loader::targets`] makes against a snapshot.
+/// load it with [`Loader::targets`]). [`check_view`] makes the
+/// checks [`Loader::targets`] makes.
 pub(super) fn read_targets_view<'b>(
     opts: &Options,
     root: &Root,
@@ -171,20 +182,10 @@ pub(super) fn read_targets_view<'b>(
 }
 
 /// conex's checks of targets file `id` read in place, in the order of
-/// [`Loader::targets`]: its name, its paths, the snapshot's entry for
-/// its bytes (`tgt`, made from them), its signatures and its expression.
-/// The outcome, and the warnings (those of reading it first).
-pub(super) fn check_read_view(
-    snap: &Snapshot,
-    id: &str,
-    read: &ReadView<'_>,
-    tgt: &Target,
-    sigs: &SigCache,
-) -> (Result<(), VerifyError>, Vec<String>) {
-    check_view(Some(snap), id, read, Some(tgt), sigs)
-}
-
-/// [`check_read_view`], against a snapshot when there is one.
+/// [`Loader::targets`]: its name, its paths, the snapshot's entry for its
+/// bytes (`tgt`, made from them, when there is a snapshot), its signatures
+/// and its expression. The outcome, and the warnings (those of reading it
+/// first).
 pub(super) fn check_view(
     snap: Option<&Snapshot>,
     id: &str,
