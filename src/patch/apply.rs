@@ -11,53 +11,99 @@ enum Rope<'a> {
     App(Box<Rope<'a>>, Box<Rope<'a>>, usize),
 }
 
-/// Lines in one buffer, separated by `\n` there: line `i` is
-/// `buf[spans[i].0..spans[i].1]`, so consecutive lines are one slice.
+/// Lines in one buffer, separated by `\n` there, so consecutive lines are
+/// one slice. Where a line starts is found from a count of the line feeds
+/// before each block of [`Lines::BLOCK`] bytes: a hunk touches a few lines
+/// of a file, and a position of each of its lines would cost more than the
+/// rest of the patching.
 struct Lines<'a> {
     buf: std::borrow::Cow<'a, [u8]>,
-    spans: Vec<(usize, usize)>,
+    /// Number of lines: the line feeds plus one.
+    n: usize,
+    /// `before[k]`: the line feeds in `buf[..k * BLOCK]`, for every block
+    /// and the end.
+    before: Vec<usize>,
 }
 
 impl<'a> Lines<'a> {
+    const BLOCK: usize = 4096;
+
+    fn new(buf: std::borrow::Cow<'a, [u8]>) -> Lines<'a> {
+        let mut before = Vec::with_capacity(buf.len() / Self::BLOCK + 2);
+        let mut n = 0;
+        before.push(0);
+        for block in buf.chunks(Self::BLOCK) {
+            // counted in bytes, 255 at a time (which the compiler vectorizes)
+            for part in block.chunks(255) {
+                n += usize::from(part.iter().fold(0u8, |c, &b| c + u8::from(b == b'\n')));
+            }
+            before.push(n);
+        }
+        Lines {
+            buf,
+            n: n + 1,
+            before,
+        }
+    }
+
     /// `s` split at every `\n` (a final `\n` gives a last empty line),
     /// borrowed.
     fn of_bytes(s: &'a [u8]) -> Lines<'a> {
-        let mut spans = Vec::with_capacity(s.len() / 24 + 1);
-        let mut start = 0;
-        for i in memchr::memchr_iter(b'\n', s) {
-            spans.push((start, i));
-            start = i + 1;
-        }
-        spans.push((start, s.len()));
-        Lines {
-            buf: std::borrow::Cow::Borrowed(s),
-            spans,
-        }
+        Lines::new(std::borrow::Cow::Borrowed(s))
     }
 
     fn of_strings(xs: &[Vec<u8>]) -> Lines<'a> {
         let mut buf = Vec::with_capacity(xs.iter().map(|x| x.len() + 1).sum());
-        let mut spans = Vec::with_capacity(xs.len());
         for (n, x) in xs.iter().enumerate() {
             if n > 0 {
                 buf.push(b'\n');
             }
-            spans.push((buf.len(), buf.len() + x.len()));
             buf.extend_from_slice(x);
         }
-        Lines {
-            buf: std::borrow::Cow::Owned(buf),
-            spans,
-        }
+        Lines::new(std::borrow::Cow::Owned(buf))
     }
 
     fn len(&self) -> usize {
-        self.spans.len()
+        self.n
     }
 
-    fn line(&self, i: usize) -> &[u8] {
-        let (a, b) = self.spans[i];
-        &self.buf[a..b]
+    /// The offset of the `j`-th line feed (`j` from 1 to `n - 1`).
+    fn feed(&self, j: usize) -> usize {
+        // the block holding it: before[k] < j <= before[k + 1]
+        let k = self.before.partition_point(|&c| c < j) - 1;
+        let from = k * Self::BLOCK;
+        let at = memchr::memchr_iter(b'\n', &self.buf[from..])
+            .nth(j - self.before[k] - 1)
+            .expect("the line feeds were counted");
+        from + at
+    }
+
+    /// Where line `i` starts.
+    fn start(&self, i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.feed(i) + 1
+        }
+    }
+
+    /// Where line `i` ends (its line feed, or the end of the buffer).
+    fn end(&self, i: usize) -> usize {
+        if i + 1 == self.n {
+            self.buf.len()
+        } else {
+            self.feed(i + 1)
+        }
+    }
+
+    /// Lines `from..from + len`, one after the other.
+    fn range(&self, from: usize, len: usize) -> impl Iterator<Item = &[u8]> {
+        let rest = if len == 0 {
+            &self.buf[..0]
+        } else {
+            &self.buf[self.start(from)..self.end(from + len - 1)]
+        };
+        rest.split(|&b| b == b'\n').take(len)
     }
 }
 
@@ -153,7 +199,7 @@ impl<'a> Rope<'a> {
                     return;
                 }
                 // the lines and the line feeds between them, in one piece
-                let (a, b) = (d.spans[*off].0, d.spans[off + len - 1].1);
+                let (a, b) = (d.start(*off), d.end(off + len - 1));
                 out.extend_from_slice(&d.buf[a..b]);
                 if self.last_is_nl() {
                     out.push(b'\n');
@@ -168,7 +214,7 @@ impl<'a> Rope<'a> {
 
     fn lines(&self, out: &mut Vec<Vec<u8>>) {
         match self {
-            Rope::Str(d, _, len, off) => out.extend((*off..off + len).map(|i| d.line(i).to_vec())),
+            Rope::Str(d, _, len, off) => out.extend(d.range(*off, *len).map(<[u8]>::to_vec)),
             Rope::App(l, r, _) => {
                 l.lines(out);
                 r.lines(out);
@@ -180,7 +226,7 @@ impl<'a> Rope<'a> {
 /// The bytes [`Rope::write`] writes, at most (for the output's capacity).
 fn rope_bytes(r: &Rope<'_>) -> usize {
     match r {
-        Rope::Str(d, _, len, off) if *len > 0 => d.spans[off + len - 1].1 - d.spans[*off].0 + 1,
+        Rope::Str(d, _, len, off) if *len > 0 => d.end(off + len - 1) - d.start(*off) + 1,
         Rope::Str(..) => 0,
         Rope::App(l, r, _) => rope_bytes(l) + rope_bytes(r),
     }
@@ -282,5 +328,55 @@ pub fn apply_section(old: Option<&[u8]>, fp: &FilePatch) -> Result<Option<Vec<u8
             }
             Ok(Some(out))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every line's bounds and every run of lines agree with a split at
+    /// each line feed, for buffers whose line feeds fall on, before and
+    /// after the index's block boundaries.
+    #[test]
+    fn lines_agree_with_a_split() {
+        let b = Lines::BLOCK;
+        let mut bufs: Vec<Vec<u8>> = vec![vec![], b"\n".to_vec(), b"a".to_vec(), b"\n\n".to_vec()];
+        for at in [b - 1, b, b + 1, 2 * b - 1, 2 * b] {
+            let mut v = vec![b'x'; 3 * b];
+            v[at] = b'\n';
+            bufs.push(v.clone());
+            v.truncate(at + 1);
+            bufs.push(v);
+        }
+        // line feeds at every 1..=300th byte, some runs of them
+        let mut v = Vec::new();
+        for i in 0..20_000usize {
+            v.push(if i % (1 + i % 300) == 0 || (5000..5600).contains(&i) {
+                b'\n'
+            } else {
+                b'a' + (i % 26) as u8
+            });
+        }
+        bufs.push(v);
+        for buf in &bufs {
+            let l = Lines::of_bytes(buf);
+            let want: Vec<&[u8]> = buf.split(|&c| c == b'\n').collect();
+            assert_eq!(l.len(), want.len());
+            let mut at = 0;
+            for (i, w) in want.iter().enumerate() {
+                assert_eq!((l.start(i), l.end(i)), (at, at + w.len()), "line {i}");
+                at += w.len() + 1;
+            }
+            for from in (0..want.len()).step_by(7) {
+                for len in [0, 1, 2, 13, want.len() - from] {
+                    let len = len.min(want.len() - from);
+                    let got: Vec<&[u8]> = l.range(from, len).collect();
+                    assert_eq!(got, want[from..from + len], "lines {from}+{len}");
+                }
+            }
+        }
+        let l = Lines::of_strings(&[b"ab".to_vec(), vec![], b"c".to_vec()]);
+        assert_eq!(l.range(0, 3).collect::<Vec<_>>(), [&b"ab"[..], b"", b"c"]);
     }
 }
