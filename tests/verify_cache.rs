@@ -32,9 +32,13 @@ struct Work {
 }
 
 fn setup(seed: u64) -> Work {
-    let tmp = tempfile::tempdir().unwrap();
     let mut spec = synth::Spec::tiny();
     spec.seed = seed;
+    setup_with(spec)
+}
+
+fn setup_with(spec: synth::Spec) -> Work {
+    let tmp = tempfile::tempdir().unwrap();
     let s = synth::generate(&tmp.path().join("repo"), &tmp.path().join("keys"), &spec).unwrap();
     let patch = tmp.path().join("update.patch");
     std::fs::write(
@@ -346,4 +350,126 @@ fn the_state_after_an_update_is_the_state_of_the_new_tree() {
     let tree = v.take_verified_tree().expect("a clean verification");
     let st = arca::verify_cache::State::of_tree(&new, &opts, &tree).expect("a state");
     assert_eq!(state_lines(&after), state_lines(&st.render()));
+}
+
+/// The state after an update, from the state of the old tree, is the state
+/// a full verification of the new tree writes.
+fn assert_state_of_new_tree(w: &Work, patch: &Path, cache: &Path) {
+    let after = std::fs::read_to_string(cache).unwrap();
+    let base = DirSource(w.synth.dir.clone());
+    let patch = Patch::parse(&std::fs::read(patch).unwrap()).unwrap();
+    let new = PatchedSource::apply(&base, Some(&w.synth.dir), &patch).unwrap();
+    let opts = arca::conex::verify::Options {
+        now: arca::conex::resource::parse_time(NOW).unwrap(),
+        ..w.synth.options()
+    };
+    let mut v = Verifier::new(&new, opts.clone()).capturing();
+    v.verify_full().unwrap();
+    let tree = v.take_verified_tree().expect("a clean verification");
+    let st = arca::verify_cache::State::of_tree(&new, &opts, &tree).expect("a state");
+    assert_eq!(state_lines(&after), state_lines(&st.render()));
+}
+
+/// The production shape: one janitor's targets file lists every file. Its
+/// entries are matched with the state's lines in order, and whatever the
+/// update does to that order (an entry added first, last, the entries
+/// reversed, an entry dropped, listed twice or changed), the verdict and
+/// messages are those without the cache and an accepted update leaves the
+/// state of the new tree.
+#[test]
+fn one_large_targets_file_is_matched_with_the_state_in_any_order() {
+    let w = setup_with(synth::Spec {
+        packages: 150,
+        files: 330,
+        files_per_version: 1,
+        file_size: 120,
+        janitors: 1,
+        quorum: 1,
+        seed: 11,
+        rsa_key: None,
+    });
+    let good = w.tmp.join("good-state");
+    full(&w, &w.synth.dir, &good);
+    let cache = w.cdir.join("state");
+    type Tamper = Box<dyn Fn(&mut Targets)>;
+    let cases: Vec<(&str, bool, Tamper)> = vec![
+        ("the new entry first", true, Box::new(|_| {})),
+        (
+            "the new entry last",
+            true,
+            Box::new(|t| t.targets.rotate_left(1)),
+        ),
+        (
+            "the new entry in the middle",
+            true,
+            Box::new(|t| t.targets[..200].rotate_left(1)),
+        ),
+        (
+            "the entries reversed",
+            true,
+            Box::new(|t| t.targets.reverse()),
+        ),
+        (
+            "two entries swapped",
+            true,
+            Box::new(|t| t.targets.swap(40, 41)),
+        ),
+        (
+            "an entry listed twice",
+            true,
+            Box::new(|t| {
+                let e = t.targets[7].clone();
+                t.targets.push(e)
+            }),
+        ),
+        (
+            "an entry dropped",
+            false,
+            Box::new(|t| {
+                t.targets.remove(100);
+            }),
+        ),
+        (
+            "an entry changed",
+            false,
+            Box::new(|t| t.targets[250].size += 1),
+        ),
+        (
+            "an entry moved far",
+            false,
+            Box::new(|t| {
+                let e = t.targets.remove(20);
+                t.targets.insert(300, e);
+                t.targets[300].size += 1;
+            }),
+        ),
+    ];
+    for (what, accepted, f) in cases {
+        let p =
+            synth::one_package_update_with(&w.synth, &synth::package_name(3), &|_, t, signed| {
+                if !signed {
+                    f(t)
+                }
+            })
+            .unwrap();
+        let pf = w.tmp.join("case.patch");
+        std::fs::write(&pf, p).unwrap();
+        std::fs::copy(&good, &cache).unwrap();
+        let (code, _, _) = incremental(&w, &pf, None);
+        assert_eq!(
+            code == Some(0),
+            accepted,
+            "{what}: the verdict without a cache"
+        );
+        let notes = same_as_without(&w, &pf, &cache);
+        if accepted {
+            assert!(notes[0].contains(": used ("), "{what}: {notes:?}");
+            assert_state_of_new_tree(&w, &pf, &cache);
+        } else {
+            assert!(
+                notes.iter().all(|n| !n.ends_with(": written")),
+                "{what}: no state written after a refusal: {notes:?}"
+            );
+        }
+    }
 }

@@ -7,7 +7,7 @@
 //! the state's file, and deciding whether the file may be trusted, is the
 //! caller's.
 
-use super::targets::{check_view, read_targets_view};
+use super::targets::{check_view, first_bad_path, parse_targets_view};
 use super::{
     hash_file, FastExpr, FastMap, FastSet, KnownHeaders, Options, ReadView, SigCache, Source,
     StateError, Summary, VerifiedTree, Verifier,
@@ -15,6 +15,7 @@ use super::{
 use crate::conex::expr::Expr;
 use crate::conex::key::Digest;
 use crate::conex::resource::{path_to_string, Path as CPath, Role, Root, Target};
+use crate::conex::targets_fast::TargetsView;
 use crate::conex::{Snapshot, Timestamp};
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
@@ -301,18 +302,40 @@ impl State {
                 counter: tf.header.counter,
             });
         }
-        let mut paths: FastMap<String, PathRec> = FastMap::default();
-        for (p, (d, n)) in &t.disk {
-            paths.entry(path_to_string(p)).or_default().disk = Some((d.clone(), *n));
-        }
+        // the lines in the order of the targets files' entries (the files
+        // in order, a path where it is first listed), then the files no
+        // entry lists, sorted: an update of a targets file is then matched
+        // with the lines in order ([`ordered_pass`])
+        let mut at: FastMap<String, usize> = FastMap::default();
+        let mut paths: Vec<(String, PathRec)> = Vec::new();
         for (i, tf) in t.targets.iter().enumerate() {
             for e in &tf.targets {
-                let rec = paths.entry(path_to_string(&e.filename)).or_default();
+                let p = path_to_string(&e.filename);
+                let k = *at.entry(p).or_insert_with_key(|p| {
+                    paths.push((p.clone(), PathRec::default()));
+                    paths.len() - 1
+                });
                 for d in &e.digest {
-                    rec.entries.push((i, d.clone(), e.size));
+                    paths[k].1.entries.push((i, d.clone(), e.size));
                 }
             }
         }
+        let mut unlisted = Vec::new();
+        for (p, (d, n)) in &t.disk {
+            let p = path_to_string(p);
+            match at.get(&p) {
+                Some(&k) => paths[k].1.disk = Some((d.clone(), *n)),
+                None => unlisted.push((
+                    p,
+                    PathRec {
+                        disk: Some((d.clone(), *n)),
+                        entries: Vec::new(),
+                    },
+                )),
+            }
+        }
+        unlisted.sort_by(|a, b| a.0.cmp(&b.0));
+        paths.extend(unlisted);
         let mut lines = String::with_capacity(paths.len() * 100);
         for (p, r) in paths {
             clean(&p)?;
@@ -493,19 +516,106 @@ pub type EpochCounter = (u64, u64);
 /// A path with its old record and its entries from changed targets files.
 type Todo = (String, PathRec, Vec<(usize, Digest, u64)>);
 
+/// A piece of the new path lines: a run of old lines kept as they are
+/// (a byte range of the state's path lines), or a path to check again.
+enum Seg {
+    Keep(usize, usize),
+    Check(Todo),
+}
+
+/// Appends the old line at `a..b` to `segs`, joined with a run ending
+/// there.
+fn keep(segs: &mut Vec<Seg>, a: usize, b: usize) {
+    if let Some(Seg::Keep(_, end)) = segs.last_mut() {
+        if *end == a {
+            *end = b;
+            return;
+        }
+    }
+    segs.push(Seg::Keep(a, b));
+}
+
+/// The path lines of `st` with their byte ranges: (start, end, line,
+/// path, the rest after the path).
+fn path_lines(
+    st: &State,
+) -> impl Iterator<Item = Result<(usize, usize, &str, &str, &str), StateError>> {
+    let mut pos = 0;
+    st.paths.split_inclusive('\n').map(move |line| {
+        let a = pos;
+        pos += line.len();
+        let body = line
+            .strip_prefix("p\t")
+            .and_then(|l| l.strip_suffix('\n'))
+            .ok_or("bad path line")?;
+        let (p, rest) = body.split_once('\t').ok_or("bad path line")?;
+        Ok((a, pos, line, p, rest))
+    })
+}
+
+/// Whether a path is one the patch changes (an update touches a few
+/// files: compared directly, not hashed for every path line).
+struct Touched<'d> {
+    few: Option<Vec<&'d str>>,
+    data: &'d FastSet<String>,
+}
+
+impl<'d> Touched<'d> {
+    fn new(data: &'d FastSet<String>) -> Touched<'d> {
+        Touched {
+            few: (data.len() <= 8).then(|| data.iter().map(String::as_str).collect()),
+            data,
+        }
+    }
+
+    fn has(&self, p: &str) -> bool {
+        match &self.few {
+            Some(few) => few.contains(&p),
+            None => self.data.contains(p),
+        }
+    }
+}
+
+/// conex's checks of an entry's text that the state needs (no empty path,
+/// nothing a state line cannot hold).
+fn check_entry(path: &str, digests: &[&str]) -> Result<(), StateError> {
+    if path.is_empty() {
+        return Err("an entry with an empty path".into());
+    }
+    clean(path).ok_or("a path with a tab or line break")?;
+    for d in digests {
+        clean(d).ok_or("a digest with a tab or line break")?;
+    }
+    Ok(())
+}
+
+/// The changed data files no line and no entry names (a new file nothing
+/// signs), to be checked too.
+fn add_unnamed(segs: &mut Vec<Seg>, data: &FastSet<String>) {
+    for p in data.iter() {
+        let named = segs
+            .iter()
+            .any(|s| matches!(s, Seg::Check((q, _, _)) if q == p));
+        if !named {
+            segs.push(Seg::Check((p.clone(), PathRec::default(), Vec::new())));
+        }
+    }
+}
+
 /// The paths whose entries or bytes may have changed, from one pass over
 /// the path lines of `st`: a line whose entries from the changed targets
 /// files (`ids`, read in place in `read`) are the same as before, for a
-/// file the patch does not touch (`data`), is copied as it is; the others
-/// are returned to be checked again, with their old record and their
-/// entries in the changed targets files.
+/// file the patch does not touch (`data`), is kept as it is; the others
+/// are to be checked again, with their old record and their entries in
+/// the changed targets files. The entries are found by path in a hash
+/// map; [`ordered_pass`] is the same without one.
 fn pass(
     st: &State,
     ids: &BTreeSet<usize>,
     data: &FastSet<String>,
     texts: &[(usize, Cow<'_, [u8]>)],
     read: &[(Target, Result<ReadView<'_>, StateError>)],
-) -> Result<(String, Vec<Todo>), StateError> {
+) -> Result<Vec<Seg>, StateError> {
     let n: usize = read
         .iter()
         .map(|(_, r)| r.as_ref().map_or(0, |r| r.view.entries.len()))
@@ -515,12 +625,8 @@ fn pass(
     for ((i, _), (_, r)) in texts.iter().zip(read) {
         let t = &r.as_ref().map_err(Clone::clone)?.view;
         for e in &t.entries {
-            if e.path.is_empty() {
-                return Err("an entry with an empty path".into());
-            }
-            clean(e.path).ok_or("a path with a tab or line break")?;
+            check_entry(e.path, t.digests(e))?;
             for d in t.digests(e) {
-                clean(d).ok_or("a digest with a tab or line break")?;
                 let x = (*i, *d, e.size);
                 new_entries
                     .entry(e.path)
@@ -529,48 +635,262 @@ fn pass(
             }
         }
     }
-    let mut out = String::with_capacity(st.paths.len() + 4096);
-    let mut todo: Vec<Todo> = Vec::new();
-    // an update touches a few files: compared directly, not hashed for
-    // every path line
-    let few: Option<Vec<&str>> =
-        (data.len() <= 8).then(|| data.iter().map(String::as_str).collect());
-    for line in st.paths.split_inclusive('\n') {
-        let body = line
-            .strip_prefix("p\t")
-            .and_then(|l| l.strip_suffix('\n'))
-            .ok_or("bad path line")?;
-        let (p, rest) = body.split_once('\t').ok_or("bad path line")?;
-        let touched = match &few {
-            Some(few) => few.contains(&p),
-            None => data.contains(p),
-        };
+    let mut segs = Vec::new();
+    let touched = Touched::new(data);
+    for l in path_lines(st) {
+        let (a, b, _, p, rest) = l?;
+        let touched = touched.has(p);
         if !touched && (ids.is_empty() || !lists_any(rest, ids)) {
-            out.push_str(line);
+            keep(&mut segs, a, b);
             continue;
         }
         let new = new_entries.remove(p).unwrap_or(Fresh::Many(Vec::new()));
         if !touched && same_entries(rest, ids, new.as_slice()) {
-            out.push_str(line);
+            keep(&mut segs, a, b);
             continue;
         }
         let r = parse_path_rest(rest)
             .ok_or_else(|| StateError::from(format!("bad line for {}", crate::conex::shown(p))))?;
-        todo.push((p.to_string(), r, owned_entries(new.as_slice())?));
+        segs.push(Seg::Check((
+            p.to_string(),
+            r,
+            owned_entries(new.as_slice())?,
+        )));
     }
     for (p, new) in new_entries.drain() {
-        todo.push((
+        segs.push(Seg::Check((
             p.to_string(),
             PathRec::default(),
             owned_entries(new.as_slice())?,
-        ));
+        )));
     }
-    for p in data.iter() {
-        if !todo.iter().any(|(q, _, _)| q == p) {
-            todo.push((p.clone(), PathRec::default(), Vec::new()));
+    add_unnamed(&mut segs, data);
+    Ok(segs)
+}
+
+/// How far after the cursor [`ordered_pass`] looks for a line's entry.
+const LOOK_AHEAD: usize = 32;
+/// How many lines without their entries, or entries without their lines,
+/// [`ordered_pass`] takes before it leaves the update to [`pass`] (a state
+/// written in another order would miss on every line).
+const MAX_MISSES: usize = 1024;
+
+/// [`pass`] for one changed targets file (`i`, read in place as `t`)
+/// whose entries are in the order of the path lines (the order the state
+/// writes them in): each line is matched with the entries at a cursor
+/// that moves through the file, without a hash map (a large targets
+/// file's entries would each be hashed, and looked up out of order). An
+/// entry the cursor passes is left for the end; if its path has a line,
+/// the order does not match and `None` says to use [`pass`]. The
+/// outcome is [`pass`]'s, with the new paths in file order.
+fn ordered_pass(
+    st: &State,
+    i: usize,
+    data: &FastSet<String>,
+    t: &TargetsView<'_>,
+) -> Option<Result<Vec<Seg>, StateError>> {
+    let es = &t.entries;
+    for e in es {
+        if let Err(x) = check_entry(e.path, t.digests(e)) {
+            return Some(Err(x));
         }
     }
-    Ok((out, todo))
+    let ids = BTreeSet::from([i]);
+    let mut taken = vec![false; es.len()];
+    let (mut cur, mut misses) = (0, 0);
+    let mut fresh: Vec<FreshEntry<'_>> = Vec::new();
+    let mut segs = Vec::new();
+    let touched = Touched::new(data);
+    for l in path_lines(st) {
+        let (a, b, _, p, rest) = match l {
+            Ok(x) => x,
+            Err(e) => return Some(Err(e)),
+        };
+        let touched = touched.has(p);
+        let listed = lists_any(rest, &ids);
+        // the path's entries: at the cursor, or (for a line that lists
+        // this file) a little after it
+        let mut at = (cur < es.len() && es[cur].path == p).then_some(cur);
+        if at.is_none() && listed {
+            at = (cur + 1..es.len().min(cur + 1 + LOOK_AHEAD)).find(|&j| es[j].path == p);
+            if at.is_none() {
+                // the line's entries are gone (or elsewhere: then the
+                // order does not match)
+                misses += 1;
+                if misses > MAX_MISSES {
+                    return None;
+                }
+            }
+        }
+        fresh.clear();
+        if let Some(mut j) = at {
+            while j < es.len() && es[j].path == p {
+                taken[j] = true;
+                fresh.extend(t.digests(&es[j]).iter().map(|d| (i, *d, es[j].size)));
+                j += 1;
+            }
+            cur = j;
+        }
+        if !touched && ((at.is_none() && !listed) || same_entries(rest, &ids, &fresh)) {
+            keep(&mut segs, a, b);
+            continue;
+        }
+        let Some(r) = parse_path_rest(rest) else {
+            return Some(Err(StateError::from(format!(
+                "bad line for {}",
+                crate::conex::shown(p)
+            ))));
+        };
+        match owned_entries(&fresh) {
+            Ok(x) => segs.push(Seg::Check((p.to_string(), r, x))),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    // the entries passed over: new paths, unless a line names one
+    let mut rest: FastMap<&str, Vec<FreshEntry<'_>>> = FastMap::default();
+    let mut order = Vec::new();
+    for (j, e) in es.iter().enumerate().filter(|(j, _)| !taken[*j]) {
+        if rest.len() > MAX_MISSES {
+            return None;
+        }
+        let v = rest.entry(e.path).or_insert_with(|| {
+            order.push(e.path);
+            Vec::new()
+        });
+        v.extend(t.digests(&es[j]).iter().map(|d| (i, *d, e.size)));
+    }
+    if !rest.is_empty() {
+        for l in path_lines(st) {
+            match l {
+                Ok((_, _, _, p, _)) if rest.contains_key(p) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+    for p in order {
+        match owned_entries(&rest[p]) {
+            Ok(x) => segs.push(Seg::Check((p.to_string(), PathRec::default(), x))),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    add_unnamed(&mut segs, data);
+    Some(Ok(segs))
+}
+
+/// A targets file this large is matched with the path lines in order
+/// ([`ordered_pass`]) when it is the one that changed.
+const ORDERED_MIN: usize = 256;
+
+/// Checks a path again: its entries (the old ones from the targets files
+/// that did not change, then those of the changed ones), its bytes on
+/// disk when the patch changes it, and the quorum of each (digest, size)
+/// the entries give; its new line is written to `out`.
+struct Recheck<'r> {
+    changed_ids: &'r BTreeSet<usize>,
+    changed_data: &'r FastSet<String>,
+    sup_ids: &'r [(&'r String, &'r Digest, u64)],
+    fast: &'r FastExpr,
+    new: &'r dyn Source,
+    datadir: &'r CPath,
+    /// Files on disk: the old tree's count, then the new tree's.
+    files: i64,
+    /// Paths checked.
+    rechecked: usize,
+}
+
+impl Recheck<'_> {
+    fn check(&mut self, (p, old, fresh): Todo, out: &mut String) -> Result<(), StateError> {
+        self.rechecked += 1;
+        let p = p.as_str();
+        let mut entries: Vec<(usize, Digest, u64)> = old
+            .entries
+            .iter()
+            .filter(|(i, _, _)| !self.changed_ids.contains(i))
+            .cloned()
+            .collect();
+        entries.extend(fresh);
+        // targets-file order, then entry order (as full verification)
+        entries.sort_by_key(|e| e.0);
+        let disk = if self.changed_data.contains(p) {
+            match hash_file(self.new, &split_path(p)) {
+                Ok(x) => Some(x),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(StateError::from(format!(
+                        "cannot read {}: {e}",
+                        crate::conex::shown(p)
+                    )))
+                }
+            }
+        } else {
+            old.disk.clone()
+        };
+        self.files += i64::from(disk.is_some()) - i64::from(old.disk.is_some());
+        // every (digest, size) group must be supported
+        let mut groups: Vec<&(usize, Digest, u64)> = entries.iter().collect();
+        groups.sort_by(|a, b| (&a.1, a.2).cmp(&(&b.1, b.2)));
+        let mut sups: Vec<(&String, &Digest, u64)> = Vec::new();
+        for g in groups.chunk_by(|a, b| (&a.1, a.2) == (&b.1, b.2)) {
+            sups.clear();
+            sups.extend(g.iter().map(|e| self.sup_ids[e.0]));
+            if !self.fast.eval_supporters(&sups) {
+                return Err(StateError::from(format!(
+                    "{} is not signed by a quorum",
+                    crate::conex::shown(p)
+                )));
+            }
+        }
+        match &disk {
+            Some((d, n))
+                if !entries.is_empty() && !entries.iter().any(|(_, d2, n2)| d2 == d && n2 == n) =>
+            {
+                return Err(StateError::from(format!(
+                    "{} does not match",
+                    crate::conex::shown(p)
+                )));
+            }
+            Some(_) if !entries.is_empty() => {}
+            Some(_) => {
+                let t = Target {
+                    filename: split_path(p),
+                    digest: vec![],
+                    size: 0,
+                };
+                if t.is_opam_file(self.datadir) {
+                    return Err(StateError::from(format!(
+                        "{} is not signed",
+                        crate::conex::shown(p)
+                    )));
+                }
+            }
+            None if !entries.is_empty() => {
+                return Err(StateError::from(format!(
+                    "{} is not on disk",
+                    crate::conex::shown(p)
+                )))
+            }
+            None => {}
+        }
+        let rec = PathRec { disk, entries };
+        if rec.disk.is_some() || !rec.entries.is_empty() {
+            render_path_line(out, p, &rec);
+        }
+        Ok(())
+    }
+}
+
+/// The new path lines from the pieces: old lines as they were, the paths
+/// checked again where their lines were (new paths at the end).
+fn new_lines(st: &State, segs: Vec<Seg>, rc: &mut Recheck<'_>) -> Result<String, StateError> {
+    let mut out = String::with_capacity(st.paths.len() + 4096);
+    for s in segs {
+        match s {
+            Seg::Keep(a, b) => out.push_str(&st.paths[a..b]),
+            Seg::Check(todo) => rc.check(todo, &mut out)?,
+        }
+    }
+    Ok(out)
 }
 
 /// Verifies the new tree `new` (the old tree plus the files in `changed`)
@@ -683,7 +1003,7 @@ pub fn verify_from_state(
                             crate::conex::shown(id)
                         ))
                     })?;
-                    read_targets_view(opts, &root, text).ok_or_else(|| {
+                    parse_targets_view(text).ok_or_else(|| {
                         StateError::from(format!(
                             "targets file {} is not in the common shape",
                             crate::conex::shown(id)
@@ -695,6 +1015,21 @@ pub fn verify_from_state(
         .collect();
     let changed_data: FastSet<String> = data_changed.iter().map(|p| path_to_string(p)).collect();
     let sig_cache = v.sig_cache().clone();
+    let fast = FastExpr::new(expr);
+    let sup_ids: Vec<(&String, &Digest, u64)> =
+        remotes.iter().map(|(id, (d, e))| (id, d, *e)).collect();
+    let mut rc = Recheck {
+        changed_ids: &changed_ids,
+        changed_data: &changed_data,
+        sup_ids: &sup_ids,
+        fast: &fast,
+        new,
+        datadir: &root.datadir,
+        files: st.files as i64,
+        rechecked: 0,
+    };
+    // the signatures of the changed targets files are checked while their
+    // paths and the path lines are
     let (checked, passed) = rayon::join(
         || {
             texts
@@ -712,7 +1047,29 @@ pub fn verify_from_state(
                 })
                 .collect::<Vec<_>>()
         },
-        || pass(st, &changed_ids, &changed_data, &texts, &read),
+        || -> Result<String, StateError> {
+            for ((i, _), (_, r)) in texts.iter().zip(&read) {
+                let r = r.as_ref().map_err(Clone::clone)?;
+                if let Some(bad) = first_bad_path(opts, &root, &r.view) {
+                    return Err(StateError::from(format!(
+                        "targets file {} contains an invalid path {}",
+                        crate::conex::shown(&st.targets[*i].id),
+                        crate::conex::shown(&bad)
+                    )));
+                }
+            }
+            let ordered = match (&texts[..], &read[..]) {
+                ([(i, _)], [(_, Ok(r))]) if r.view.entries.len() >= ORDERED_MIN => {
+                    ordered_pass(st, *i, &changed_data, &r.view)
+                }
+                _ => None,
+            };
+            let segs = match ordered {
+                Some(segs) => segs?,
+                None => pass(st, &changed_ids, &changed_data, &texts, &read)?,
+            };
+            new_lines(st, segs, &mut rc)
+        },
     );
     let mut read = texts.iter().zip(read.iter().zip(checked));
     // the snapshot's entries by path (a snapshot lists every targets file)
@@ -782,88 +1139,8 @@ pub fn verify_from_state(
     if !expr.eval(&dm, &BTreeSet::new()) {
         return Err("the maintainer expression is not satisfied".into());
     }
-    let (mut out, todo) = passed?;
-    let fast = FastExpr::new(expr);
-    let sup_ids: Vec<(&String, &Digest, u64)> =
-        remotes.iter().map(|(id, (d, e))| (id, d, *e)).collect();
-    let mut files = st.files as i64;
-    let rechecked = todo.len();
-    for (p, old, fresh) in todo {
-        let p = p.as_str();
-        let mut entries: Vec<(usize, Digest, u64)> = old
-            .entries
-            .iter()
-            .filter(|(i, _, _)| !changed_ids.contains(i))
-            .cloned()
-            .collect();
-        entries.extend(fresh);
-        // targets-file order, then entry order (as full verification)
-        entries.sort_by_key(|e| e.0);
-        let disk = if changed_data.contains(p) {
-            match hash_file(new, &split_path(p)) {
-                Ok(x) => Some(x),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => {
-                    return Err(StateError::from(format!(
-                        "cannot read {}: {e}",
-                        crate::conex::shown(p)
-                    )))
-                }
-            }
-        } else {
-            old.disk.clone()
-        };
-        files += i64::from(disk.is_some()) - i64::from(old.disk.is_some());
-        // every (digest, size) group must be supported
-        let mut groups: Vec<&(usize, Digest, u64)> = entries.iter().collect();
-        groups.sort_by(|a, b| (&a.1, a.2).cmp(&(&b.1, b.2)));
-        let mut sups: Vec<(&String, &Digest, u64)> = Vec::new();
-        for g in groups.chunk_by(|a, b| (&a.1, a.2) == (&b.1, b.2)) {
-            sups.clear();
-            sups.extend(g.iter().map(|e| sup_ids[e.0]));
-            if !fast.eval_supporters(&sups) {
-                return Err(StateError::from(format!(
-                    "{} is not signed by a quorum",
-                    crate::conex::shown(p)
-                )));
-            }
-        }
-        match &disk {
-            Some((d, n))
-                if !entries.is_empty() && !entries.iter().any(|(_, d2, n2)| d2 == d && n2 == n) =>
-            {
-                return Err(StateError::from(format!(
-                    "{} does not match",
-                    crate::conex::shown(p)
-                )));
-            }
-            Some(_) if !entries.is_empty() => {}
-            Some(_) => {
-                let t = Target {
-                    filename: split_path(p),
-                    digest: vec![],
-                    size: 0,
-                };
-                if t.is_opam_file(&root.datadir) {
-                    return Err(StateError::from(format!(
-                        "{} is not signed",
-                        crate::conex::shown(p)
-                    )));
-                }
-            }
-            None if !entries.is_empty() => {
-                return Err(StateError::from(format!(
-                    "{} is not on disk",
-                    crate::conex::shown(p)
-                )))
-            }
-            None => {}
-        }
-        let rec = PathRec { disk, entries };
-        if rec.disk.is_some() || !rec.entries.is_empty() {
-            render_path_line(&mut out, p, &rec);
-        }
-    }
+    let out = passed?;
+    let (files, rechecked) = (rc.files, rc.rechecked);
     let files = usize::try_from(files).map_err(|_| "file count below zero")?;
     // the new snapshot and timestamp as verified here, for conex's rules
     // between the trees

@@ -164,21 +164,37 @@ pub(super) fn read_targets_view<'b>(
     root: &Root,
     text: &'b str,
 ) -> Option<ReadView<'b>> {
+    let mut read = parse_targets_view(text)?;
+    read.bad = first_bad_path(opts, root, &read.view);
+    Some(read)
+}
+
+/// [`read_targets_view`] without the check of its opam paths (the caller
+/// makes it with [`first_bad_path`]).
+pub(super) fn parse_targets_view(text: &str) -> Option<ReadView<'_>> {
     let (view, warnings) = crate::conex::targets_fast::parse_view(text)?;
-    let bad = opts
-        .opam
+    Some(ReadView {
+        view,
+        warnings,
+        bad: None,
+    })
+}
+
+/// The first path of `view` that is not an opam path, when the options
+/// check them.
+pub(super) fn first_bad_path(
+    opts: &Options,
+    root: &Root,
+    view: &TargetsView<'_>,
+) -> Option<String> {
+    opts.opam
         .then(|| {
             view.entries
                 .iter()
                 .find(|e| !valid_opam_path_str(e.path, &root.datadir))
         })
         .flatten()
-        .map(|e| e.path.to_string());
-    Some(ReadView {
-        view,
-        warnings,
-        bad,
-    })
+        .map(|e| e.path.to_string())
 }
 
 /// conex's checks of targets file `id` read in place, in the order of
