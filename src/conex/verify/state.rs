@@ -535,22 +535,59 @@ fn keep(segs: &mut Vec<Seg>, a: usize, b: usize) {
     segs.push(Seg::Keep(a, b));
 }
 
-/// The path lines of `st` with their byte ranges: (start, end, line,
-/// path, the rest after the path).
-fn path_lines(
-    st: &State,
-) -> impl Iterator<Item = Result<(usize, usize, &str, &str, &str), StateError>> {
-    let mut pos = 0;
-    st.paths.split_inclusive('\n').map(move |line| {
-        let a = pos;
-        pos += line.len();
-        let body = line
-            .strip_prefix("p\t")
-            .and_then(|l| l.strip_suffix('\n'))
-            .ok_or("bad path line")?;
-        let (p, rest) = body.split_once('\t').ok_or("bad path line")?;
-        Ok((a, pos, line, p, rest))
-    })
+/// The path lines of `st` with their byte ranges: (start, end, path, the
+/// rest after the path).
+fn path_lines(st: &State) -> impl Iterator<Item = Result<(usize, usize, &str, &str), StateError>> {
+    let text = st.paths.as_str();
+    let mut from = 0;
+    let lines = memchr::memchr_iter(b'\n', text.as_bytes()).map(move |nl| {
+        let a = from;
+        from = nl + 1;
+        let body = text[a..nl].strip_prefix("p\t").ok_or("bad path line")?;
+        let tab = memchr::memchr(b'\t', body.as_bytes()).ok_or("bad path line")?;
+        Ok((a, nl + 1, &body[..tab], &body[tab + 1..]))
+    });
+    // a last line without its line feed
+    let tail = (!text.is_empty() && !text.ends_with('\n')).then(|| Err("bad path line".into()));
+    lines.chain(tail)
+}
+
+/// A set of strings that may answer "perhaps" for one it does not hold:
+/// which paths have a line, asked for the few entries [`ordered_pass`]
+/// passes over.
+struct Bloom {
+    bits: Vec<u64>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Bloom {
+    /// For about `n` strings (one in a few thousand answers wrongly).
+    fn new(n: usize) -> Bloom {
+        let words = (n * 16 / 64).next_power_of_two().max(1);
+        Bloom {
+            bits: vec![0; words],
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+
+    fn probes(&self, s: &str) -> [usize; 2] {
+        use std::hash::BuildHasher;
+        let h = self.hasher.hash_one(s);
+        let m = self.bits.len() * 64 - 1;
+        [h as usize & m, (h >> 32) as usize & m]
+    }
+
+    fn insert(&mut self, s: &str) {
+        for b in self.probes(s) {
+            self.bits[b / 64] |= 1 << (b % 64);
+        }
+    }
+
+    fn may_hold(&self, s: &str) -> bool {
+        self.probes(s)
+            .iter()
+            .all(|&b| self.bits[b / 64] & (1 << (b % 64)) != 0)
+    }
 }
 
 /// Whether a path is one the patch changes (an update touches a few
@@ -638,7 +675,7 @@ fn pass(
     let mut segs = Vec::new();
     let touched = Touched::new(data);
     for l in path_lines(st) {
-        let (a, b, _, p, rest) = l?;
+        let (a, b, p, rest) = l?;
         let touched = touched.has(p);
         if !touched && (ids.is_empty() || !lists_any(rest, ids)) {
             keep(&mut segs, a, b);
@@ -701,11 +738,14 @@ fn ordered_pass(
     let mut fresh: Vec<FreshEntry<'_>> = Vec::new();
     let mut segs = Vec::new();
     let touched = Touched::new(data);
+    // a line's path is looked up only for an entry passed over
+    let mut lines = Bloom::new(st.paths.len() / 64);
     for l in path_lines(st) {
-        let (a, b, _, p, rest) = match l {
+        let (a, b, p, rest) = match l {
             Ok(x) => x,
             Err(e) => return Some(Err(e)),
         };
+        lines.insert(p);
         let touched = touched.has(p);
         let listed = lists_any(rest, &ids);
         // the path's entries: at the cursor, or (for a line that lists
@@ -759,10 +799,10 @@ fn ordered_pass(
         });
         v.extend(t.digests(&es[j]).iter().map(|d| (i, *d, e.size)));
     }
-    if !rest.is_empty() {
+    if order.iter().any(|p| lines.may_hold(p)) {
         for l in path_lines(st) {
             match l {
-                Ok((_, _, _, p, _)) if rest.contains_key(p) => return None,
+                Ok((_, _, p, _)) if rest.contains_key(p) => return None,
                 Ok(_) => {}
                 Err(e) => return Some(Err(e)),
             }
