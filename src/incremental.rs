@@ -107,11 +107,16 @@ pub fn verify_patch_cached(
     let sigs = Arc::new(SigCache::new());
     let shown = cache.display();
     let mut notes = Vec::new();
+    // the new state is written to a temporary file while the changed
+    // targets files' signatures are checked, and put in place only if the
+    // update verifies
     let fast = loaded.and_then(|st| {
-        crate::verify_cache::verify_from_state(&st, &new, &paths, &opts, sigs.clone())
+        crate::verify_cache::verify_from_state_beside(&st, &new, &paths, &opts, sigs.clone(), |s| {
+            crate::verify_cache::stage(cache, s)
+        })
     });
-    let (result, warnings, state) = match fast {
-        Ok(f) => {
+    let (result, warnings, state, staged) = match fast {
+        Ok((f, staged)) => {
             notes.push(format!(
                 "verified-state cache {shown}: used ({} path(s) checked again)",
                 f.rechecked
@@ -119,7 +124,7 @@ pub fn verify_patch_cached(
             let mut warnings = f.warnings;
             let result = verify_diffs(&base, &new, &paths, &opts, &mut warnings, &f.headers)
                 .map(|()| f.summary);
-            (result, warnings, Some(f.state))
+            (result, warnings, Some(f.state), Some(staged))
         }
         Err(why) => {
             notes.push(format!(
@@ -131,11 +136,14 @@ pub fn verify_patch_cached(
             let (result, warnings) = verify_whole(&mut v, &base, &new, &paths, &opts);
             let tree = v.take_verified_tree();
             let state = tree.and_then(|t| crate::verify_cache::State::of_tree(&new, &opts, &t));
-            (result, warnings, state)
+            (result, warnings, state, None)
         }
     };
     if result.is_ok() {
-        notes.push(store_note(cache, state));
+        notes.push(match staged {
+            Some(staged) => written_note(cache, staged.and_then(|s| s.commit(cache))),
+            None => store_note(cache, state),
+        });
     }
     Ok((
         Verdict {
@@ -154,10 +162,19 @@ pub fn store_note(cache: &Path, state: Option<crate::verify_cache::State>) -> St
         None => format!(
             "verified-state cache {shown}: not written (warnings, delegations, no snapshot or timestamp, or names it cannot hold)"
         ),
-        Some(st) => match crate::verify_cache::store(cache, &st) {
-            Ok(()) => format!("verified-state cache {shown}: written"),
-            Err(e) => format!("verified-state cache {shown}: not written ({e})"),
-        },
+        Some(st) => written_note(cache, crate::verify_cache::store(cache, &st)),
+    }
+}
+
+/// What writing the state to `cache` did.
+fn written_note(
+    cache: &Path,
+    r: std::result::Result<(), crate::conex::verify::StateError>,
+) -> String {
+    let shown = cache.display();
+    match r {
+        Ok(()) => format!("verified-state cache {shown}: written"),
+        Err(e) => format!("verified-state cache {shown}: not written ({e})"),
     }
 }
 

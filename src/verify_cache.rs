@@ -36,7 +36,9 @@ use crate::conex::verify::{Options, Source, StateError};
 use std::io;
 use std::path::Path;
 
-pub use crate::conex::verify::state::{verify_from_state, EpochCounter, Fast, State};
+pub use crate::conex::verify::state::{
+    verify_from_state, verify_from_state_beside, EpochCounter, Fast, State,
+};
 
 /// Why a cache file may not be trusted for the repository in `old`, if it
 /// may not: its owner is not the repository's, or someone else can write
@@ -118,6 +120,17 @@ pub fn load(
 /// Writes `state` to `cache` atomically (a temporary file in the same
 /// folder, renamed), readable and writable by its owner only.
 pub fn store(cache: &Path, state: &State) -> Result<(), StateError> {
+    stage(cache, state)?.commit(cache)
+}
+
+/// A state written to a temporary file beside its cache, not yet in its
+/// place: dropped, the file is removed.
+#[derive(Debug)]
+pub struct Staged(tempfile::NamedTempFile);
+
+/// Writes `state` to a temporary file in the folder of `cache`, readable
+/// and writable by its owner only, for [`Staged::commit`].
+pub fn stage(cache: &Path, state: &State) -> Result<Staged, StateError> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let dir = crate::repository::parent_dir(cache);
@@ -129,6 +142,13 @@ pub fn store(cache: &Path, state: &State) -> Result<(), StateError> {
     state.write_to(&mut w).map_err(|e| e.to_string())?;
     w.flush().map_err(|e| e.to_string())?;
     drop(w);
-    f.persist(cache).map_err(|e| e.error.to_string())?;
-    Ok(())
+    Ok(Staged(f))
+}
+
+impl Staged {
+    /// Renames the file to `cache` (atomically replacing it).
+    pub fn commit(self, cache: &Path) -> Result<(), StateError> {
+        self.0.persist(cache).map_err(|e| e.error.to_string())?;
+        Ok(())
+    }
 }

@@ -944,6 +944,22 @@ pub fn verify_from_state(
     opts: &Options,
     sigs: Arc<SigCache>,
 ) -> Result<Fast, StateError> {
+    verify_from_state_beside(st, new, changed, opts, sigs, |_| ()).map(|(f, ())| f)
+}
+
+/// [`verify_from_state`], with `beside` given the new tree's state as soon
+/// as it is made, while the signatures of the changed targets files are
+/// still being checked (to write it down meanwhile: it is the new tree's
+/// state only if the verification succeeds); its outcome is returned with
+/// the verification's.
+pub fn verify_from_state_beside<W: Send>(
+    st: &State,
+    new: &dyn Source,
+    changed: &BTreeSet<CPath>,
+    opts: &Options,
+    sigs: Arc<SigCache>,
+    beside: impl FnOnce(&State) -> W + Send,
+) -> Result<(Fast, W), StateError> {
     let mut v = Verifier::new(new, opts.clone()).with_sig_cache(sigs);
     let (root, signers) = v.verify_root().map_err(|_| "the root does not verify")?;
     let ts = v
@@ -1010,7 +1026,6 @@ pub fn verify_from_state(
     }
     // the targets files: changed ones checked in full, the others as the
     // new snapshot vouches for the bytes the state was made from
-    let mut recs = st.targets.clone();
     let mut headers = KnownHeaders::new();
     // the changed targets files, read in place: each one's bytes are
     // hashed (for the snapshot) while it is parsed, and its signatures are
@@ -1058,6 +1073,35 @@ pub fn verify_from_state(
     let fast = FastExpr::new(expr);
     let sup_ids: Vec<(&String, &Digest, u64)> =
         remotes.iter().map(|(id, (d, e))| (id, d, *e)).collect();
+    // the new state's key and targets files (checked below)
+    let read_top = |n: &str| new.read(&[n.to_string()]).map_err(|e| e.to_string());
+    let (rb, sb, tb) = (
+        read_top(&opts.root_name)?,
+        read_top(&snap_id)?,
+        read_top(&ts_id)?,
+    );
+    let key = state_key(
+        opts,
+        &[
+            (opts.root_name.as_str(), &rb),
+            (st.snapshot.as_str(), &sb),
+            (st.timestamp.as_str(), &tb),
+        ],
+    );
+    let mut recs = st.targets.clone();
+    for ((i, _), (tg, r)) in texts.iter().zip(&read) {
+        if let Ok(t) = r {
+            let h = &t.view.head.header;
+            recs[*i] = TargetsRec {
+                id: st.targets[*i].id.clone(),
+                name: h.name.clone(),
+                digest: tg.digest[0].clone(),
+                size: tg.size,
+                epoch: h.epoch,
+                counter: h.counter,
+            };
+        }
+    }
     let mut rc = Recheck {
         changed_ids: &changed_ids,
         changed_data: &changed_data,
@@ -1087,7 +1131,7 @@ pub fn verify_from_state(
                 })
                 .collect::<Vec<_>>()
         },
-        || -> Result<String, StateError> {
+        || -> Result<(State, W), StateError> {
             for ((i, _), (_, r)) in texts.iter().zip(&read) {
                 let r = r.as_ref().map_err(Clone::clone)?;
                 if let Some(bad) = first_bad_path(opts, &root, &r.view) {
@@ -1108,7 +1152,20 @@ pub fn verify_from_state(
                 Some(segs) => segs?,
                 None => pass(st, &changed_ids, &changed_data, &texts, &read)?,
             };
-            new_lines(st, segs, &mut rc)
+            let paths = new_lines(st, segs, &mut rc)?;
+            let state = State {
+                key,
+                snapshot: st.snapshot.clone(),
+                timestamp: st.timestamp.clone(),
+                keydir: st.keydir.clone(),
+                datadir: st.datadir.clone(),
+                expr: st.expr.clone(),
+                files: usize::try_from(rc.files).map_err(|_| "file count below zero")?,
+                targets: recs.clone(),
+                paths,
+            };
+            let written = beside(&state);
+            Ok((state, written))
         },
     );
     let mut read = texts.iter().zip(read.iter().zip(checked));
@@ -1118,11 +1175,11 @@ pub fn verify_from_state(
         snap_by_path.entry(&x.filename).or_default().push(x);
     }
     let mut dm = HashMap::new();
-    for (i, ((id, (dgst, epoch)), rec)) in remotes.iter().zip(recs.iter_mut()).enumerate() {
+    for (i, ((id, (dgst, epoch)), rec)) in remotes.iter().zip(&recs).enumerate() {
         let mut path = kd.clone();
         path.push(id.clone());
         if changed_ids.contains(&i) {
-            let (_, ((tg, r), checked)) = read.next().ok_or("targets files out of step")?;
+            let (_, ((_, r), checked)) = read.next().ok_or("targets files out of step")?;
             let t = r.as_ref().map_err(Clone::clone)?;
             let (r, w) = checked.ok_or("targets file not checked")?;
             r.map_err(|e| {
@@ -1143,21 +1200,11 @@ pub fn verify_from_state(
                 _ => return Err("a targets file's keys or epoch changed".into()),
             }
             clean(&head.header.name).ok_or("a name with a tab or line break")?;
+            let old = &st.targets[i];
             headers.targets.insert(
                 id.clone(),
-                (
-                    (rec.epoch, rec.counter),
-                    (head.header.epoch, head.header.counter),
-                ),
+                ((old.epoch, old.counter), (rec.epoch, rec.counter)),
             );
-            *rec = TargetsRec {
-                id: id.clone(),
-                name: head.header.name.clone(),
-                digest: tg.digest[0].clone(),
-                size: tg.size,
-                epoch: head.header.epoch,
-                counter: head.header.counter,
-            };
         } else {
             let tg = Target {
                 filename: path,
@@ -1179,9 +1226,8 @@ pub fn verify_from_state(
     if !expr.eval(&dm, &BTreeSet::new()) {
         return Err("the maintainer expression is not satisfied".into());
     }
-    let out = passed?;
-    let (files, rechecked) = (rc.files, rc.rechecked);
-    let files = usize::try_from(files).map_err(|_| "file count below zero")?;
+    let (state, written) = passed?;
+    let (files, rechecked) = (state.files, rc.rechecked);
     // the new snapshot and timestamp as verified here, for conex's rules
     // between the trees
     headers
@@ -1190,16 +1236,6 @@ pub fn verify_from_state(
     headers
         .online
         .insert(Role::Timestamp, (ts.header.epoch, ts.header.counter));
-    let read = |n: &str| new.read(&[n.to_string()]).map_err(|e| e.to_string());
-    let (rb, sb, tb) = (read(&opts.root_name)?, read(&snap_id)?, read(&ts_id)?);
-    let key = state_key(
-        opts,
-        &[
-            (opts.root_name.as_str(), &rb),
-            (st.snapshot.as_str(), &sb),
-            (st.timestamp.as_str(), &tb),
-        ],
-    );
     let mut seen: BTreeSet<String> = BTreeSet::new();
     seen.extend(recs.iter().map(|r| r.name.clone()));
     let summary = Summary {
@@ -1214,22 +1250,14 @@ pub fn verify_from_state(
         targets_files: seen.into_iter().collect(),
         files,
     };
-    let state = State {
-        key,
-        snapshot: st.snapshot.clone(),
-        timestamp: st.timestamp.clone(),
-        keydir: st.keydir.clone(),
-        datadir: st.datadir.clone(),
-        expr: st.expr.clone(),
-        files,
-        targets: recs,
-        paths: out,
-    };
-    Ok(Fast {
-        summary,
-        warnings: std::mem::take(&mut v.warnings),
-        state,
-        rechecked,
-        headers,
-    })
+    Ok((
+        Fast {
+            summary,
+            warnings: std::mem::take(&mut v.warnings),
+            state,
+            rechecked,
+            headers,
+        },
+        written,
+    ))
 }
