@@ -390,13 +390,23 @@ impl<'a> TargetsView<'a> {
     /// The canonical string of the `signed` map (the bytes
     /// [`canonical_signed`] gives for the owned targets file).
     pub fn canonical_signed(&self) -> String {
+        self.canonical_signed_between("", 0)
+    }
+
+    /// [`Self::canonical_signed`] after `before`, with room for `after`
+    /// more bytes.
+    pub fn canonical_signed_between(&self, before: &str, after: usize) -> String {
         // each entry's bytes, at most: its path and digests and the rest
-        let size: usize = self
-            .entries
-            .iter()
-            .map(|e| 48 + e.path.len() + self.digests(e).iter().map(|d| d.len() + 8).sum::<usize>())
-            .sum();
-        canonical_signed_with(&self.head, size, |out| {
+        let size: usize = before.len()
+            + after
+            + self
+                .entries
+                .iter()
+                .map(|e| {
+                    48 + e.path.len() + self.digests(e).iter().map(|d| d.len() + 8).sum::<usize>()
+                })
+                .sum::<usize>();
+        canonical_signed_with(&self.head, before, size, |out| {
             write_targets(
                 out,
                 self.entries.iter().map(|e| {
@@ -486,7 +496,7 @@ pub fn parse(text: &str) -> Option<(Targets, Vec<String>)> {
 /// building its wire value (the same bytes as
 /// `Wire::Map(t.signed_wire()).canonical()`).
 pub(super) fn canonical_signed(t: &Targets) -> String {
-    canonical_signed_with(t, t.targets.len() * 140, |out| {
+    canonical_signed_with(t, "", t.targets.len() * 140, |out| {
         write_targets(
             out,
             t.targets.iter().map(|e| {
@@ -497,11 +507,17 @@ pub(super) fn canonical_signed(t: &Targets) -> String {
     })
 }
 
-/// The canonical string of the `signed` map of `t` with its `targets`
-/// field (about `size` bytes) written by `targets`.
-fn canonical_signed_with(t: &Targets, size: usize, targets: impl FnOnce(&mut String)) -> String {
+/// `before`, then the canonical string of the `signed` map of `t` with its
+/// `targets` field (about `size` bytes) written by `targets`.
+fn canonical_signed_with(
+    t: &Targets,
+    before: &str,
+    size: usize,
+    targets: impl FnOnce(&mut String),
+) -> String {
     let m = t.signed_wire_without_targets();
     let mut out = String::with_capacity(4096 + size);
+    out.push_str(before);
     out.push('{');
     let mut first = true;
     let mut sep = |out: &mut String| {

@@ -96,11 +96,27 @@ pub fn valid_signatures_over<R: Resource>(
     warnings: &mut Vec<String>,
     cache: &SigCache,
 ) -> BTreeMap<Digest, String> {
+    valid_signatures_by(
+        r,
+        &|id, created, alg| wrap_signed(r, signed, id, created, alg),
+        warnings,
+        cache,
+    )
+}
+
+/// [`valid_signatures_over`] with the bytes each signature covers made by
+/// `tbs` (from the signer's id, the signature's `created` and algorithm).
+pub fn valid_signatures_by<R: Resource>(
+    r: &R,
+    tbs: &dyn Fn(&str, &str, crate::conex::SigAlg) -> String,
+    warnings: &mut Vec<String>,
+    cache: &SigCache,
+) -> BTreeMap<Digest, String> {
     let sigs: Vec<_> = r
         .signatures()
         .iter()
         .map(|(id, sig)| {
-            let tbs = wrap_signed(r, signed, id, &sig.created, sig.alg);
+            let tbs = tbs(id, &sig.created, sig.alg);
             (id, sig, r.keys().get(id), tbs)
         })
         .collect();
@@ -136,27 +152,35 @@ pub fn valid_signatures_over<R: Resource>(
 
 /// The bytes a signature covers (`to_be_signed`), from the canonical string
 /// of the signed map computed once per file.
-fn wrap_signed<R: Resource>(
+pub(super) fn wrap_signed<R: Resource>(
     r: &R,
     signed_canonical: &str,
     id: &str,
     created: &str,
     alg: crate::conex::SigAlg,
 ) -> String {
-    // the wrapper's keys sort as created < data < identifier < sigtype
-    let empty = crate::conex::resource::to_be_signed(&WireMap::new(), id, created, alg);
-    let head = format!("{{created:{};data:", Wire::Data(created.into()).canonical());
-    match empty
-        .strip_prefix(head.as_str())
-        .and_then(|t| t.strip_prefix("{}"))
-    {
-        Some(tail) => {
+    match wrapper(id, created, alg) {
+        Some((head, tail)) => {
             let mut s = String::with_capacity(head.len() + signed_canonical.len() + tail.len());
             s.push_str(&head);
             s.push_str(signed_canonical);
-            s.push_str(tail);
+            s.push_str(&tail);
             s
         }
         None => r.to_be_signed(id, created, alg),
     }
+}
+
+/// The bytes a signature covers around the canonical string of the signed
+/// map: (before, after), or `None` where they are not made that way.
+pub(super) fn wrapper(
+    id: &str,
+    created: &str,
+    alg: crate::conex::SigAlg,
+) -> Option<(String, String)> {
+    // the wrapper's keys sort as created < data < identifier < sigtype
+    let empty = crate::conex::resource::to_be_signed(&WireMap::new(), id, created, alg);
+    let head = format!("{{created:{};data:", Wire::Data(created.into()).canonical());
+    let tail = empty.strip_prefix(head.as_str())?.strip_prefix("{}")?.to_string();
+    Some((head, tail))
 }

@@ -62,9 +62,10 @@ impl Loader<'_> {
             .then(|| t.targets.iter().find(|x| !x.valid_opam_path(&root.datadir)))
             .flatten()
             .map(|x| path_to_string(&x.filename));
+        let signed = t.canonical_signed();
         check_loaded(
             &t,
-            &t.canonical_signed(),
+            &|id, created, alg| super::signatures::wrap_signed(&t, &signed, id, created, alg),
             bad,
             snap,
             tgt.as_ref(),
@@ -109,12 +110,12 @@ fn is_large(bytes: &[u8]) -> bool {
 /// conex's checks of a parsed targets file `t` (for a file read in place,
 /// the file without its entries), in conex's order: no invalid opam path
 /// (`bad`, the first one), the snapshot's entry for its bytes (`tgt`), and
-/// its own expression over its valid signatures (over `signed`, the
-/// canonical string of its signed map).
+/// its own expression over its valid signatures (over the bytes `tbs`
+/// makes for each).
 #[allow(clippy::too_many_arguments)]
 fn check_loaded(
     t: &Targets,
-    signed: &str,
+    tbs: &dyn Fn(&str, &str, crate::conex::SigAlg) -> String,
     bad: Option<String>,
     snap: Option<&Snapshot>,
     tgt: Option<&Target>,
@@ -134,7 +135,7 @@ fn check_loaded(
             )));
         }
     }
-    let valid = valid_signatures_over(t, signed, warnings, sigs);
+    let valid = super::signatures::valid_signatures_by(t, tbs, warnings, sigs);
     let ids: BTreeSet<String> = valid.into_values().collect();
     if t.valid.eval(&HashMap::new(), &ids) {
         Ok(())
@@ -211,10 +212,35 @@ pub(super) fn check_view(
 ) -> (Result<(), VerifyError>, Vec<String>) {
     let mut warnings = read.warnings.clone();
     let head = &read.view.head;
+    // a file signed once (a large targets file: its janitor's) has the
+    // canonical string written where its signature's bytes are made, not
+    // copied there
+    let once = head.signatures.len() == 1;
+    let signed = if once {
+        String::new()
+    } else {
+        read.view.canonical_signed()
+    };
+    let tbs =
+        |id: &str, created: &str, alg| match (once, super::signatures::wrapper(id, created, alg)) {
+            (true, Some((before, after))) => {
+                let mut s = read.view.canonical_signed_between(&before, after.len());
+                s.push_str(&after);
+                s
+            }
+            (true, None) => super::signatures::wrap_signed(
+                head,
+                &read.view.canonical_signed(),
+                id,
+                created,
+                alg,
+            ),
+            (false, _) => super::signatures::wrap_signed(head, &signed, id, created, alg),
+        };
     let r = super::read::check_name(head, id).and_then(|()| {
         check_loaded(
             head,
-            &read.view.canonical_signed(),
+            &tbs,
             read.bad.clone(),
             snap,
             tgt,
