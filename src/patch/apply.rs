@@ -331,6 +331,80 @@ pub fn apply_section(old: Option<&[u8]>, fp: &FilePatch) -> Result<Option<Vec<u8
     }
 }
 
+/// [`apply_section`] over old content the caller gives up: an edit whose
+/// hunks are in order, apart, and within lines that end with a line feed
+/// (a targets file's update: a few lines changed in a large file) is made
+/// in the old bytes themselves, without a copy of the file; any other
+/// section, or one that does not apply, is applied by [`apply_section`]
+/// (with its messages).
+pub fn apply_section_owned(
+    old: Option<Vec<u8>>,
+    fp: &FilePatch,
+) -> Result<Option<Vec<u8>>, ApplyFailure> {
+    match (old, &fp.op) {
+        (old, Operation::Git(_, _, GitOnly::Rename)) => Ok(old),
+        (Some(buf), Operation::Edit(_, _)) => match in_place(&buf, fp) {
+            Some(splices) => {
+                let mut buf = buf;
+                // from the last one, so that the earlier ranges stay put
+                for (a, b, with) in splices.into_iter().rev() {
+                    buf.splice(a..b, with);
+                }
+                Ok(Some(buf))
+            }
+            None => apply_section(Some(&buf), fp),
+        },
+        (old, _) => apply_section(old.as_deref(), fp),
+    }
+}
+
+/// The byte ranges of `old` an edit replaces, and with what, when
+/// [`apply_section`] would give the same bytes by replacing them (see
+/// [`apply_section_owned`]); `None` otherwise.
+#[allow(clippy::type_complexity)]
+fn in_place(old: &[u8], fp: &FilePatch) -> Option<Vec<(usize, usize, Vec<u8>)>> {
+    if fp.mine_no_nl || fp.their_no_nl || fp.hunks.len() > 8 || old.last() != Some(&b'\n') {
+        return None;
+    }
+    let lines = Lines::of_bytes(old);
+    // every line ends with a line feed: the last element is the empty one
+    // after the final one
+    let len = lines.len() - 1;
+    let mut next = 0;
+    let mut out = Vec::with_capacity(fp.hunks.len());
+    for h in &fp.hunks {
+        let (start, n) = (
+            usize::try_from(h.mine_start).ok()?,
+            usize::try_from(h.mine_len).ok()?,
+        );
+        // the hunk's first line in the old file: after the lines the hunks
+        // before it replaced
+        let off = start.checked_sub(1)?;
+        if off < next
+            || n != h.mine.len()
+            || usize::try_from(h.their_len).ok()? != h.their.len()
+            || off + n > len
+            || !lines.range(off, n).eq(h.mine.iter().map(Vec::as_slice))
+        {
+            return None;
+        }
+        let a = lines.start(off);
+        let b = if n == 0 {
+            a
+        } else {
+            lines.end(off + n - 1) + 1
+        };
+        let mut with = Vec::with_capacity(h.their.iter().map(|l| l.len() + 1).sum());
+        for l in &h.their {
+            with.extend_from_slice(l);
+            with.push(b'\n');
+        }
+        out.push((a, b, with));
+        next = off + n;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +452,65 @@ mod tests {
         }
         let l = Lines::of_strings(&[b"ab".to_vec(), vec![], b"c".to_vec()]);
         assert_eq!(l.range(0, 3).collect::<Vec<_>>(), [&b"ab"[..], b"", b"c"]);
+    }
+
+    /// An edit made in the old bytes gives the bytes (or the failure) of
+    /// the line rope, for patches that add, drop and change lines at the
+    /// start, in the middle and at the end of a file, in one or several
+    /// hunks, with and without a final line feed.
+    #[test]
+    fn an_edit_in_place_is_the_edit_of_the_rope() {
+        let old: Vec<u8> = (0..40)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let mut unterminated = old.clone();
+        unterminated.pop();
+        let line = |i: usize| format!("line {i}");
+        let hunk = |at: usize, drop: usize, add: &[&str]| {
+            let mut t = format!("@@ -{},{} +{},{} @@\n", at, drop + 2, at, add.len() + 2);
+            t += &format!(" {}\n", line(at - 1));
+            for k in 0..drop {
+                t += &format!("-{}\n", line(at + k));
+            }
+            for a in add {
+                t += &format!("+{a}\n");
+            }
+            t += &format!(" {}\n", line(at + drop));
+            t
+        };
+        // (hunks, whether they are applied in place to the terminated file)
+        let cases = [
+            (vec![hunk(1, 0, &["new"])], true),
+            (vec![hunk(1, 1, &[])], true),
+            (vec![hunk(10, 2, &["x", "y", "z"])], true),
+            (
+                vec![
+                    hunk(3, 1, &["a"]),
+                    hunk(20, 0, &["b", "c"]),
+                    hunk(36, 2, &[]),
+                ],
+                true,
+            ),
+            (vec![hunk(37, 1, &["end"])], true),
+            // out of order, overlapping, not matching
+            (vec![hunk(20, 0, &["b"]), hunk(3, 1, &["a"])], false),
+            (vec![hunk(10, 2, &["x"]), hunk(11, 1, &["y"])], false),
+            (
+                vec![hunk(10, 1, &["x"]).replace("line 10", "line 99")],
+                false,
+            ),
+        ];
+        for (hunks, fast) in cases {
+            let text = format!("--- a/f\n+++ b/f\n{}", hunks.concat());
+            let p = Patch::parse(text.as_bytes()).unwrap();
+            let fp = &p.files[0];
+            for base in [&old, &unterminated] {
+                let want = apply_section(Some(base), fp);
+                let got = apply_section_owned(Some(base.clone()), fp);
+                assert_eq!(got, want, "{text}");
+            }
+            assert_eq!(in_place(&old, fp).is_some(), fast, "{text}");
+            assert_eq!(in_place(&unterminated, fp), None, "{text}");
+        }
     }
 }

@@ -31,7 +31,7 @@ use crate::conex::wire::ocaml_int_of_string;
 mod apply;
 mod overlay;
 
-pub use apply::{apply_section, ApplyFailure};
+pub use apply::{apply_section, apply_section_owned, ApplyFailure};
 pub use overlay::PatchedSource;
 
 /// Why a patch cannot be used.

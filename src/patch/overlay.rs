@@ -1,7 +1,10 @@
 //! The old repository with a patch applied, in memory (a [`Source`] over
 //! the old tree).
 
-use super::{apply_section, name_to_path, FilePatch, GitOnly, Operation, Patch, PatchError};
+use super::{
+    apply_section, apply_section_owned, name_to_path, FilePatch, GitOnly, Operation, Patch,
+    PatchError,
+};
 use crate::conex::resource::{path_to_string, Path as CPath};
 use crate::conex::verify::Source;
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,8 +65,8 @@ impl<'a> PatchedSource<'a> {
                 Err(e) => Err(format!("cannot read the old file {name}: {e}")),
             }
         };
-        let run = |fp: &FilePatch, old: Option<&[u8]>| -> Change {
-            match apply_section(old, fp) {
+        let run = |fp: &FilePatch, old: Option<Vec<u8>>| -> Change {
+            match apply_section_owned(old, fp) {
                 Ok(Some(b)) => Change::Content(b),
                 Ok(None) => Change::Gone,
                 Err(f) => Change::Failed(format!(
@@ -84,7 +87,7 @@ impl<'a> PatchedSource<'a> {
                     (Some(d), _) => match d.op.source() {
                         None => run(d, None),
                         Some(src) => match read_old(src) {
-                            Ok(old) => run(d, old.as_deref()),
+                            Ok(old) => run(d, old),
                             Err(e) => Change::Failed(e),
                         },
                     },

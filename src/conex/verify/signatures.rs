@@ -181,6 +181,9 @@ pub(super) fn wrapper(
     // the wrapper's keys sort as created < data < identifier < sigtype
     let empty = crate::conex::resource::to_be_signed(&WireMap::new(), id, created, alg);
     let head = format!("{{created:{};data:", Wire::Data(created.into()).canonical());
-    let tail = empty.strip_prefix(head.as_str())?.strip_prefix("{}")?.to_string();
+    let tail = empty
+        .strip_prefix(head.as_str())?
+        .strip_prefix("{}")?
+        .to_string();
     Some((head, tail))
 }
