@@ -123,32 +123,106 @@ pub fn store(cache: &Path, state: &State) -> Result<(), StateError> {
     stage(cache, state)?.commit(cache)
 }
 
-/// A state written to a temporary file beside its cache, not yet in its
-/// place: dropped, the file is removed.
+/// A state written beside its cache, not yet in its place: in the spare
+/// file ([`spare_path`]) or, when there is none that can be used, in a new
+/// temporary file (removed if dropped).
 #[derive(Debug)]
-pub struct Staged(tempfile::NamedTempFile);
+pub struct Staged(Written);
 
-/// Writes `state` to a temporary file in the folder of `cache`, readable
-/// and writable by its owner only, for [`Staged::commit`].
+#[derive(Debug)]
+enum Written {
+    Spare(std::fs::File),
+    Temp(tempfile::NamedTempFile),
+}
+
+/// The file beside `cache` that holds the state before the last: the next
+/// state is written over it (its pages are reused, and putting the new
+/// state in place frees none), and the replaced state becomes it.
+pub fn spare_path(cache: &Path) -> Option<std::path::PathBuf> {
+    let mut name = cache.file_name()?.to_os_string();
+    name.push(".spare");
+    Some(cache.with_file_name(name))
+}
+
+/// The spare file of `cache`, opened for writing over, when it is a plain
+/// file of ours that only we can read and write and no one else is writing
+/// (it is locked while it is).
+fn open_spare(cache: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(spare_path(cache)?)
+        .ok()?;
+    let m = f.metadata().ok()?;
+    // SAFETY: geteuid has no preconditions
+    let me = unsafe { libc::geteuid() };
+    if !m.is_file() || m.uid() != me || m.mode() & 0o077 != 0 || m.nlink() != 1 {
+        return None;
+    }
+    // SAFETY: the descriptor is open for the length of the call
+    let locked = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    locked.then_some(f)
+}
+
+/// Writes `state` beside `cache` (over its spare file, or in a new
+/// temporary file in its folder, readable and writable by its owner
+/// only), for [`Staged::commit`].
 pub fn stage(cache: &Path, state: &State) -> Result<Staged, StateError> {
-    use std::io::Write;
+    use std::io::{Seek, Write};
     use std::os::unix::fs::PermissionsExt;
-    let dir = crate::repository::parent_dir(cache);
-    let mut f = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
-    f.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| e.to_string())?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, f.as_file_mut());
+    let mut written = match open_spare(cache) {
+        Some(f) => Written::Spare(f),
+        None => {
+            let dir = crate::repository::parent_dir(cache);
+            let f = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+            f.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| e.to_string())?;
+            Written::Temp(f)
+        }
+    };
+    let file = match &mut written {
+        Written::Spare(f) => f,
+        Written::Temp(f) => f.as_file_mut(),
+    };
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut *file);
     state.write_to(&mut w).map_err(|e| e.to_string())?;
     w.flush().map_err(|e| e.to_string())?;
     drop(w);
-    Ok(Staged(f))
+    // what was longer in the spare goes
+    let len = file.stream_position().map_err(|e| e.to_string())?;
+    file.set_len(len).map_err(|e| e.to_string())?;
+    Ok(Staged(written))
 }
 
 impl Staged {
-    /// Renames the file to `cache` (atomically replacing it).
+    /// Puts the state in place at `cache`, atomically replacing it; the
+    /// replaced state becomes the spare file.
     pub fn commit(self, cache: &Path) -> Result<(), StateError> {
-        self.0.persist(cache).map_err(|e| e.error.to_string())?;
+        let spare = spare_path(cache).ok_or("the cache has no file name")?;
+        let dir = crate::repository::parent_dir(cache);
+        // the old state keeps a name while the new one takes its place
+        let kept = tempfile::Builder::new()
+            .prefix(".arca-state-")
+            .make_in(dir, |p| std::fs::hard_link(cache, p))
+            .ok();
+        let placed = match self.0 {
+            Written::Spare(f) => {
+                let r = std::fs::rename(&spare, cache);
+                drop(f);
+                r
+            }
+            Written::Temp(t) => t.persist(cache).map(|_| ()).map_err(|e| e.error),
+        };
+        if let Err(e) = placed {
+            return Err(e.to_string().into());
+        }
+        if let Some(kept) = kept {
+            // not kept if this fails: the temporary name is removed
+            let _ = kept.persist(&spare);
+        }
         Ok(())
     }
 }

@@ -473,3 +473,68 @@ fn one_large_targets_file_is_matched_with_the_state_in_any_order() {
         }
     }
 }
+
+/// Beside the cache, the state before the last is kept as `FILE.spare`,
+/// and the next state is written over it: after an update the spare holds
+/// the old tree's state (owner-only); a spare that is a symbolic link, or
+/// that others can read, is not written through or over, only replaced;
+/// the verdicts stay those without a cache.
+#[test]
+fn the_spare_file_holds_the_state_before_and_is_never_followed() {
+    use std::os::unix::fs::MetadataExt;
+    let w = setup(7);
+    let cache = w.cdir.join("state");
+    let spare = w.cdir.join("state.spare");
+    full(&w, &w.synth.dir, &cache);
+    let good = std::fs::read(&cache).unwrap();
+    // the first full verification had no state to keep
+    assert!(!spare.exists());
+    let check = |what: &str| {
+        let notes = same_as_without(&w, &w.patch, &cache);
+        assert!(notes[0].contains(": used ("), "{what}: {notes:?}");
+        assert!(notes[1].ends_with(": written"), "{what}: {notes:?}");
+        let m = std::fs::symlink_metadata(&spare).unwrap();
+        assert!(m.file_type().is_file(), "{what}: the spare is a plain file");
+        assert_eq!(m.mode() & 0o777, 0o600, "{what}");
+        assert_eq!(
+            std::fs::read(&spare).unwrap(),
+            good,
+            "{what}: the old state"
+        );
+        assert_state_of_new_tree(&w, &w.patch, &cache);
+        assert_eq!(
+            std::fs::read_dir(&w.cdir).unwrap().count(),
+            2,
+            "{what}: nothing else left in the folder"
+        );
+    };
+    check("no spare yet");
+    // the spare (now the old state) is written over with the new one
+    let after = std::fs::read(&cache).unwrap();
+    std::fs::write(&cache, &good).unwrap();
+    std::fs::write(&spare, b"the state before").unwrap();
+    std::fs::set_permissions(&spare, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    let before = ino(&spare);
+    check("a spare written over");
+    assert_eq!(ino(&cache), before, "the new state is in the spare's file");
+    assert_eq!(std::fs::read(&cache).unwrap(), after);
+    // a link is not followed, an open spare is not used
+    let victim = w.tmp.join("victim");
+    std::fs::write(&victim, b"not a state").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&cache, &good).unwrap();
+    std::fs::remove_file(&spare).unwrap();
+    std::os::unix::fs::symlink(&victim, &spare).unwrap();
+    check("a spare that is a link");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"not a state");
+    std::fs::write(&cache, &good).unwrap();
+    std::fs::set_permissions(&spare, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = ino(&spare);
+    check("a spare others can read");
+    assert_ne!(
+        ino(&cache),
+        before,
+        "not written in a spare others can read"
+    );
+}
