@@ -107,24 +107,42 @@ pub fn verify_patch_cached(
     let sigs = Arc::new(SigCache::new());
     let shown = cache.display();
     let mut notes = Vec::new();
-    // the new state is written to a temporary file while the changed
-    // targets files' signatures are checked, and put in place only if the
-    // update verifies
+    // while the changed targets files' signatures are checked, the new
+    // state is written beside the cache (put in place only if the update
+    // verifies) and conex's rules between the trees are checked
     let fast = loaded.and_then(|st| {
-        crate::verify_cache::verify_from_state_beside(&st, &new, &paths, &opts, sigs.clone(), |s| {
-            crate::verify_cache::stage(cache, s)
-        })
+        crate::verify_cache::verify_from_state_beside(
+            &st,
+            &new,
+            &paths,
+            &opts,
+            sigs.clone(),
+            |s, headers| {
+                rayon::join(
+                    || crate::verify_cache::stage(cache, s),
+                    || {
+                        let mut w = Vec::new();
+                        let r = verify_diffs(&base, &new, &paths, &opts, &mut w, headers);
+                        (r, w)
+                    },
+                )
+            },
+        )
     });
     let (result, warnings, state, staged) = match fast {
-        Ok((f, staged)) => {
+        Ok((f, (staged, (diffs, diff_warnings)))) => {
             notes.push(format!(
                 "verified-state cache {shown}: used ({} path(s) checked again)",
                 f.rechecked
             ));
             let mut warnings = f.warnings;
-            let result = verify_diffs(&base, &new, &paths, &opts, &mut warnings, &f.headers)
-                .map(|()| f.summary);
-            (result, warnings, Some(f.state), Some(staged))
+            warnings.extend(diff_warnings);
+            (
+                diffs.map(|()| f.summary),
+                warnings,
+                Some(f.state),
+                Some(staged),
+            )
         }
         Err(why) => {
             notes.push(format!(

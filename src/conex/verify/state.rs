@@ -944,21 +944,22 @@ pub fn verify_from_state(
     opts: &Options,
     sigs: Arc<SigCache>,
 ) -> Result<Fast, StateError> {
-    verify_from_state_beside(st, new, changed, opts, sigs, |_| ()).map(|(f, ())| f)
+    verify_from_state_beside(st, new, changed, opts, sigs, |_, _| ()).map(|(f, ())| f)
 }
 
-/// [`verify_from_state`], with `beside` given the new tree's state as soon
-/// as it is made, while the signatures of the changed targets files are
-/// still being checked (to write it down meanwhile: it is the new tree's
-/// state only if the verification succeeds); its outcome is returned with
-/// the verification's.
+/// [`verify_from_state`], with `beside` given the new tree's state and the
+/// headers for conex's rules between the trees as soon as they are made,
+/// while the signatures of the changed targets files are still being
+/// checked (to write the state down and check those rules meanwhile: it is
+/// the new tree's state only if the verification succeeds); its outcome
+/// is returned with the verification's.
 pub fn verify_from_state_beside<W: Send>(
     st: &State,
     new: &dyn Source,
     changed: &BTreeSet<CPath>,
     opts: &Options,
     sigs: Arc<SigCache>,
-    beside: impl FnOnce(&State) -> W + Send,
+    beside: impl FnOnce(&State, &KnownHeaders) -> W + Send,
 ) -> Result<(Fast, W), StateError> {
     let mut v = Verifier::new(new, opts.clone()).with_sig_cache(sigs);
     let (root, signers) = v.verify_root().map_err(|_| "the root does not verify")?;
@@ -1102,6 +1103,22 @@ pub fn verify_from_state_beside<W: Send>(
             };
         }
     }
+    // the changed targets files' old and new headers (checked below) and
+    // the new snapshot and timestamp as verified here, for conex's rules
+    // between the trees
+    for (i, _) in &texts {
+        let (old, new) = (&st.targets[*i], &recs[*i]);
+        headers.targets.insert(
+            new.id.clone(),
+            ((old.epoch, old.counter), (new.epoch, new.counter)),
+        );
+    }
+    headers
+        .online
+        .insert(Role::Snapshot, (snap.header.epoch, snap.header.counter));
+    headers
+        .online
+        .insert(Role::Timestamp, (ts.header.epoch, ts.header.counter));
     let mut rc = Recheck {
         changed_ids: &changed_ids,
         changed_data: &changed_data,
@@ -1164,7 +1181,7 @@ pub fn verify_from_state_beside<W: Send>(
                 targets: recs.clone(),
                 paths,
             };
-            let written = beside(&state);
+            let written = beside(&state, &headers);
             Ok((state, written))
         },
     );
@@ -1200,11 +1217,6 @@ pub fn verify_from_state_beside<W: Send>(
                 _ => return Err("a targets file's keys or epoch changed".into()),
             }
             clean(&head.header.name).ok_or("a name with a tab or line break")?;
-            let old = &st.targets[i];
-            headers.targets.insert(
-                id.clone(),
-                ((old.epoch, old.counter), (rec.epoch, rec.counter)),
-            );
         } else {
             let tg = Target {
                 filename: path,
@@ -1228,14 +1240,6 @@ pub fn verify_from_state_beside<W: Send>(
     }
     let (state, written) = passed?;
     let (files, rechecked) = (state.files, rc.rechecked);
-    // the new snapshot and timestamp as verified here, for conex's rules
-    // between the trees
-    headers
-        .online
-        .insert(Role::Snapshot, (snap.header.epoch, snap.header.counter));
-    headers
-        .online
-        .insert(Role::Timestamp, (ts.header.epoch, ts.header.counter));
     let mut seen: BTreeSet<String> = BTreeSet::new();
     seen.extend(recs.iter().map(|r| r.name.clone()));
     let summary = Summary {
