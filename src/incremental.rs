@@ -95,16 +95,22 @@ pub fn verify_patch_cached(
 ) -> std::result::Result<(Verdict, Vec<String>), PatchError> {
     let base = DirSource(old.to_path_buf());
     let parsed = Patch::parse(patch)?;
-    // applying the patch and reading the cache are independent: both at
-    // once (a patch that does not apply is its error either way)
-    let (new, loaded) = rayon::join(
-        || PatchedSource::apply(&base, Some(old), &parsed),
+    let sigs = Arc::new(SigCache::new());
+    // applying the patch (then verifying the new root, timestamp and
+    // snapshot) and reading the cache are independent: both at once (a
+    // patch that does not apply is its error either way)
+    let (applied, loaded) = rayon::join(
+        || {
+            PatchedSource::apply(&base, Some(old), &parsed).map(|new| {
+                let roles = crate::verify_cache::verify_roles(&new, &opts, sigs.clone());
+                (new, roles)
+            })
+        },
         || crate::verify_cache::load(cache, old, &base, &opts),
     );
-    let new = new?;
+    let (new, roles) = applied?;
     let paths = parsed.paths();
     let changed: Vec<String> = paths.iter().map(|p| path_to_string(p)).collect();
-    let sigs = Arc::new(SigCache::new());
     let shown = cache.display();
     let mut notes = Vec::new();
     // while the changed targets files' signatures are checked, the new
@@ -117,6 +123,7 @@ pub fn verify_patch_cached(
             &paths,
             &opts,
             sigs.clone(),
+            roles?,
             |s, headers| {
                 rayon::join(
                     || crate::verify_cache::stage(cache, s),

@@ -944,10 +944,49 @@ pub fn verify_from_state(
     opts: &Options,
     sigs: Arc<SigCache>,
 ) -> Result<Fast, StateError> {
-    verify_from_state_beside(st, new, changed, opts, sigs, |_, _| ()).map(|(f, ())| f)
+    let roles = verify_roles(new, opts, sigs.clone())?;
+    verify_from_state_beside(st, new, changed, opts, sigs, roles, |_, _| ()).map(|(f, ())| f)
 }
 
-/// [`verify_from_state`], with `beside` given the new tree's state and the
+/// The new tree's root, timestamp and snapshot, verified from their bytes:
+/// the first step of [`verify_from_state`], which needs no state (to be
+/// made while the state is read).
+pub struct Roles {
+    root: Root,
+    signers: Vec<String>,
+    ts: Timestamp,
+    snap: Snapshot,
+    warnings: Vec<String>,
+}
+
+/// Verifies the root, timestamp and snapshot of `new` for
+/// [`verify_from_state_beside`].
+pub fn verify_roles(
+    new: &dyn Source,
+    opts: &Options,
+    sigs: Arc<SigCache>,
+) -> Result<Roles, StateError> {
+    let mut v = Verifier::new(new, opts.clone()).with_sig_cache(sigs);
+    let (root, signers) = v.verify_root().map_err(|_| "the root does not verify")?;
+    let ts = v
+        .verify_timestamp(&root)
+        .map_err(|_| "the timestamp does not verify")?
+        .ok_or("no timestamp")?;
+    let snap = v
+        .verify_snapshot(&root, Some(&ts))
+        .map_err(|_| "the snapshot does not verify")?
+        .ok_or("no snapshot")?;
+    Ok(Roles {
+        root,
+        signers,
+        ts,
+        snap,
+        warnings: std::mem::take(&mut v.warnings),
+    })
+}
+
+/// [`verify_from_state`] from the new tree's roles verified by
+/// [`verify_roles`], with `beside` given the new tree's state and the
 /// headers for conex's rules between the trees as soon as they are made,
 /// while the signatures of the changed targets files are still being
 /// checked (to write the state down and check those rules meanwhile: it is
@@ -959,18 +998,18 @@ pub fn verify_from_state_beside<W: Send>(
     changed: &BTreeSet<CPath>,
     opts: &Options,
     sigs: Arc<SigCache>,
+    roles: Roles,
     beside: impl FnOnce(&State, &KnownHeaders) -> W + Send,
 ) -> Result<(Fast, W), StateError> {
     let mut v = Verifier::new(new, opts.clone()).with_sig_cache(sigs);
-    let (root, signers) = v.verify_root().map_err(|_| "the root does not verify")?;
-    let ts = v
-        .verify_timestamp(&root)
-        .map_err(|_| "the timestamp does not verify")?
-        .ok_or("no timestamp")?;
-    let snap = v
-        .verify_snapshot(&root, Some(&ts))
-        .map_err(|_| "the snapshot does not verify")?
-        .ok_or("no snapshot")?;
+    let Roles {
+        root,
+        signers,
+        ts,
+        snap,
+        warnings,
+    } = roles;
+    v.warnings = warnings;
     let expr: &Expr = root
         .roles
         .get(&Role::Maintainer)
