@@ -86,8 +86,7 @@ pub fn load(
         Err(e) => return Err(e.to_string().into()),
     };
     check_ownership(cache, old)?;
-    let text = String::from_utf8(bytes).map_err(|_| "it is not UTF-8")?;
-    let st = State::parse(text)?;
+    let st = State::parse(bytes)?;
     let read = |n: &str| {
         src.read(&[n.to_string()]).map_err(|e| {
             format!(

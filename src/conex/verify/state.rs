@@ -233,8 +233,10 @@ pub struct State {
     files: usize,
     targets: Vec<TargetsRec>,
     /// The path lines (`p\t<path>\t<disk digest>\t<size>\t<entries…>\n`),
-    /// one per path, parsed only where the update touches them.
+    /// one per path, parsed only where the update touches them, from
+    /// `paths_from` on (a state read from a file keeps the file's text).
     paths: String,
+    paths_from: usize,
 }
 
 fn split_path(s: &str) -> CPath {
@@ -367,12 +369,18 @@ impl State {
             files: t.summary.files,
             targets,
             paths: lines,
+            paths_from: 0,
         })
+    }
+
+    /// The path lines.
+    fn paths(&self) -> &str {
+        &self.paths[self.paths_from..]
     }
 
     /// The cache file's bytes.
     pub fn render(&self) -> String {
-        let mut out = Vec::with_capacity(4096 + self.paths.len());
+        let mut out = Vec::with_capacity(4096 + self.paths().len());
         // writing to memory does not fail
         let _ = self.write_to(&mut out);
         String::from_utf8_lossy(&out).into_owned()
@@ -405,31 +413,41 @@ impl State {
             || {
                 let mut h = Sha256::new();
                 h.update(head.as_bytes());
-                h.update(self.paths.as_bytes());
+                h.update(self.paths().as_bytes());
                 format!("end\t{}\n", hex::encode(h.finalize()))
             },
             || {
                 w.write_all(head.as_bytes())?;
-                w.write_all(self.paths.as_bytes())
+                w.write_all(self.paths().as_bytes())
             },
         );
         written?;
         w.write_all(end.as_bytes())
     }
 
-    /// Parses a cache file; `Err` says why it cannot be used.
-    pub fn parse(mut text: String) -> Result<State, StateError> {
-        let body_end = text
-            .trim_end_matches('\n')
-            .rfind('\n')
+    /// Parses a cache file's bytes; `Err` says why it cannot be used.
+    pub fn parse(bytes: Vec<u8>) -> Result<State, StateError> {
+        let trimmed = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'\n').count();
+        let body_end = memchr::memrchr(b'\n', &bytes[..trimmed])
             .map(|i| i + 1)
             .ok_or("it is empty or truncated")?;
+        // its text checked while it is hashed
+        let (head, tail) = bytes.split_at(body_end);
+        let (text, digest) = rayon::join(
+            || std::str::from_utf8(head).is_ok() && std::str::from_utf8(tail).is_ok(),
+            || Sha256::digest(head),
+        );
+        if !text {
+            return Err("it is not UTF-8".into());
+        }
+        // SAFETY: both parts are UTF-8, and they meet at a line feed
+        let text = unsafe { String::from_utf8_unchecked(bytes) };
         let (body, last) = text.split_at(body_end);
         let want = last
             .strip_prefix("end\t")
             .and_then(|l| l.strip_suffix('\n'))
             .ok_or("it is truncated (no end line)")?;
-        if hex::encode(Sha256::digest(body.as_bytes())) != want {
+        if hex::encode(digest) != want {
             return Err("its end line does not match its content (changed or truncated)".into());
         }
         let paths_at = body.find("\np\t").map_or(body.len(), |i| i + 1);
@@ -479,8 +497,8 @@ impl State {
         let (snapshot, timestamp) = (snapshot.to_string(), timestamp.to_string());
         // the path lines stay where they were read, without a copy
         let paths_end = paths_at + paths.len();
+        let mut text = text;
         text.truncate(paths_end);
-        text.drain(..paths_at);
         Ok(State {
             key,
             snapshot,
@@ -491,6 +509,7 @@ impl State {
             files,
             targets,
             paths: text,
+            paths_from: paths_at,
         })
     }
 }
@@ -538,7 +557,7 @@ fn keep(segs: &mut Vec<Seg>, a: usize, b: usize) {
 /// The path lines of `st` with their byte ranges: (start, end, path, the
 /// rest after the path).
 fn path_lines(st: &State) -> impl Iterator<Item = Result<(usize, usize, &str, &str), StateError>> {
-    let text = st.paths.as_str();
+    let text = st.paths();
     let mut from = 0;
     let lines = memchr::memchr_iter(b'\n', text.as_bytes()).map(move |nl| {
         let a = from;
@@ -739,7 +758,7 @@ fn ordered_pass(
     let mut segs = Vec::new();
     let touched = Touched::new(data);
     // a line's path is looked up only for an entry passed over
-    let mut lines = Bloom::new(st.paths.len() / 64);
+    let mut lines = Bloom::new(st.paths().len() / 64);
     for l in path_lines(st) {
         let (a, b, p, rest) = match l {
             Ok(x) => x,
@@ -923,10 +942,10 @@ impl Recheck<'_> {
 /// The new path lines from the pieces: old lines as they were, the paths
 /// checked again where their lines were (new paths at the end).
 fn new_lines(st: &State, segs: Vec<Seg>, rc: &mut Recheck<'_>) -> Result<String, StateError> {
-    let mut out = String::with_capacity(st.paths.len() + 4096);
+    let mut out = String::with_capacity(st.paths().len() + 4096);
     for s in segs {
         match s {
-            Seg::Keep(a, b) => out.push_str(&st.paths[a..b]),
+            Seg::Keep(a, b) => out.push_str(&st.paths()[a..b]),
             Seg::Check(todo) => rc.check(todo, &mut out)?,
         }
     }
@@ -1219,6 +1238,7 @@ pub fn verify_from_state_beside<W: Send>(
                 files: usize::try_from(rc.files).map_err(|_| "file count below zero")?,
                 targets: recs.clone(),
                 paths,
+                paths_from: 0,
             };
             let written = beside(&state, &headers);
             Ok((state, written))
