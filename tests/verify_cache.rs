@@ -430,6 +430,15 @@ fn one_large_targets_file_is_matched_with_the_state_in_any_order() {
             }),
         ),
         (
+            "an entry whose path is no opam file's",
+            false,
+            Box::new(|t| {
+                let mut e = t.targets[5].clone();
+                e.filename = vec!["packages".into(), "README".into()];
+                t.targets.push(e)
+            }),
+        ),
+        (
             "an entry changed",
             false,
             Box::new(|t| t.targets[250].size += 1),

@@ -9,8 +9,8 @@
 
 use super::targets::{check_view, first_bad_path, parse_targets_view};
 use super::{
-    hash_file, FastExpr, FastMap, FastSet, KnownHeaders, Options, ReadView, SigCache, Source,
-    StateError, Summary, VerifiedTree, Verifier,
+    hash_file, valid_opam_path_str, FastExpr, FastMap, FastSet, KnownHeaders, Options, ReadView,
+    SigCache, Source, StateError, Summary, VerifiedTree, Verifier,
 };
 use crate::conex::expr::Expr;
 use crate::conex::key::Digest;
@@ -741,16 +741,26 @@ const MAX_MISSES: usize = 1024;
 /// outcome is [`pass`]'s, with the new paths in file order.
 fn ordered_pass(
     st: &State,
-    i: usize,
+    (i, id): (usize, &str),
     data: &FastSet<String>,
     t: &TargetsView<'_>,
+    opam: Option<&CPath>,
 ) -> Option<Result<Vec<Seg>, StateError>> {
     let es = &t.entries;
-    for e in es {
-        if let Err(x) = check_entry(e.path, t.digests(e)) {
-            return Some(Err(x));
+    // an entry as it was (on a line kept as it is) was checked when the
+    // state was made; the others are checked here, as [`pass`] checks all
+    let check = |p: &str, fresh: &[FreshEntry<'_>]| -> Result<(), StateError> {
+        let ds: Vec<&str> = fresh.iter().map(|x| x.1).collect();
+        check_entry(p, &ds)?;
+        match opam {
+            Some(dd) if !valid_opam_path_str(p, dd) => Err(StateError::from(format!(
+                "targets file {} contains an invalid path {}",
+                crate::conex::shown(id),
+                crate::conex::shown(p)
+            ))),
+            _ => Ok(()),
         }
-    }
+    };
     let ids = BTreeSet::from([i]);
     let mut taken = vec![false; es.len()];
     let (mut cur, mut misses) = (0, 0);
@@ -800,6 +810,11 @@ fn ordered_pass(
                 crate::conex::shown(p)
             ))));
         };
+        if !fresh.is_empty() {
+            if let Err(e) = check(p, &fresh) {
+                return Some(Err(e));
+            }
+        }
         match owned_entries(&fresh) {
             Ok(x) => segs.push(Seg::Check((p.to_string(), r, x))),
             Err(e) => return Some(Err(e)),
@@ -828,6 +843,9 @@ fn ordered_pass(
         }
     }
     for p in order {
+        if let Err(e) = check(p, &rest[p]) {
+            return Some(Err(e));
+        }
         match owned_entries(&rest[p]) {
             Ok(x) => segs.push(Seg::Check((p.to_string(), PathRec::default(), x))),
             Err(e) => return Some(Err(e)),
@@ -1207,25 +1225,31 @@ pub fn verify_from_state_beside<W: Send>(
                 .collect::<Vec<_>>()
         },
         || -> Result<(State, W), StateError> {
-            for ((i, _), (_, r)) in texts.iter().zip(&read) {
-                let r = r.as_ref().map_err(Clone::clone)?;
-                if let Some(bad) = first_bad_path(opts, &root, &r.view) {
-                    return Err(StateError::from(format!(
-                        "targets file {} contains an invalid path {}",
-                        crate::conex::shown(&st.targets[*i].id),
-                        crate::conex::shown(&bad)
-                    )));
-                }
-            }
             let ordered = match (&texts[..], &read[..]) {
-                ([(i, _)], [(_, Ok(r))]) if r.view.entries.len() >= ORDERED_MIN => {
-                    ordered_pass(st, *i, &changed_data, &r.view)
-                }
+                ([(i, _)], [(_, Ok(r))]) if r.view.entries.len() >= ORDERED_MIN => ordered_pass(
+                    st,
+                    (*i, &st.targets[*i].id),
+                    &changed_data,
+                    &r.view,
+                    opts.opam.then_some(&root.datadir),
+                ),
                 _ => None,
             };
             let segs = match ordered {
                 Some(segs) => segs?,
-                None => pass(st, &changed_ids, &changed_data, &texts, &read)?,
+                None => {
+                    for ((i, _), (_, r)) in texts.iter().zip(&read) {
+                        let r = r.as_ref().map_err(Clone::clone)?;
+                        if let Some(bad) = first_bad_path(opts, &root, &r.view) {
+                            return Err(StateError::from(format!(
+                                "targets file {} contains an invalid path {}",
+                                crate::conex::shown(&st.targets[*i].id),
+                                crate::conex::shown(&bad)
+                            )));
+                        }
+                    }
+                    pass(st, &changed_ids, &changed_data, &texts, &read)?
+                }
             };
             let paths = new_lines(st, segs, &mut rc)?;
             let state = State {
