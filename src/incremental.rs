@@ -117,7 +117,7 @@ pub fn verify_patch_cached(
     // state is written beside the cache (put in place only if the update
     // verifies) and conex's rules between the trees are checked
     let fast = loaded.and_then(|st| {
-        crate::verify_cache::verify_from_state_beside(
+        crate::verify_cache::verify_from_state(
             &st,
             &new,
             &paths,
@@ -144,12 +144,7 @@ pub fn verify_patch_cached(
             ));
             let mut warnings = f.warnings;
             warnings.extend(diff_warnings);
-            (
-                diffs.map(|()| f.summary),
-                warnings,
-                Some(f.state),
-                Some(staged),
-            )
+            (diffs.map(|()| f.summary), warnings, None, Some(staged))
         }
         Err(why) => {
             notes.push(format!(

@@ -37,7 +37,7 @@ use std::io;
 use std::path::Path;
 
 pub use crate::conex::verify::state::{
-    verify_from_state, verify_from_state_beside, verify_roles, EpochCounter, Fast, Roles, State,
+    verify_from_state, verify_roles, EpochCounter, Fast, Roles, State,
 };
 
 /// Why a cache file may not be trusted for the repository in `old`, if it

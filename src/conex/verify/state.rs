@@ -526,8 +526,6 @@ pub struct Fast {
     pub state: State,
     /// Number of paths checked again (the others are as verified before).
     pub rechecked: usize,
-    /// The changed targets files' old and new (epoch, counter), by id.
-    pub headers: KnownHeaders,
 }
 
 /// (epoch, counter) of a targets file.
@@ -970,21 +968,6 @@ fn new_lines(st: &State, segs: Vec<Seg>, rc: &mut Recheck<'_>) -> Result<String,
     Ok(out)
 }
 
-/// Verifies the new tree `new` (the old tree plus the files in `changed`)
-/// from the verified state of the old tree. `Err` says why the state
-/// cannot decide (then verify the whole tree): only a clean success is
-/// decided here.
-pub fn verify_from_state(
-    st: &State,
-    new: &dyn Source,
-    changed: &BTreeSet<CPath>,
-    opts: &Options,
-    sigs: Arc<SigCache>,
-) -> Result<Fast, StateError> {
-    let roles = verify_roles(new, opts, sigs.clone())?;
-    verify_from_state_beside(st, new, changed, opts, sigs, roles, |_, _| ()).map(|(f, ())| f)
-}
-
 /// The new tree's root, timestamp and snapshot, verified from their bytes:
 /// the first step of [`verify_from_state`], which needs no state (to be
 /// made while the state is read).
@@ -997,7 +980,7 @@ pub struct Roles {
 }
 
 /// Verifies the root, timestamp and snapshot of `new` for
-/// [`verify_from_state_beside`].
+/// [`verify_from_state`].
 pub fn verify_roles(
     new: &dyn Source,
     opts: &Options,
@@ -1022,14 +1005,17 @@ pub fn verify_roles(
     })
 }
 
-/// [`verify_from_state`] from the new tree's roles verified by
-/// [`verify_roles`], with `beside` given the new tree's state and the
-/// headers for conex's rules between the trees as soon as they are made,
-/// while the signatures of the changed targets files are still being
-/// checked (to write the state down and check those rules meanwhile: it is
-/// the new tree's state only if the verification succeeds); its outcome
-/// is returned with the verification's.
-pub fn verify_from_state_beside<W: Send>(
+/// Verifies the new tree `new` (the old tree plus the files in `changed`)
+/// from the verified state of the old tree and the new tree's roles
+/// verified by [`verify_roles`]. `Err` says why the state cannot decide
+/// (then verify the whole tree): only a clean success is decided here.
+/// `beside` is given the new tree's state and the headers for conex's
+/// rules between the trees as soon as they are made, while the signatures
+/// of the changed targets files are still being checked (to write the
+/// state down and check those rules meanwhile: it is the new tree's state
+/// only if the verification succeeds); its outcome is returned with the
+/// verification's.
+pub fn verify_from_state<W: Send>(
     st: &State,
     new: &dyn Source,
     changed: &BTreeSet<CPath>,
@@ -1343,7 +1329,6 @@ pub fn verify_from_state_beside<W: Send>(
             warnings: std::mem::take(&mut v.warnings),
             state,
             rechecked,
-            headers,
         },
         written,
     ))

@@ -214,29 +214,20 @@ pub(super) fn check_view(
     let head = &read.view.head;
     // a file signed once (a large targets file: its janitor's) has the
     // canonical string written where its signature's bytes are made, not
-    // copied there
+    // copied there; otherwise it is written once for all signatures
     let once = head.signatures.len() == 1;
-    let signed = if once {
-        String::new()
-    } else {
-        read.view.canonical_signed()
+    let signed = std::cell::OnceCell::new();
+    let tbs = |id: &str, created: &str, alg| match super::signatures::wrapper(id, created, alg) {
+        Some((before, after)) if once => {
+            let mut s = read.view.canonical_signed_between(&before, after.len());
+            s.push_str(&after);
+            s
+        }
+        _ => {
+            let signed = signed.get_or_init(|| read.view.canonical_signed());
+            super::signatures::wrap_signed(head, signed, id, created, alg)
+        }
     };
-    let tbs =
-        |id: &str, created: &str, alg| match (once, super::signatures::wrapper(id, created, alg)) {
-            (true, Some((before, after))) => {
-                let mut s = read.view.canonical_signed_between(&before, after.len());
-                s.push_str(&after);
-                s
-            }
-            (true, None) => super::signatures::wrap_signed(
-                head,
-                &read.view.canonical_signed(),
-                id,
-                created,
-                alg,
-            ),
-            (false, _) => super::signatures::wrap_signed(head, &signed, id, created, alg),
-        };
     let r = super::read::check_name(head, id).and_then(|()| {
         check_loaded(
             head,
