@@ -522,8 +522,6 @@ pub struct Fast {
     /// Warnings, as full verification of the new tree would give them
     /// (then conex's rules between the trees add theirs).
     pub warnings: Vec<String>,
-    /// The verified state of the new tree.
-    pub state: State,
     /// Number of paths checked again (the others are as verified before).
     pub rechecked: usize,
 }
@@ -751,11 +749,7 @@ fn ordered_pass(
         let ds: Vec<&str> = fresh.iter().map(|x| x.1).collect();
         check_entry(p, &ds)?;
         match opam {
-            Some(dd) if !valid_opam_path_str(p, dd) => Err(StateError::from(format!(
-                "targets file {} contains an invalid path {}",
-                crate::conex::shown(id),
-                crate::conex::shown(p)
-            ))),
+            Some(dd) if !valid_opam_path_str(p, dd) => Err(invalid_path(id, p)),
             _ => Ok(()),
         }
     };
@@ -851,6 +845,15 @@ fn ordered_pass(
     }
     add_unnamed(&mut segs, data);
     Some(Ok(segs))
+}
+
+/// Why targets file `id` does not verify: it lists `path`, no opam path.
+fn invalid_path(id: &str, path: &str) -> StateError {
+    StateError::from(format!(
+        "targets file {} contains an invalid path {}",
+        crate::conex::shown(id),
+        crate::conex::shown(path)
+    ))
 }
 
 /// A targets file this large is matched with the path lines in order
@@ -1227,11 +1230,7 @@ pub fn verify_from_state<W: Send>(
                     for ((i, _), (_, r)) in texts.iter().zip(&read) {
                         let r = r.as_ref().map_err(Clone::clone)?;
                         if let Some(bad) = first_bad_path(opts, &root, &r.view) {
-                            return Err(StateError::from(format!(
-                                "targets file {} contains an invalid path {}",
-                                crate::conex::shown(&st.targets[*i].id),
-                                crate::conex::shown(&bad)
-                            )));
+                            return Err(invalid_path(&st.targets[*i].id, &bad));
                         }
                     }
                     pass(st, &changed_ids, &changed_data, &texts, &read)?
@@ -1327,7 +1326,6 @@ pub fn verify_from_state<W: Send>(
         Fast {
             summary,
             warnings: std::mem::take(&mut v.warnings),
-            state,
             rechecked,
         },
         written,
