@@ -42,7 +42,7 @@ mod synth;
 use arca::conex::expr::{Expr, KeyRef};
 use arca::conex::resource::Resource;
 use arca::conex::verify::{
-    hash_file, sha256_reader, DirHandle, DirSource, Options, Source, Verifier,
+    hash_file, sha256_reader, DirHandle, DirSource, Listed, Options, Source, Verifier,
 };
 use arca::conex::{PublicKey, Role, Root, SigAlg, Snapshot, Targets, Timestamp};
 use arca::keys::file::{FileLocation, FileSigner};
@@ -268,15 +268,10 @@ fn floor_walk(d: std::io::Result<DirHandle>, read: bool) -> (usize, u64) {
     let d = &d;
     items
         .into_par_iter()
-        .map(|(name, is_dir)| {
-            if is_dir {
-                floor_walk(d.subdir(&name), read)
-            } else if read {
-                let mut f = d.open_file(&name).expect("open");
-                (1, sha256_reader(&mut f).expect("read").1)
-            } else {
-                (1, 0)
-            }
+        .map(|(name, listed)| match listed {
+            Listed::Dir => floor_walk(d.subdir(&name), read),
+            Listed::File { linked } if read => (1, d.sha256_file(&name, linked).expect("read").1),
+            Listed::File { .. } => (1, 0),
         })
         .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }

@@ -3,7 +3,7 @@
 //! path-based `list` and `open` do: the same entries in the same order,
 //! the same errors with the same messages, the same bytes.
 
-use arca::conex::verify::{hash_reader, DirSource, Source};
+use arca::conex::verify::{hash_reader, sha256_reader, DirSource, Listed, Source};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
@@ -29,24 +29,35 @@ fn same(src: &DirSource, path: &[&str]) -> String {
         .open_dir(&path)
         .expect("a directory source walks by handles");
     let a = show(by_path.as_ref().map(|v| v.clone()).map_err(dup));
-    let b = show(h.as_mut().map_err(|e| dup(e)).and_then(|d| d.list()));
+    let listed = h.as_mut().map_err(|e| dup(e)).and_then(|d| d.list());
+    let b = show(listed.as_ref().map(|v| dirs(v)).map_err(dup));
     assert_eq!(a, b, "listing {path:?}");
-    if let (Ok(items), Ok(d)) = (by_path, h.as_ref()) {
-        for (name, is_dir) in items {
+    if let (Ok(items), Ok(d)) = (listed, h.as_ref()) {
+        for (name, listed) in items {
             let mut p = path.clone();
             p.push(name.clone());
-            if is_dir {
-                let x = show(src.list(&p));
-                let y = show(d.subdir(&name).and_then(|mut s| s.list()));
-                assert_eq!(x, y, "listing {p:?}");
-            } else {
-                let x = show(src.open(&p).and_then(|mut r| hash_reader(&mut r)));
-                let y = show(d.open_file(&name).and_then(|mut f| hash_reader(&mut f)));
-                assert_eq!(x, y, "reading {p:?}");
+            match listed {
+                Listed::Dir => {
+                    let x = show(src.list(&p));
+                    let y = show(d.subdir(&name).and_then(|mut s| s.list()).map(|v| dirs(&v)));
+                    assert_eq!(x, y, "listing {p:?}");
+                }
+                Listed::File { linked } => {
+                    let x = show(src.open(&p).and_then(|mut r| sha256_reader(&mut r)));
+                    let y = show(d.sha256_file(&name, linked));
+                    assert_eq!(x, y, "reading {p:?}");
+                    let link = std::fs::symlink_metadata(src.0.join(p.join("/"))).unwrap();
+                    assert_eq!(linked, link.is_symlink(), "{p:?}");
+                }
             }
         }
     }
     a
+}
+
+/// A listing by handles as `DirSource::list` gives it: (name, is_dir).
+fn dirs(v: &[(String, Listed)]) -> Vec<(String, bool)> {
+    v.iter().map(|(n, l)| (n.clone(), l.is_dir())).collect()
 }
 
 #[test]
@@ -97,15 +108,62 @@ fn handles_list_and_open_what_paths_do() {
     // not there, not a directory
     assert!(same(&src, &["nowhere"]).contains("No such file or directory"));
     assert!(same(&src, &["ok", "opam"]).contains("Not a directory"));
-    // a file replaced by a FIFO after the listing: refused, not waited for
+    // a file reached by a link that became a FIFO after the listing:
+    // refused before it is read, as by path
     let h = src.open_dir(&["fifo".to_string()]).unwrap().unwrap();
-    let e = h.open_file("f").unwrap_err();
+    let e = h.sha256_file("f", true).unwrap_err();
     assert_eq!(e.to_string(), "not a regular file");
     let e2 = src
         .open(&["fifo".to_string(), "f".to_string()])
         .err()
         .unwrap();
     assert_eq!(e.to_string(), e2.to_string());
+    // a regular file that became a FIFO after the listing: not waited for
+    // (no writer: it reads as empty, which matches no signed digest of a
+    // non-empty file), and refused once a writer fills the buffer
+    assert_eq!(
+        show(h.sha256_file("f", false)),
+        show(sha256_reader(&mut std::io::empty()))
+    );
+    let fifo = d.join("fifo/f");
+    // a reader held open, so that the writer never gets SIGPIPE
+    let held = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap()
+    };
+    let mut writer = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec head -c 200000 /dev/zero > {}",
+            fifo.display()
+        ))
+        .spawn()
+        .unwrap();
+    let mut tries = 0;
+    let e = loop {
+        // until the writer has filled the FIFO's buffer
+        match h.sha256_file("f", false) {
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => break e,
+            _ if tries < 1000 => std::thread::sleep(std::time::Duration::from_millis(10)),
+            r => panic!("the FIFO was read as {}", show(r)),
+        }
+        tries += 1;
+    };
+    assert_eq!(e.to_string(), "not a regular file");
+    let _ = writer.kill();
+    let _ = writer.wait();
+    drop(held);
+    // a regular file that became a link after the listing: not followed
+    std::fs::remove_file(d.join("ok/opam")).unwrap();
+    std::os::unix::fs::symlink("sub/file", d.join("ok/opam")).unwrap();
+    let h = src.open_dir(&["ok".to_string()]).unwrap().unwrap();
+    let e = h.sha256_file("opam", false).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+    assert!(h.sha256_file("opam", true).is_ok());
 }
 
 #[test]

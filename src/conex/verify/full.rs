@@ -180,13 +180,11 @@ fn walk_dir(dir: io::Result<DirHandle>, prefix: &str) -> Vec<Walked> {
     let dir = &dir;
     items
         .into_par_iter()
-        .flat_map_iter(|(name, is_dir)| {
+        .flat_map_iter(|(name, listed)| {
             let p = join(prefix, &name);
-            if is_dir {
-                walk_dir(dir.subdir(&name), &p)
-            } else {
-                let h = dir.open_file(&name).and_then(|mut f| sha256_reader(&mut f));
-                vec![walked(p, h)]
+            match listed {
+                Listed::Dir => walk_dir(dir.subdir(&name), &p),
+                Listed::File { linked } => vec![walked(p, dir.sha256_file(&name, linked))],
             }
         })
         .collect()

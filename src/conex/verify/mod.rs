@@ -39,7 +39,9 @@ pub use incremental::{verify_diffs, KnownHeaders};
 use packed::Checked;
 pub use read::{parse_resource, read_resource};
 pub use signatures::{valid_signatures, valid_signatures_cached, valid_signatures_over, SigCache};
-pub use source::{hash_file, hash_reader, sha256_reader, DirHandle, DirSource, MemSource, Source};
+pub use source::{
+    hash_file, hash_reader, sha256_reader, DirHandle, DirSource, Listed, MemSource, Source,
+};
 use targets::{check_view, read_targets_view, Loader};
 pub use targets::{FastExpr, ReadView};
 

@@ -140,10 +140,10 @@ impl DirHandle {
         DirHandle::open(self.0.fd()?, name)
     }
 
-    /// Lists the directory once: (name, is_dir), in the order the file
-    /// system returns them; anything but a regular file or a directory
-    /// (after following a symbolic link) makes the listing fail.
-    pub fn list(&mut self) -> io::Result<Vec<(String, bool)>> {
+    /// Lists the directory once, in the order the file system returns
+    /// the entries; anything but a regular file or a directory (after
+    /// following a symbolic link) makes the listing fail.
+    pub fn list(&mut self) -> io::Result<Vec<(String, Listed)>> {
         use rustix::fs::FileType;
         use std::os::unix::ffi::OsStrExt;
         let mut out = Vec::new();
@@ -162,20 +162,20 @@ impl DirHandle {
                         format!("file name {n:?} is not UTF-8"),
                     )
                 })?;
-            let ft = match e.file_type() {
+            let (ft, linked) = match e.file_type() {
                 FileType::Symlink | FileType::Unknown => {
                     let st = rustix::fs::statat(
                         self.0.fd()?,
                         e.file_name(),
                         rustix::fs::AtFlags::empty(),
                     )?;
-                    FileType::from_raw_mode(st.st_mode)
+                    (FileType::from_raw_mode(st.st_mode), true)
                 }
-                ft => ft,
+                ft => (ft, false),
             };
-            let is_dir = match ft {
-                FileType::Directory => true,
-                FileType::RegularFile => false,
+            let listed = match ft {
+                FileType::Directory => Listed::Dir,
+                FileType::RegularFile => Listed::File { linked },
                 _ => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -183,28 +183,93 @@ impl DirHandle {
                     ))
                 }
             };
-            out.push((name, is_dir));
+            out.push((name, listed));
         }
         Ok(out)
     }
 
-    /// Opens the regular file `name` as [`DirSource::open`] does.
-    pub fn open_file(&self, name: &str) -> io::Result<std::fs::File> {
+    /// Opens `name`, never blocking (`O_NONBLOCK`: a FIFO does not wait
+    /// for a writer), following a symbolic link only when `linked`.
+    fn open_listed(&self, name: &str, linked: bool) -> io::Result<std::fs::File> {
         use rustix::fs::{Mode, OFlags};
-        let fd = rustix::fs::openat(
-            self.0.fd()?,
-            name,
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let f = std::fs::File::from(fd);
-        if !f.metadata()?.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "not a regular file",
-            ));
+        let mut flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        if !linked {
+            flags |= OFlags::NOFOLLOW;
         }
-        Ok(f)
+        let fd = rustix::fs::openat(self.0.fd()?, name, flags, Mode::empty())?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// The SHA-256 and size of the file `name` that [`Self::list`] listed
+    /// as a regular file (`linked`: by way of a symbolic link).
+    ///
+    /// A file the listing saw as a regular file itself is opened without
+    /// following a link, and its type is asked for only when it is longer
+    /// than the read buffer: a regular file's read returns less than asked
+    /// only at its end, so most files take one open, one read and one
+    /// close. Whatever replaced such a file after the listing cannot make
+    /// the read wait or go on for ever: a link is not followed, a FIFO is
+    /// opened without blocking and, once it fills the buffer, refused as
+    /// not a regular file (devices cannot be made without privileges). A
+    /// file reached by way of a link is checked before it is read.
+    pub fn sha256_file(&self, name: &str, linked: bool) -> io::Result<([u8; 32], u64)> {
+        let mut f = self.open_listed(name, linked)?;
+        if linked {
+            check_regular(&f)?;
+        }
+        with_buffer(|buf| {
+            let mut h = Sha256::new();
+            let mut size = 0u64;
+            let mut checked = linked;
+            loop {
+                let n = match f.read(buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                h.update(&buf[..n]);
+                size += n as u64;
+                if n < buf.len() {
+                    break;
+                }
+                if !checked {
+                    check_regular(&f)?;
+                    checked = true;
+                }
+            }
+            Ok((h.finalize().into(), size))
+        })
+    }
+}
+
+/// What a directory listing says an entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listed {
+    /// A directory (or a link to one).
+    Dir,
+    /// A regular file; `linked`: by way of a symbolic link.
+    File {
+        /// Reached by way of a symbolic link.
+        linked: bool,
+    },
+}
+
+impl Listed {
+    /// Whether the entry is a directory.
+    pub fn is_dir(self) -> bool {
+        self == Listed::Dir
+    }
+}
+
+/// Refuses a file that is not a regular file.
+fn check_regular(f: &std::fs::File) -> io::Result<()> {
+    if f.metadata()?.is_file() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ))
     }
 }
 
@@ -217,12 +282,7 @@ fn open_regular(p: &std::path::Path) -> io::Result<std::fs::File> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(p)?;
-    if !f.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
+    check_regular(&f)?;
     Ok(f)
 }
 
@@ -241,6 +301,11 @@ pub fn hash_reader(r: &mut dyn Read) -> io::Result<(Digest, u64)> {
 /// The raw SHA-256 and size of everything `r` yields, read through one
 /// buffer per thread.
 pub fn sha256_reader(r: &mut dyn Read) -> io::Result<([u8; 32], u64)> {
+    with_buffer(|buf| hash_with(r, buf))
+}
+
+/// Runs `f` with this thread's read buffer (32 KiB).
+fn with_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
     thread_local! {
         /// One read buffer per thread: a walk hashes thousands of small
         /// files, and zeroing a fresh buffer for each cost more than
@@ -252,9 +317,9 @@ pub fn sha256_reader(r: &mut dyn Read) -> io::Result<([u8; 32], u64)> {
             if buf.is_empty() {
                 buf.resize(32 * 1024, 0);
             }
-            hash_with(r, &mut buf)
+            f(&mut buf)
         }
-        Err(_) => hash_with(r, &mut vec![0u8; 32 * 1024]),
+        Err(_) => f(&mut vec![0u8; 32 * 1024]),
     })
 }
 
