@@ -41,9 +41,7 @@ mod synth;
 
 use arca::conex::expr::{Expr, KeyRef};
 use arca::conex::resource::Resource;
-use arca::conex::verify::{
-    hash_file, sha256_reader, DirHandle, DirSource, Listed, Options, Source, Verifier,
-};
+use arca::conex::verify::{hash_file, DirHandle, DirSource, Listed, Options, Source, Verifier};
 use arca::conex::{PublicKey, Role, Root, SigAlg, Snapshot, Targets, Timestamp};
 use arca::keys::file::{FileLocation, FileSigner};
 use arca::keys::{KeySpec, Signer};

@@ -3,7 +3,7 @@
 //! path-based `list` and `open` do: the same entries in the same order,
 //! the same errors with the same messages, the same bytes.
 
-use arca::conex::verify::{hash_reader, sha256_reader, DirSource, Listed, Source};
+use arca::conex::verify::{sha256_reader, DirSource, Listed, Source};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
