@@ -199,6 +199,28 @@ fn stale_truncated_tampered_or_foreign_caches_are_not_trusted() {
         &same_as_without(&w, &w.patch, &cache),
         "does not match its content",
     );
+    // the version before (a SHA-256 end line) is still read; this
+    // version's first line with that end line is not
+    let body = &text[..text.rfind("end\t").unwrap()];
+    let v1 = body.replacen("arca verified state\t2\n", "arca verified state\t1\n", 1);
+    assert_ne!(v1, body, "the state is written as version 2");
+    let sha = |b: &str| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b.as_bytes()))
+    };
+    put(format!("{v1}end\t{}\n", sha(&v1)).as_bytes());
+    let notes = same_as_without(&w, &w.patch, &cache);
+    assert!(notes[0].contains(": used ("), "{notes:?}");
+    put(format!("{body}end\t{}\n", sha(body)).as_bytes());
+    not_used(
+        &same_as_without(&w, &w.patch, &cache),
+        "does not match its content",
+    );
+    put(format!("{v1}end\t{}\n", blake3::hash(v1.as_bytes()).to_hex()).as_bytes());
+    not_used(
+        &same_as_without(&w, &w.patch, &cache),
+        "does not match its content",
+    );
     // stale: the state of another repository (its own end line is right)
     let other = setup(8);
     let ocache = other.tmp.join("state");

@@ -39,6 +39,9 @@ pub(super) fn verify_anchors(v: &[String]) -> Result<BTreeSet<Digest>> {
 }
 
 pub(super) fn verify_cmd(a: VerifyArgs) -> Result<()> {
+    // the thread pool starts while the arguments are checked and the
+    // first files read (its threads are needed within milliseconds)
+    rayon::spawn(|| ());
     let now = match &a.now {
         Some(t) => parse_time(t)
             .ok_or_else(|| ArcaError::Input(format!("--now {t:?}: not an RFC 3339 time")))?,
