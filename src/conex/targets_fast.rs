@@ -43,10 +43,129 @@ fn is_ichar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
 }
 
-struct P<'a> {
+struct P<'a, 'b> {
     t: &'a str,
     s: &'a [u8],
     i: usize,
+    /// The end of the `targets` list, read from a later entry on the side.
+    tail: Option<&'b Tail<'a>>,
+}
+
+/// Files at least this long are read in two parts at once.
+const SPLIT_MIN: usize = 1 << 20;
+
+/// The entries of a `targets` list from position `at` on, read on another
+/// thread while the file is read up to there. `at` is a guess at where an
+/// entry starts (after `]`, blanks, `[`, blanks, `[`); it is used only if
+/// the reading from the start arrives there between two entries of the
+/// list — then what follows is read exactly as that reading would have
+/// read it — and ignored otherwise.
+struct Tail<'a> {
+    at: usize,
+    /// Taken by whichever reads the part: the thread on the side, or the
+    /// reading from the start when it arrives first.
+    claimed: std::sync::atomic::AtomicBool,
+    done: std::sync::Mutex<Option<Option<Rest<'a>>>>,
+    ready: std::sync::Condvar,
+}
+
+/// The entries of the end of a `targets` list, their digests (ranges from
+/// 0) and the position after the list.
+struct Rest<'a> {
+    entries: Vec<EntryRef<'a>>,
+    digests: Vec<&'a str>,
+    end: usize,
+}
+
+impl<'a> Tail<'a> {
+    /// Where to read the end of a large file's `targets` list from: the
+    /// first entry start after ~70% of the text (the other thread usually
+    /// hashes the file first).
+    fn guess(text: &str) -> Option<usize> {
+        let s = text.as_bytes();
+        let from = s.len() / 10 * 7;
+        let window = s.get(from..(from + (1 << 16)).min(s.len()))?;
+        let blank = |c: &u8| matches!(c, b' ' | b'\t' | b'\n');
+        let mut k = 0;
+        while let Some(j) = memchr::memchr(b']', &window[k..]) {
+            let at = k + j + 1;
+            let mut i = at;
+            let skip = |i: &mut usize| {
+                while window.get(*i).is_some_and(blank) {
+                    *i += 1;
+                }
+            };
+            skip(&mut i);
+            if window.get(i) == Some(&b'[') {
+                let start = i;
+                i += 1;
+                skip(&mut i);
+                if window.get(i) == Some(&b'[') {
+                    return Some(from + start);
+                }
+            }
+            k = at;
+        }
+        None
+    }
+
+    fn new(at: usize) -> Tail<'a> {
+        Tail {
+            at,
+            claimed: false.into(),
+            done: std::sync::Mutex::new(None),
+            ready: std::sync::Condvar::new(),
+        }
+    }
+
+    fn claim(&self) -> bool {
+        !self.claimed.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    fn read(&self, text: &'a str) -> Option<Rest<'a>> {
+        P {
+            t: text,
+            s: text.as_bytes(),
+            i: self.at,
+            tail: None,
+        }
+        .rest_of_targets()
+    }
+
+    /// On the side: reads the part unless the reading from the start took
+    /// it.
+    fn run(&self, text: &'a str) {
+        /// Says the part is done even if reading it panics (the reading
+        /// from the start then reads it itself), so that nothing waits for
+        /// ever.
+        struct Done<'t, 'a>(&'t Tail<'a>, Option<Rest<'a>>);
+        impl Drop for Done<'_, '_> {
+            fn drop(&mut self) {
+                let mut d = self.0.done.lock().unwrap_or_else(|p| p.into_inner());
+                *d = Some(self.1.take());
+                self.0.ready.notify_all();
+            }
+        }
+        if self.claim() {
+            let mut done = Done(self, None);
+            done.1 = self.read(text);
+        }
+    }
+
+    /// From the start, arrived at `at`: the part, read here if the side
+    /// has not begun it, else waited for.
+    fn take(&self, text: &'a str) -> Option<Rest<'a>> {
+        if self.claim() {
+            return self.read(text);
+        }
+        let mut d = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(r) = d.take() {
+                return r;
+            }
+            d = self.ready.wait(d).unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
 
 /// What a word (a run of identifier characters) is.
@@ -55,7 +174,7 @@ enum Word<'a> {
     Int(i64),
 }
 
-impl<'a> P<'a> {
+impl<'a> P<'a, '_> {
     fn ws(&mut self) {
         loop {
             // runs of spaces (indentation) eight at a time
@@ -260,10 +379,39 @@ impl<'a> P<'a> {
         self.open()?;
         let mut out = Vec::new();
         while !self.close() {
+            if let Some(tail) = self.tail.filter(|t| t.at == self.i) {
+                // the rest of the list as read from here on the side, if
+                // it could be (else it is read here, as it would have been)
+                if let Some(rest) = tail.take(self.t) {
+                    out.extend(rest.entries.into_iter().map(|mut e| {
+                        e.shift(digests.len());
+                        e
+                    }));
+                    digests.extend(rest.digests);
+                    self.i = rest.end;
+                    return Some(out);
+                }
+            }
             self.open()?;
             out.push(self.target(digests)?);
         }
         Some(out)
+    }
+
+    /// The entries from the cursor to the end of the `targets` list (read
+    /// as [`Self::targets`] reads them from there), and the position after
+    /// the list.
+    fn rest_of_targets(&mut self) -> Option<Rest<'a>> {
+        let (mut entries, mut digests) = (Vec::new(), Vec::new());
+        while !self.close() {
+            self.open()?;
+            entries.push(self.target(&mut digests)?);
+        }
+        Some(Rest {
+            entries,
+            digests,
+            end: self.i,
+        })
     }
 
     /// The `signed` map: its small fields decoded to wire values, the
@@ -346,6 +494,14 @@ pub struct EntryRef<'a> {
     pub size: u64,
 }
 
+impl EntryRef<'_> {
+    /// Moves the digest range by `n` (entries read apart, then joined).
+    fn shift(&mut self, n: usize) {
+        let n = n as u32;
+        self.digests = self.digests.start + n..self.digests.end + n;
+    }
+}
+
 /// A targets file read in place: everything but the entries decoded as
 /// the general path decodes it (`head`, whose `targets` is empty), the
 /// entries borrowed from the file's text.
@@ -425,10 +581,26 @@ impl<'a> TargetsView<'a> {
 /// general parser must decide (see the module documentation). On success,
 /// the view and the warnings the general path gives for the file.
 pub fn parse_view(text: &str) -> Option<(TargetsView<'_>, Vec<String>)> {
+    // a large file: the end of its entries read on the side
+    if text.len() >= SPLIT_MIN {
+        if let Some(at) = Tail::guess(text) {
+            let tail = Tail::new(at);
+            let (r, ()) = rayon::join(|| parse_view_with(text, Some(&tail)), || tail.run(text));
+            return r;
+        }
+    }
+    parse_view_with(text, None)
+}
+
+fn parse_view_with<'a>(
+    text: &'a str,
+    tail: Option<&Tail<'a>>,
+) -> Option<(TargetsView<'a>, Vec<String>)> {
     let mut p = P {
         t: text,
         s: text.as_bytes(),
         i: 0,
+        tail,
     };
     let mut digests = Vec::new();
     let (mut signed, mut sigs) = (None, None);
@@ -616,4 +788,112 @@ fn push_hex(out: &mut String, mut n: u64) {
     }
     out.push_str("0x");
     out.extend(buf[i..].iter().map(|&b| b as char));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A targets file in conex's layout with `n` entries (every third one
+    /// with its fields in another order); entry `bad` has a size conex
+    /// would not read.
+    fn file(n: usize, bad: Option<usize>) -> String {
+        let mut s = String::from(
+            "signed: [\n  [version 0]\n  [valid maintainer]\n  [typ targets]\n  [\n    targets\n    [\n",
+        );
+        for i in 0..n {
+            let size = if bad == Some(i) {
+                "3C8".to_string()
+            } else {
+                format!("0x{:X}", 100 + i)
+            };
+            let size = format!("        [size {size}]\n");
+            let name = format!("        [filename \"packages/p{i}/p{i}.1/opam\"]\n");
+            let digest = format!(
+                "        [\n          digest\n          [\n            \"sha256={:064x}\"\n          ]\n        ]\n",
+                i
+            );
+            s.push_str("      [\n");
+            if i % 3 == 0 {
+                s.push_str(&name);
+                s.push_str(&digest);
+                s.push_str(&size);
+            } else {
+                s.push_str(&size);
+                s.push_str(&name);
+                s.push_str(&digest);
+            }
+            s.push_str("      ]\n");
+        }
+        s.push_str(
+            "    ]\n  ]\n  [name \"maintainer\"]\n  [\n    keys\n    [\n      [\n        maintainer\n        \"2026-01-01T00:00:00Z\"\n        \"ed25519=wSR8wrkSEL+nTKI6qnjCjnxbOexKifyL3/JwaALH8X0=\"\n      ]\n    ]\n  ]\n  [epoch 0x0]\n  [delegations []]\n  [created \"2026-01-01T00:00:00Z\"]\n  [counter 0x1]\n]\nsignatures: [\n]\n",
+        );
+        s
+    }
+
+    fn show(r: Option<(TargetsView<'_>, Vec<String>)>) -> String {
+        format!("{r:?}")
+    }
+
+    /// Reading the end of the list from any position, before or after the
+    /// reading from the start gets there, gives what reading it in one
+    /// go gives; the part read apart is used exactly when the reading from
+    /// the start arrives at its position between two entries.
+    #[test]
+    fn a_list_read_in_two_parts_is_the_list_read_at_once() {
+        for bad in [None, Some(2), Some(7), Some(29)] {
+            let text = file(30, bad);
+            let whole = show(parse_view_with(&text, None));
+            assert_eq!(whole.starts_with("Some("), bad.is_none(), "{whole}");
+            // the entry starts (the keys list has lines like theirs)
+            let list_end = text.find("\n    ]\n  ]\n  [name").unwrap();
+            let starts: Vec<usize> = text[..list_end]
+                .match_indices("\n      [\n")
+                .map(|(i, _)| i + 7)
+                .collect();
+            let first = starts[0];
+            let mut used = 0;
+            for at in (0..first + 40)
+                .chain(starts[4] - 20..starts[6] + 5)
+                .chain(text.len() - 400..text.len() + 2)
+            {
+                for side_first in [false, true] {
+                    let tail = Tail::new(at);
+                    if side_first {
+                        tail.run(&text);
+                    }
+                    let got = show(parse_view_with(&text, Some(&tail)));
+                    assert_eq!(got, whole, "at {at}, bad {bad:?}, side first {side_first}");
+                    if !side_first {
+                        let arrived = tail.claimed.load(std::sync::atomic::Ordering::Acquire);
+                        let between = starts.contains(&at);
+                        assert!(
+                            arrived == between || bad.is_some_and(|b| at > starts[b]),
+                            "at {at}"
+                        );
+                        used += usize::from(arrived);
+                    }
+                }
+            }
+            if bad.is_none() {
+                assert!(used >= 3, "{used}");
+            }
+        }
+    }
+
+    /// A large file is read in two parts at once, with the same outcome.
+    #[test]
+    fn a_large_file_is_read_in_two_parts_at_once() {
+        let n = 5_000;
+        for bad in [None, Some(n / 5), Some(n - 2)] {
+            let text = file(n, bad);
+            assert!(text.len() >= SPLIT_MIN, "{}", text.len());
+            let at = Tail::guess(&text).expect("an entry start");
+            assert!(text[..at].ends_with("]\n      ") && text[at..].starts_with("[\n        ["));
+            let whole = show(parse_view_with(&text, None));
+            for _ in 0..20 {
+                assert_eq!(show(parse_view(&text)), whole);
+            }
+        }
+    }
 }
