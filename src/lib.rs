@@ -25,6 +25,7 @@
 //! [`cli::run`].
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod bundle;
 pub mod conex;
 pub mod error;
@@ -40,3 +41,6 @@ pub mod operator;
 pub mod patch;
 pub mod status;
 pub mod verify_cache;
+
+#[global_allocator]
+static ALLOC: alloc::Alloc = alloc::Alloc;
