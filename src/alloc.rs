@@ -178,13 +178,16 @@ mod tests {
                 // freed with the layout it has
                 unsafe {
                     let z = a.alloc_zeroed(l);
-                    assert!(!z.is_null() && z as usize % align == 0);
+                    assert!(!z.is_null() && (z as usize).is_multiple_of(align));
                     for i in (0..n).step_by(4093) {
                         assert_eq!(*z.add(i), 0);
                     }
                     a.dealloc(z, l);
                     let p = a.alloc(l);
-                    assert!(!p.is_null() && p as usize % align == 0, "{n} {align}");
+                    assert!(
+                        !p.is_null() && (p as usize).is_multiple_of(align),
+                        "{n} {align}"
+                    );
                     if is_big(&l) {
                         assert_eq!(p as usize % BIG, 0, "a mapped block is 2 MiB aligned");
                     }
@@ -193,7 +196,10 @@ mod tests {
                     let mut cur = (p, l);
                     for &m in sizes.iter().rev().chain(&sizes) {
                         let q = a.realloc(cur.0, cur.1, m);
-                        assert!(!q.is_null() && q as usize % align == 0, "{n}->{m} {align}");
+                        assert!(
+                            !q.is_null() && (q as usize).is_multiple_of(align),
+                            "{n}->{m} {align}"
+                        );
                         let kept = cur.1.size().min(m);
                         check(q, kept, 3);
                         fill(q, m, 3);
