@@ -24,9 +24,21 @@ fn is_big(l: &Layout) -> bool {
     l.size() >= BIG && l.align() <= BIG
 }
 
-/// The length of the mapping that holds `size` bytes.
+/// The length of the mapping that holds `size` bytes: whole pages (the
+/// 2 MiB stretches it covers can be huge pages; the rest is in small
+/// pages, so that no more is zeroed than is used).
 fn mapped(size: usize) -> usize {
-    size.div_ceil(BIG) * BIG
+    let page = page_size();
+    size.div_ceil(page) * page
+}
+
+/// The system's page size (4 KiB where it cannot be read).
+fn page_size() -> usize {
+    // SAFETY: sysconf reads a value; it has no preconditions
+    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 && (n as usize).is_power_of_two() && (n as usize) <= BIG => n as usize,
+        _ => 4096,
+    }
 }
 
 /// Maps `mapped(size)` bytes at a 2 MiB boundary (zeroed, as every fresh
@@ -117,7 +129,7 @@ unsafe impl GlobalAlloc for Alloc {
                 (false, false) => System.realloc(p, l, new_size),
                 // a mapping moved by the kernel keeps page alignment, which
                 // is all a block aligned to a page or less needs
-                (true, true) if l.align() <= 4096 => {
+                (true, true) if l.align() <= page_size() => {
                     let (from, to) = (mapped(l.size()), mapped(new_size));
                     if from == to {
                         return p;

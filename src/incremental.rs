@@ -94,21 +94,33 @@ pub fn verify_patch_cached(
     cache: &Path,
 ) -> std::result::Result<(Verdict, Vec<String>), PatchError> {
     let base = DirSource(old.to_path_buf());
-    let parsed = Patch::parse(patch)?;
     let sigs = Arc::new(SigCache::new());
     // applying the patch (then verifying the new root, timestamp and
-    // snapshot) and reading the cache are independent: both at once (a
-    // patch that does not apply is its error either way)
-    let (applied, loaded) = rayon::join(
-        || {
-            PatchedSource::apply(&base, Some(old), &parsed).map(|new| {
-                let roles = crate::verify_cache::verify_roles(&new, &opts, sigs.clone());
-                (new, roles)
-            })
-        },
-        || crate::verify_cache::load(cache, old, &base, &opts),
-    );
-    let (new, roles) = applied?;
+    // snapshot) and reading the cache are independent: both at once, the
+    // cache on a thread of its own from the start (a pool thread may take
+    // milliseconds to pick it up here); a patch that does not apply is
+    // its error either way
+    let load = || crate::verify_cache::load(cache, old, &base, &opts);
+    let apply = || -> std::result::Result<_, PatchError> {
+        let parsed = Patch::parse(patch)?;
+        let new = PatchedSource::apply(&base, Some(old), &parsed)?;
+        let roles = crate::verify_cache::verify_roles(&new, &opts, sigs.clone());
+        Ok((parsed, new, roles))
+    };
+    let (applied, loaded) = std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name("arca-cache".into())
+            .spawn_scoped(s, load)
+        {
+            Ok(h) => {
+                let applied = apply();
+                let loaded = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (applied, loaded)
+            }
+            Err(_) => (apply(), load()),
+        }
+    });
+    let (parsed, new, roles) = applied?;
     let paths = parsed.paths();
     let changed: Vec<String> = paths.iter().map(|p| path_to_string(p)).collect();
     let shown = cache.display();

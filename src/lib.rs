@@ -10,7 +10,7 @@
 //!
 //! | layer | modules | what they are | may import |
 //! |---|---|---|---|
-//! | 1 | conex | the conex 1.0 model: parse, print, canonical bytes, verification | nothing of arca |
+//! | 1 | alloc, conex | the memory allocator (large blocks in huge pages); the conex 1.0 model: parse, print, canonical bytes, verification | nothing of arca |
 //! | 2 | keys | the signers: key files, PKCS#11 tokens, YubiKeys (PIV) | 1 |
 //! | 3 | journal | the hash-chained ceremony journal | 1–2 |
 //! | 4 | error | [`ArcaError`]: every layer's errors, and the exit codes | 1–3 |
