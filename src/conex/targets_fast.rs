@@ -775,7 +775,8 @@ fn push_decimal(out: &mut String, mut n: usize) {
             break;
         }
     }
-    out.extend(buf[i..].iter().map(|&b| b as char));
+    // ASCII digits: appended as a string, not a char at a time
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// `n` as conex writes an unsigned integer: `0x` and upper-case hex digits.
@@ -791,7 +792,7 @@ fn push_hex(out: &mut String, mut n: u64) {
         }
     }
     out.push_str("0x");
-    out.extend(buf[i..].iter().map(|&b| b as char));
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 #[cfg(test)]
