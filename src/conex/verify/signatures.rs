@@ -120,13 +120,24 @@ pub fn valid_signatures_by<R: Resource>(
             (id, sig, r.keys().get(id), tbs)
         })
         .collect();
-    let checked: Vec<Option<Result<(), KeyDataError>>> = sigs
-        .par_iter()
-        .map(|(_, sig, key, tbs)| {
-            let key = (*key)?;
-            Some(cache.verify(&key.key, sig.alg, tbs.as_bytes(), &sig.value))
-        })
-        .collect();
+    let check = |(_, sig, key, tbs): &(
+        _,
+        &crate::conex::Signature,
+        Option<&crate::conex::Key>,
+        String,
+    )| {
+        let key = (*key)?;
+        Some(cache.verify(&key.key, sig.alg, tbs.as_bytes(), &sig.value))
+    };
+    // in parallel only where it pays: several signatures over a megabyte
+    // or more (a check takes well under a millisecond otherwise, less than
+    // handing it to the pool from outside it can take)
+    let large = sigs.len() > 1 && sigs.iter().map(|s| s.3.len()).sum::<usize>() >= 1 << 20;
+    let checked: Vec<Option<Result<(), KeyDataError>>> = if large {
+        sigs.par_iter().map(check).collect()
+    } else {
+        sigs.iter().map(check).collect()
+    };
     let mut out = BTreeMap::new();
     for ((id, _, _, _), res) in sigs.into_iter().zip(checked) {
         match res {
