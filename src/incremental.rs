@@ -107,19 +107,7 @@ pub fn verify_patch_cached(
         let roles = crate::verify_cache::verify_roles(&new, &opts, sigs.clone());
         Ok((parsed, new, roles))
     };
-    let (applied, loaded) = std::thread::scope(|s| {
-        match std::thread::Builder::new()
-            .name("arca-cache".into())
-            .spawn_scoped(s, load)
-        {
-            Ok(h) => {
-                let applied = apply();
-                let loaded = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                (applied, loaded)
-            }
-            Err(_) => (apply(), load()),
-        }
-    });
+    let (loaded, applied) = crate::conex::verify::beside_thread("arca-cache", load, apply);
     let (parsed, new, roles) = applied?;
     let paths = parsed.paths();
     let changed: Vec<String> = paths.iter().map(|p| path_to_string(p)).collect();

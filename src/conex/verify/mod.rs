@@ -45,6 +45,31 @@ pub use source::{
 use targets::{check_view, read_targets_view, Loader};
 pub use targets::{FastExpr, ReadView};
 
+/// Runs `side` on a thread of its own (named `name`) while `here` runs on
+/// this one, and returns both results; both here, one after the other, if
+/// no thread can be made. A pool thread left to pick up `side` can take
+/// milliseconds to; a thread of its own starts at once.
+pub fn beside_thread<A: Send, B>(
+    name: &str,
+    side: impl Fn() -> A + Sync,
+    here: impl FnOnce() -> B,
+) -> (A, B) {
+    let side = &side;
+    std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn_scoped(s, side)
+        {
+            Ok(h) => {
+                let b = here();
+                let a = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (a, b)
+            }
+            Err(_) => (side(), here()),
+        }
+    })
+}
+
 /// Verification options (the verifier's command-line flags).
 #[derive(Clone, Debug)]
 pub struct Options {

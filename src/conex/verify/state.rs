@@ -1135,31 +1135,42 @@ pub fn verify_from_state<W: Send>(
         })?;
         texts.push((i, bytes));
     }
-    let read: Vec<(Target, Result<ReadView<'_>, StateError>)> = texts
-        .par_iter()
-        .map(|(i, bytes)| {
-            let id = &st.targets[*i].id;
-            let mut path = kd.clone();
-            path.push(id.clone());
-            rayon::join(
-                || Target::of_bytes(path, bytes),
-                || {
-                    let text = std::str::from_utf8(bytes).map_err(|_| {
-                        StateError::from(format!(
-                            "targets file {} is not UTF-8",
-                            crate::conex::shown(id)
-                        ))
-                    })?;
-                    parse_targets_view(text).ok_or_else(|| {
-                        StateError::from(format!(
-                            "targets file {} is not in the common shape",
-                            crate::conex::shown(id)
-                        ))
-                    })
-                },
-            )
-        })
-        .collect();
+    // the bytes hashed on a thread of their own while the files are
+    // parsed on the pool (which reads a large one in two parts): a hash
+    // left for a pool thread to pick up could wait milliseconds for it
+    let hash = || -> Vec<Target> {
+        texts
+            .iter()
+            .map(|(i, bytes)| {
+                let mut path = kd.clone();
+                path.push(st.targets[*i].id.clone());
+                Target::of_bytes(path, bytes)
+            })
+            .collect()
+    };
+    let parse = || -> Vec<Result<ReadView<'_>, StateError>> {
+        texts
+            .par_iter()
+            .map(|(i, bytes)| {
+                let id = &st.targets[*i].id;
+                let text = std::str::from_utf8(bytes).map_err(|_| {
+                    StateError::from(format!(
+                        "targets file {} is not UTF-8",
+                        crate::conex::shown(id)
+                    ))
+                })?;
+                parse_targets_view(text).ok_or_else(|| {
+                    StateError::from(format!(
+                        "targets file {} is not in the common shape",
+                        crate::conex::shown(id)
+                    ))
+                })
+            })
+            .collect()
+    };
+    let (hashed, parsed) = super::beside_thread("arca-hash", hash, parse);
+    let read: Vec<(Target, Result<ReadView<'_>, StateError>)> =
+        hashed.into_iter().zip(parsed).collect();
     let changed_data: FastSet<String> = data_changed.iter().map(|p| path_to_string(p)).collect();
     let sig_cache = v.sig_cache().clone();
     let fast = FastExpr::new(expr);
