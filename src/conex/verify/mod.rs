@@ -230,3 +230,43 @@ impl<'a> Verifier<'a> {
         &self.sigs
     }
 }
+
+#[cfg(test)]
+mod beside_tests {
+    use super::beside_thread;
+
+    /// `side` runs on a thread of its own, named, borrowing what `here`
+    /// borrows; `here` runs on the caller's thread; a panic on the side
+    /// reaches the caller once `here` is done.
+    #[test]
+    fn the_side_runs_on_a_thread_of_its_own_and_its_panic_reaches_the_caller() {
+        let data = [1u64, 2, 3];
+        let me = std::thread::current().id();
+        let (side, here) = beside_thread(
+            "arca-test",
+            || {
+                let t = std::thread::current();
+                (
+                    t.name().map(str::to_string),
+                    t.id(),
+                    data.iter().sum::<u64>(),
+                )
+            },
+            || (std::thread::current().id(), data.len()),
+        );
+        assert_eq!(side.0.as_deref(), Some("arca-test"));
+        assert_ne!(side.1, me);
+        assert_eq!((side.2, here), (6, (me, 3)));
+        let ran_here = std::sync::atomic::AtomicBool::new(false);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            beside_thread(
+                "arca-test",
+                || -> u8 { panic!("on the side") },
+                || ran_here.store(true, std::sync::atomic::Ordering::SeqCst),
+            )
+        }));
+        let msg = r.expect_err("the panic reaches the caller");
+        assert_eq!(msg.downcast_ref::<&str>(), Some(&"on the side"));
+        assert!(ran_here.load(std::sync::atomic::Ordering::SeqCst));
+    }
+}
