@@ -201,7 +201,7 @@ impl DirHandle {
     }
 
     /// The SHA-256 and size of the file `name` that [`Self::list`] listed
-    /// as a regular file (`linked`: by way of a symbolic link).
+    /// as a regular file (`linked`: as [`Listed::File`] says).
     ///
     /// A file the listing saw as a regular file itself is opened without
     /// following a link, and its type is asked for only when it is longer
@@ -247,9 +247,11 @@ impl DirHandle {
 pub enum Listed {
     /// A directory (or a link to one).
     Dir,
-    /// A regular file; `linked`: by way of a symbolic link.
+    /// A regular file; `linked`: by way of a symbolic link, or of a type
+    /// the listing did not give (then found with `stat`, which follows
+    /// links).
     File {
-        /// Reached by way of a symbolic link.
+        /// Reached by way of a symbolic link (or typed by `stat`).
         linked: bool,
     },
 }
