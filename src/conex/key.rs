@@ -364,7 +364,61 @@ impl PublicKey {
         let sig = decode_b64_signature(sig_b64).ok_or(KeyDataError::SigBase64)?;
         self.verify(alg, msg, &sig)
     }
+
+    /// [`Self::verify_b64`] over a message that `msg` gives to its sink in
+    /// pieces (hashed as they come, never held whole): the same outcome
+    /// for the same bytes.
+    pub fn verify_b64_streamed(
+        &self,
+        alg: SigAlg,
+        msg: &Pieces<'_>,
+        sig_b64: &str,
+    ) -> Result<(), KeyDataError> {
+        let sig = decode_b64_signature(sig_b64).ok_or(KeyDataError::SigBase64)?;
+        if alg != self.sig_alg() {
+            return Err(KeyDataError::AlgMismatch {
+                sig: alg,
+                key: self.alg,
+            });
+        }
+        match self.alg {
+            KeyAlg::Ed25519 => {
+                let vk = self.ed25519()?;
+                let sig = ed25519_dalek::Signature::from_slice(&sig)
+                    .map_err(|_| KeyDataError::BadSignature)?;
+                // what verify_strict checks besides the hash: R is a point
+                // of the curve, and neither R nor the key is of small order
+                let r = curve25519_dalek::edwards::CompressedEdwardsY(*sig.r_bytes())
+                    .decompress()
+                    .ok_or(KeyDataError::BadSignature)?;
+                if r.is_small_order() || vk.is_weak() {
+                    return Err(KeyDataError::BadSignature);
+                }
+                let mut v = vk
+                    .verify_stream(&sig)
+                    .map_err(|_| KeyDataError::BadSignature)?;
+                msg(&mut |piece| v.update(piece));
+                v.finalize_and_verify()
+                    .map_err(|_| KeyDataError::BadSignature)
+            }
+            KeyAlg::Rsa => {
+                let key = self.rsa()?;
+                let bits = rsa::traits::PublicKeyParts::n(&key).bits() as usize;
+                if bits < MIN_RSA_BITS {
+                    return Err(KeyDataError::RsaSize(bits));
+                }
+                let mut h = Sha256::new();
+                msg(&mut |piece| h.update(piece));
+                key.verify(rsa::Pss::<Sha256>::new_with_salt(32), &h.finalize(), &sig)
+                    .map_err(|_| KeyDataError::BadSignature)
+            }
+        }
+    }
 }
+
+/// A message given in pieces: called with a sink, it gives the sink the
+/// message's bytes, piece after piece.
+pub type Pieces<'a> = dyn Fn(&mut dyn FnMut(&[u8])) + Sync + 'a;
 
 /// Decodes a signature value: standard padded base64 whose unused
 /// trailing bits may be anything, as both of conex's decoders read it (the
@@ -406,6 +460,67 @@ mod tests {
             "sha256=d98556b24c02da8a71431d3282e6423e7edb65bceee168be26f57619aae6d2ea"
         );
         k.validate().unwrap();
+    }
+
+    /// Verifying over a message given in pieces has the outcome of
+    /// verifying over the whole message, for good and bad signatures,
+    /// messages, keys and encodings, Ed25519 and RSA.
+    #[test]
+    fn a_message_in_pieces_verifies_as_the_whole_message() {
+        use ed25519_dalek::Signer as _;
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let ed = PublicKey::from_ed25519(&sk.verifying_key().to_bytes());
+        let msg: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let good = encode_b64(&sk.sign(&msg).to_bytes());
+        let mut bad_sig = sk.sign(&msg).to_bytes();
+        bad_sig[40] ^= 1;
+        // R of small order (the identity point), s zero
+        let mut small = [0u8; 64];
+        small[0] = 1;
+        // a key of small order (the identity point)
+        let mut weak_raw = [0u8; 32];
+        weak_raw[0] = 1;
+        let weak = PublicKey::from_ed25519(&weak_raw);
+        let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
+        let rsa_sk = rsa::RsaPrivateKey::new(&mut rng, 2048).expect("RSA key");
+        let rsa_pub = PublicKey::from_rsa(&rsa_sk.to_public_key()).expect("RSA public key");
+        let rsa_good = {
+            let hashed = Sha256::digest(&msg);
+            let sig = rsa_sk
+                .sign_with_rng(&mut rng, rsa::Pss::<Sha256>::new_with_salt(32), &hashed)
+                .expect("sign");
+            encode_b64(&sig)
+        };
+        let mut other = msg.clone();
+        other[99_999] ^= 1;
+        let cases: Vec<(&PublicKey, SigAlg, &[u8], String, bool)> = vec![
+            (&ed, SigAlg::Ed25519, &msg, good.clone(), true),
+            (&ed, SigAlg::Ed25519, &other, good.clone(), false),
+            (&ed, SigAlg::Ed25519, &msg, encode_b64(&bad_sig), false),
+            (&ed, SigAlg::Ed25519, &msg, encode_b64(&small), false),
+            (&weak, SigAlg::Ed25519, &msg, good.clone(), false),
+            // verifies in plain Ed25519 ([0]B = R + [k]A with A and R the
+            // identity), refused by the strict checks
+            (&weak, SigAlg::Ed25519, &msg, encode_b64(&small), false),
+            (&ed, SigAlg::Ed25519, &msg, "not base64!".into(), false),
+            (&ed, SigAlg::Ed25519, &msg, encode_b64(&[1, 2, 3]), false),
+            (&ed, SigAlg::RsaPssSha256, &msg, good.clone(), false),
+            (&rsa_pub, SigAlg::RsaPssSha256, &msg, rsa_good.clone(), true),
+            (&rsa_pub, SigAlg::RsaPssSha256, &other, rsa_good.clone(), false),
+            (&rsa_pub, SigAlg::Ed25519, &msg, rsa_good.clone(), false),
+        ];
+        for (n, (key, alg, m, sig, ok)) in cases.into_iter().enumerate() {
+            let whole = key.verify_b64(alg, m, &sig);
+            for piece in [1, 7, 4096, m.len()] {
+                let streamed = key.verify_b64_streamed(
+                    alg,
+                    &|sink| m.chunks(piece).for_each(&mut *sink),
+                    &sig,
+                );
+                assert_eq!(streamed, whole, "case {n}, pieces of {piece}");
+            }
+            assert_eq!(whole.is_ok(), ok, "case {n}: {whole:?}");
+        }
     }
 
     #[test]

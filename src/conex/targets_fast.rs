@@ -566,7 +566,29 @@ impl<'a> TargetsView<'a> {
                     48 + e.path.len() + self.digests(e).iter().map(|d| d.len() + 8).sum::<usize>()
                 })
                 .sum::<usize>();
-        canonical_signed_with(&self.head, before, size, |out| {
+        let mut out = String::with_capacity(4096 + size);
+        out.push_str(before);
+        self.write_canonical_signed(&mut out);
+        out
+    }
+
+    /// `before`, the canonical string of the `signed` map and `after`,
+    /// given to `sink` in pieces of some kilobytes as they are written
+    /// (the same bytes as [`Self::canonical_signed_between`] and `after`,
+    /// without holding them all: a large targets file's are megabytes).
+    pub fn stream_canonical_signed(&self, before: &str, after: &str, sink: &mut dyn FnMut(&[u8])) {
+        let mut out = Pieces {
+            buf: String::with_capacity(PIECE + 1024),
+            sink,
+        };
+        out.push_str(before);
+        self.write_canonical_signed(&mut out);
+        out.push_str(after);
+        out.flush();
+    }
+
+    fn write_canonical_signed(&self, out: &mut impl Out) {
+        canonical_signed_with(&self.head, out, |out| {
             write_targets(
                 out,
                 self.entries.iter().map(|e| {
@@ -578,6 +600,55 @@ impl<'a> TargetsView<'a> {
                 }),
             )
         })
+    }
+}
+
+/// Where a canonical string is written: a `String`, or [`Pieces`].
+trait Out {
+    fn push_str(&mut self, s: &str);
+    /// Appends the canonical string of `v`.
+    fn wire(&mut self, v: &Wire);
+}
+
+impl Out for String {
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s)
+    }
+    fn wire(&mut self, v: &Wire) {
+        v.write_canonical(self)
+    }
+}
+
+/// How many bytes [`Pieces`] gathers before it hands them on.
+const PIECE: usize = 32 << 10;
+
+/// A canonical string handed on in pieces of about [`PIECE`] bytes.
+struct Pieces<'s> {
+    buf: String,
+    sink: &'s mut dyn FnMut(&[u8]),
+}
+
+impl Pieces<'_> {
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            (self.sink)(self.buf.as_bytes());
+            self.buf.clear();
+        }
+    }
+}
+
+impl Out for Pieces<'_> {
+    fn push_str(&mut self, s: &str) {
+        self.buf.push_str(s);
+        if self.buf.len() >= PIECE {
+            self.flush();
+        }
+    }
+    fn wire(&mut self, v: &Wire) {
+        v.write_canonical(&mut self.buf);
+        if self.buf.len() >= PIECE {
+            self.flush();
+        }
     }
 }
 
@@ -672,7 +743,8 @@ pub fn parse(text: &str) -> Option<(Targets, Vec<String>)> {
 /// building its wire value (the same bytes as
 /// `Wire::Map(t.signed_wire()).canonical()`).
 pub(super) fn canonical_signed(t: &Targets) -> String {
-    canonical_signed_with(t, "", t.targets.len() * 140, |out| {
+    let mut out = String::with_capacity(4096 + t.targets.len() * 140);
+    canonical_signed_with(t, &mut out, |out| {
         write_targets(
             out,
             t.targets.iter().map(|e| {
@@ -680,25 +752,19 @@ pub(super) fn canonical_signed(t: &Targets) -> String {
                 (ds, e.filename.iter().map(String::as_str), e.size)
             }),
         )
-    })
+    });
+    out
 }
 
-/// `before`, then the canonical string of the `signed` map of `t` with its
-/// `targets` field (about `size` bytes) written by `targets`.
-fn canonical_signed_with(
-    t: &Targets,
-    before: &str,
-    size: usize,
-    targets: impl FnOnce(&mut String),
-) -> String {
+/// Appends to `out` the canonical string of the `signed` map of `t` with
+/// its `targets` field written by `targets`.
+fn canonical_signed_with<O: Out>(t: &Targets, out: &mut O, targets: impl FnOnce(&mut O)) {
     let m = t.signed_wire_without_targets();
-    let mut out = String::with_capacity(4096 + size);
-    out.push_str(before);
-    out.push('{');
+    out.push_str("{");
     let mut first = true;
-    let mut sep = |out: &mut String| {
+    let mut sep = |out: &mut O| {
         if !first {
-            out.push(';');
+            out.push_str(";");
         }
         first = false;
     };
@@ -706,26 +772,25 @@ fn canonical_signed_with(
     for (k, v) in &m {
         if k.as_str() > "targets" {
             if let Some(w) = targets.take() {
-                sep(&mut out);
-                w(&mut out);
+                sep(out);
+                w(out);
             }
         }
-        sep(&mut out);
+        sep(out);
         out.push_str(k);
-        out.push(':');
-        v.write_canonical(&mut out);
+        out.push_str(":");
+        out.wire(v);
     }
     if let Some(w) = targets.take() {
-        sep(&mut out);
-        w(&mut out);
+        sep(out);
+        w(out);
     }
-    out.push('}');
-    out
+    out.push_str("}");
 }
 
 /// `targets:[{digest:[…];filename:…;size:0x…};…]`, each entry given as its
 /// digests (algorithm, data), its path's parts (joined by `/`) and size.
-fn write_targets<'x, D, P>(out: &mut String, entries: impl Iterator<Item = (D, P, u64)>)
+fn write_targets<'x, D, P>(out: &mut impl Out, entries: impl Iterator<Item = (D, P, u64)>)
 where
     D: Iterator<Item = (&'x str, &'x str)>,
     P: Iterator<Item = &'x str> + Clone,
@@ -733,38 +798,38 @@ where
     out.push_str("targets:[");
     for (n, (digests, parts, size)) in entries.enumerate() {
         if n > 0 {
-            out.push(';');
+            out.push_str(";");
         }
         out.push_str("{digest:[");
         for (m, (alg, data)) in digests.enumerate() {
             if m > 0 {
-                out.push(';');
+                out.push_str(";");
             }
             push_decimal(out, alg.len() + 1 + data.len());
-            out.push('\'');
+            out.push_str("'");
             out.push_str(alg);
-            out.push('=');
+            out.push_str("=");
             out.push_str(data);
         }
         out.push_str("];filename:");
         let len = parts.clone().map(|c| c.len() + 1).sum::<usize>();
         push_decimal(out, len.saturating_sub(1));
-        out.push('\'');
+        out.push_str("'");
         for (m, c) in parts.enumerate() {
             if m > 0 {
-                out.push('/');
+                out.push_str("/");
             }
             out.push_str(c);
         }
         out.push_str(";size:");
         push_hex(out, size);
-        out.push('}');
+        out.push_str("}");
     }
-    out.push(']');
+    out.push_str("]");
 }
 
 /// `n` in decimal.
-fn push_decimal(out: &mut String, mut n: usize) {
+fn push_decimal(out: &mut impl Out, mut n: usize) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
@@ -780,7 +845,7 @@ fn push_decimal(out: &mut String, mut n: usize) {
 }
 
 /// `n` as conex writes an unsigned integer: `0x` and upper-case hex digits.
-fn push_hex(out: &mut String, mut n: u64) {
+fn push_hex(out: &mut impl Out, mut n: u64) {
     let mut buf = [0u8; 16];
     let mut i = buf.len();
     loop {
@@ -903,6 +968,34 @@ mod tests {
             "md5=x=y",
         ] {
             assert_eq!(Digest::parse(d).is_ok(), d.starts_with("sha256="), "{d:?}");
+        }
+    }
+
+    /// The canonical string handed on in pieces is, joined, the canonical
+    /// string written whole, with what comes before and after it; no piece
+    /// is empty and none much larger than a piece.
+    #[test]
+    fn the_canonical_string_in_pieces_is_the_whole_one() {
+        for n in [0, 1, 3, 400, 3_000] {
+            let text = file(n, None);
+            let (view, _) = parse_view(&text).expect("read");
+            let whole = view.canonical_signed();
+            assert!(whole.contains("targets:["), "{whole}");
+            for (before, after) in [("", ""), ("{created:4'then;data:", ";identifier:m}")] {
+                let mut joined = Vec::new();
+                let mut sizes = Vec::new();
+                view.stream_canonical_signed(before, after, &mut |p| {
+                    sizes.push(p.len());
+                    joined.extend_from_slice(p)
+                });
+                let want = format!("{before}{whole}{after}");
+                assert_eq!(String::from_utf8(joined).unwrap(), want, "{n} entries");
+                assert!(sizes.iter().all(|&k| k > 0 && k < PIECE + 1024), "{sizes:?}");
+                assert_eq!(sizes.len(), want.len().div_ceil(PIECE).max(1), "{sizes:?}");
+                let mut written = view.canonical_signed_between(before, after.len());
+                written.push_str(after);
+                assert_eq!(written, want);
+            }
         }
     }
 

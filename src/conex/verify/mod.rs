@@ -38,7 +38,9 @@ pub use error::{StateError, VerifyError};
 pub use incremental::{verify_diffs, KnownHeaders};
 use packed::Checked;
 pub use read::{parse_resource, read_resource};
-pub use signatures::{valid_signatures, valid_signatures_cached, valid_signatures_over, SigCache};
+pub use signatures::{
+    valid_signatures, valid_signatures_cached, valid_signatures_over, SigCache, Tbs,
+};
 pub use source::{
     hash_file, hash_reader, sha256_reader, DirHandle, DirSource, Listed, MemSource, Source,
 };
@@ -51,23 +53,33 @@ pub use targets::{FastExpr, ReadView};
 /// milliseconds to; a thread of its own starts at once.
 pub fn beside_thread<A: Send, B>(
     name: &str,
-    side: impl Fn() -> A + Sync,
+    side: impl FnOnce() -> A + Send,
     here: impl FnOnce() -> B,
 ) -> (A, B) {
-    let side = &side;
-    std::thread::scope(|s| {
+    // taken by the thread, or here when no thread can be made
+    let side = std::sync::Mutex::new(Some(side));
+    let run = || {
+        let f = side
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        f.map(|f| f())
+    };
+    let (a, b) = std::thread::scope(|s| {
         match std::thread::Builder::new()
             .name(name.to_string())
-            .spawn_scoped(s, side)
+            .spawn_scoped(s, run)
         {
             Ok(h) => {
                 let b = here();
                 let a = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
                 (a, b)
             }
-            Err(_) => (side(), here()),
+            Err(_) => (run(), here()),
         }
-    })
+    });
+    // `side` ran exactly once, on the thread or here
+    (a.expect("the side ran"), b)
 }
 
 /// Verification options (the verifier's command-line flags).

@@ -98,17 +98,51 @@ pub fn valid_signatures_over<R: Resource>(
 ) -> BTreeMap<Digest, String> {
     valid_signatures_by(
         r,
-        &|id, created, alg| wrap_signed(r, signed, id, created, alg),
+        &|id, created, alg| Tbs::Whole(wrap_signed(r, signed, id, created, alg)),
         warnings,
         cache,
     )
 }
 
+/// The bytes a signature covers: whole, or given in pieces to a sink (a
+/// large targets file's, hashed as they are written, never held whole).
+pub enum Tbs<'a> {
+    /// The bytes.
+    Whole(String),
+    /// Writes the bytes to the sink, in pieces.
+    Pieces(Box<crate::conex::key::Pieces<'a>>),
+}
+
+impl Tbs<'_> {
+    /// Verifies `sig` (base64) with `key` over these bytes; whole bytes
+    /// through the cache.
+    fn verify(
+        &self,
+        cache: &SigCache,
+        key: &crate::conex::PublicKey,
+        alg: crate::conex::SigAlg,
+        sig: &str,
+    ) -> Result<(), KeyDataError> {
+        match self {
+            Tbs::Whole(m) => cache.verify(key, alg, m.as_bytes(), sig),
+            Tbs::Pieces(w) => key.verify_b64_streamed(alg, &**w, sig),
+        }
+    }
+
+    /// How many bytes these are, at least (pieces: a megabyte).
+    fn weight(&self) -> usize {
+        match self {
+            Tbs::Whole(m) => m.len(),
+            Tbs::Pieces(_) => 1 << 20,
+        }
+    }
+}
+
 /// [`valid_signatures_over`] with the bytes each signature covers made by
 /// `tbs` (from the signer's id, the signature's `created` and algorithm).
-pub fn valid_signatures_by<R: Resource>(
+pub fn valid_signatures_by<'t, R: Resource>(
     r: &R,
-    tbs: &dyn Fn(&str, &str, crate::conex::SigAlg) -> String,
+    tbs: &dyn Fn(&str, &str, crate::conex::SigAlg) -> Tbs<'t>,
     warnings: &mut Vec<String>,
     cache: &SigCache,
 ) -> BTreeMap<Digest, String> {
@@ -124,15 +158,15 @@ pub fn valid_signatures_by<R: Resource>(
         _,
         &crate::conex::Signature,
         Option<&crate::conex::Key>,
-        String,
+        Tbs<'t>,
     )| {
         let key = (*key)?;
-        Some(cache.verify(&key.key, sig.alg, tbs.as_bytes(), &sig.value))
+        Some(tbs.verify(cache, &key.key, sig.alg, &sig.value))
     };
-    // in parallel only where it pays: several signatures over a megabyte
-    // or more (a check takes well under a millisecond otherwise, less than
-    // handing it to the pool from outside it can take)
-    let large = sigs.len() > 1 && sigs.iter().map(|s| s.3.len()).sum::<usize>() >= 1 << 20;
+    // in parallel only where it pays: several signatures, together over a
+    // megabyte (a check takes well under a millisecond otherwise, less
+    // than handing it to the pool from outside it can take)
+    let large = sigs.len() > 1 && sigs.iter().map(|s| s.3.weight()).sum::<usize>() >= 1 << 20;
     let checked: Vec<Option<Result<(), KeyDataError>>> = if large {
         sigs.par_iter().map(check).collect()
     } else {

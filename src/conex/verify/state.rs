@@ -692,16 +692,13 @@ fn pass(
     ids: &BTreeSet<usize>,
     data: &FastSet<String>,
     texts: &[(usize, Cow<'_, [u8]>)],
-    read: &[(Target, Result<ReadView<'_>, StateError>)],
+    read: &[ReadView<'_>],
 ) -> Result<Vec<Seg>, StateError> {
-    let n: usize = read
-        .iter()
-        .map(|(_, r)| r.as_ref().map_or(0, |r| r.view.entries.len()))
-        .sum();
+    let n: usize = read.iter().map(|r| r.view.entries.len()).sum();
     let mut new_entries: FastMap<&str, Fresh<'_>> =
         FastMap::with_capacity_and_hasher(n, Default::default());
-    for ((i, _), (_, r)) in texts.iter().zip(read) {
-        let t = &r.as_ref().map_err(Clone::clone)?.view;
+    for ((i, _), r) in texts.iter().zip(read) {
+        let t = &r.view;
         for e in &t.entries {
             check_entry(e.path, t.digests(e))?;
             for d in t.digests(e) {
@@ -997,6 +994,18 @@ fn new_lines(st: &State, segs: Vec<Seg>, rc: &mut Recheck<'_>) -> Result<String,
     Ok(out)
 }
 
+/// What [`verify_from_state`] makes beside the signature checks: the
+/// changed targets files' snapshot entries (from their bytes), the new
+/// targets records, the new state, what `beside` gave, and how many paths
+/// were checked again.
+struct Side<W> {
+    hashed: Vec<Target>,
+    recs: Vec<TargetsRec>,
+    state: State,
+    written: W,
+    rechecked: usize,
+}
+
 /// The new tree's root, timestamp and snapshot, verified from their bytes:
 /// the first step of [`verify_from_state`], which needs no state (to be
 /// made while the state is read).
@@ -1119,10 +1128,14 @@ pub fn verify_from_state<W: Send>(
     // the targets files: changed ones checked in full, the others as the
     // new snapshot vouches for the bytes the state was made from
     let mut headers = KnownHeaders::new();
-    // the changed targets files, read in place: each one's bytes are
-    // hashed (for the snapshot) while it is parsed, and its signatures are
-    // checked while the path lines are compared with its entries; errors
-    // are then taken in the order of the checks, one file after the other
+    // the changed targets files, read in place: parsed on the pool (a
+    // large one in two parts); then their signatures are checked here
+    // (the canonical string and the signature hash: the longest part)
+    // while, on a thread of its own, their bytes are hashed (for the
+    // snapshot), the path lines compared with their entries and the new
+    // state made and given to `beside`. Any failure only says that the
+    // state cannot decide (the whole tree is verified then, with conex's
+    // messages in conex's order), so the checks need not be in that order.
     let mut texts: Vec<(usize, Cow<'_, [u8]>)> = Vec::with_capacity(changed_ids.len());
     for &i in &changed_ids {
         let mut path = kd.clone();
@@ -1135,48 +1148,30 @@ pub fn verify_from_state<W: Send>(
         })?;
         texts.push((i, bytes));
     }
-    // the bytes hashed on a thread of their own while the files are
-    // parsed on the pool (which reads a large one in two parts): a hash
-    // left for a pool thread to pick up could wait milliseconds for it
-    let hash = || -> Vec<Target> {
-        texts
-            .iter()
-            .map(|(i, bytes)| {
-                let mut path = kd.clone();
-                path.push(st.targets[*i].id.clone());
-                Target::of_bytes(path, bytes)
+    let read: Vec<ReadView<'_>> = texts
+        .par_iter()
+        .map(|(i, bytes)| {
+            let id = &st.targets[*i].id;
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                StateError::from(format!(
+                    "targets file {} is not UTF-8",
+                    crate::conex::shown(id)
+                ))
+            })?;
+            parse_targets_view(text).ok_or_else(|| {
+                StateError::from(format!(
+                    "targets file {} is not in the common shape",
+                    crate::conex::shown(id)
+                ))
             })
-            .collect()
-    };
-    let parse = || -> Vec<Result<ReadView<'_>, StateError>> {
-        texts
-            .par_iter()
-            .map(|(i, bytes)| {
-                let id = &st.targets[*i].id;
-                let text = std::str::from_utf8(bytes).map_err(|_| {
-                    StateError::from(format!(
-                        "targets file {} is not UTF-8",
-                        crate::conex::shown(id)
-                    ))
-                })?;
-                parse_targets_view(text).ok_or_else(|| {
-                    StateError::from(format!(
-                        "targets file {} is not in the common shape",
-                        crate::conex::shown(id)
-                    ))
-                })
-            })
-            .collect()
-    };
-    let (hashed, parsed) = super::beside_thread("arca-hash", hash, parse);
-    let read: Vec<(Target, Result<ReadView<'_>, StateError>)> =
-        hashed.into_iter().zip(parsed).collect();
+        })
+        .collect::<Result<_, _>>()?;
     let changed_data: FastSet<String> = data_changed.iter().map(|p| path_to_string(p)).collect();
     let sig_cache = v.sig_cache().clone();
     let fast = FastExpr::new(expr);
     let sup_ids: Vec<(&String, &Digest, u64)> =
         remotes.iter().map(|(id, (d, e))| (id, d, *e)).collect();
-    // the new state's key and targets files (checked below)
+    // the new state's key (the new root, snapshot and timestamp bytes)
     let read_top = |n: &str| new.read(&[n.to_string()]).map_err(|e| e.to_string());
     let (rb, sb, tb) = (
         read_top(&opts.root_name)?,
@@ -1191,28 +1186,14 @@ pub fn verify_from_state<W: Send>(
             (st.timestamp.as_str(), &tb),
         ],
     );
-    let mut recs = st.targets.clone();
-    for ((i, _), (tg, r)) in texts.iter().zip(&read) {
-        if let Ok(t) = r {
-            let h = &t.view.head.header;
-            recs[*i] = TargetsRec {
-                id: st.targets[*i].id.clone(),
-                name: h.name.clone(),
-                digest: tg.digest[0].clone(),
-                size: tg.size,
-                epoch: h.epoch,
-                counter: h.counter,
-            };
-        }
-    }
     // the changed targets files' old and new headers (checked below) and
     // the new snapshot and timestamp as verified here, for conex's rules
     // between the trees
-    for (i, _) in &texts {
-        let (old, new) = (&st.targets[*i], &recs[*i]);
+    for ((i, _), r) in texts.iter().zip(&read) {
+        let (old, h) = (&st.targets[*i], &r.view.head.header);
         headers.targets.insert(
-            new.id.clone(),
-            ((old.epoch, old.counter), (new.epoch, new.counter)),
+            old.id.clone(),
+            ((old.epoch, old.counter), (h.epoch, h.counter)),
         );
     }
     headers
@@ -1231,28 +1212,31 @@ pub fn verify_from_state<W: Send>(
         files: st.files as i64,
         rechecked: 0,
     };
-    // the signatures of the changed targets files are checked while their
-    // paths and the path lines are
-    let (checked, passed) = rayon::join(
-        || {
-            texts
-                .par_iter()
-                .zip(&read)
-                .map(|((i, _), (tg, r))| {
-                    let r = r.as_ref().ok()?;
-                    Some(check_view(
-                        Some(&snap),
-                        &st.targets[*i].id,
-                        r,
-                        Some(tg),
-                        &sig_cache,
-                    ))
+    let (side, checked) = super::beside_thread(
+        "arca-state",
+        || -> Result<Side<W>, StateError> {
+            let hashed: Vec<Target> = texts
+                .iter()
+                .map(|(i, bytes)| {
+                    let mut path = kd.clone();
+                    path.push(st.targets[*i].id.clone());
+                    Target::of_bytes(path, bytes)
                 })
-                .collect::<Vec<_>>()
-        },
-        || -> Result<(State, W), StateError> {
+                .collect();
+            let mut recs = st.targets.clone();
+            for (((i, _), r), tg) in texts.iter().zip(&read).zip(&hashed) {
+                let h = &r.view.head.header;
+                recs[*i] = TargetsRec {
+                    id: st.targets[*i].id.clone(),
+                    name: h.name.clone(),
+                    digest: tg.digest[0].clone(),
+                    size: tg.size,
+                    epoch: h.epoch,
+                    counter: h.counter,
+                };
+            }
             let ordered = match (&texts[..], &read[..]) {
-                ([(i, _)], [(_, Ok(r))]) if r.view.entries.len() >= ORDERED_MIN => ordered_pass(
+                ([(i, _)], [r]) if r.view.entries.len() >= ORDERED_MIN => ordered_pass(
                     st,
                     (*i, &st.targets[*i].id),
                     &changed_data,
@@ -1264,8 +1248,7 @@ pub fn verify_from_state<W: Send>(
             let segs = match ordered {
                 Some(segs) => segs?,
                 None => {
-                    for ((i, _), (_, r)) in texts.iter().zip(&read) {
-                        let r = r.as_ref().map_err(Clone::clone)?;
+                    for ((i, _), r) in texts.iter().zip(&read) {
                         if let Some(bad) = first_bad_path(opts, &root, &r.view) {
                             return Err(invalid_path(&st.targets[*i].id, &bad));
                         }
@@ -1287,64 +1270,88 @@ pub fn verify_from_state<W: Send>(
                 paths_from: 0,
             };
             let written = beside(&state, &headers);
-            Ok((state, written))
+            Ok(Side {
+                hashed,
+                recs,
+                state,
+                written,
+                rechecked: rc.rechecked,
+            })
+        },
+        || {
+            // the signatures, name and expression of each changed file
+            // (the snapshot's entry for its bytes is checked once they
+            // are hashed)
+            texts
+                .par_iter()
+                .zip(&read)
+                .map(|((i, _), r)| check_view(None, &st.targets[*i].id, r, None, &sig_cache))
+                .collect::<Vec<_>>()
         },
     );
-    let mut read = texts.iter().zip(read.iter().zip(checked));
+    for (((i, _), r), (checked, w)) in texts.iter().zip(&read).zip(checked) {
+        let id = &st.targets[*i].id;
+        checked.map_err(|e| {
+            StateError::from(format!("targets file {}: {e}", crate::conex::shown(id)))
+        })?;
+        if !w.is_empty() {
+            return Err(StateError::from(format!(
+                "targets file {} gives warnings",
+                crate::conex::shown(id)
+            )));
+        }
+        let head = &r.view.head;
+        if !head.delegations.is_empty() {
+            return Err("a targets file delegates".into());
+        }
+        let (dgst, epoch) = remotes.get(id).ok_or("targets files out of step")?;
+        match head.valid_hash() {
+            Ok(h) if h == *dgst && head.header.epoch == *epoch => {}
+            _ => return Err("a targets file's keys or epoch changed".into()),
+        }
+        clean(&head.header.name).ok_or("a name with a tab or line break")?;
+    }
+    let Side {
+        hashed,
+        recs,
+        state,
+        written,
+        rechecked,
+    } = side?;
     // the snapshot's entries by path (a snapshot lists every targets file)
     let mut snap_by_path: FastMap<&CPath, Vec<&Target>> = FastMap::default();
     for x in &snap.targets {
         snap_by_path.entry(&x.filename).or_default().push(x);
     }
+    let mut hashed = hashed.into_iter();
     let mut dm = HashMap::new();
     for (i, ((id, (dgst, epoch)), rec)) in remotes.iter().zip(&recs).enumerate() {
         let mut path = kd.clone();
         path.push(id.clone());
-        if changed_ids.contains(&i) {
-            let (_, ((_, r), checked)) = read.next().ok_or("targets files out of step")?;
-            let t = r.as_ref().map_err(Clone::clone)?;
-            let (r, w) = checked.ok_or("targets file not checked")?;
-            r.map_err(|e| {
-                StateError::from(format!("targets file {}: {e}", crate::conex::shown(id)))
-            })?;
-            if !w.is_empty() {
-                return Err(StateError::from(format!(
-                    "targets file {} gives warnings",
-                    crate::conex::shown(id)
-                )));
-            }
-            let head = &t.view.head;
-            if !head.delegations.is_empty() {
-                return Err("a targets file delegates".into());
-            }
-            match head.valid_hash() {
-                Ok(h) if h == *dgst && head.header.epoch == *epoch => {}
-                _ => return Err("a targets file's keys or epoch changed".into()),
-            }
-            clean(&head.header.name).ok_or("a name with a tab or line break")?;
+        let tg = if changed_ids.contains(&i) {
+            hashed.next().ok_or("targets files out of step")?
         } else {
-            let tg = Target {
+            Target {
                 filename: path,
                 digest: vec![rec.digest.clone()],
                 size: rec.size,
-            };
-            let listed = snap_by_path
-                .get(&tg.filename)
-                .is_some_and(|xs| xs.iter().any(|x| x.same(&tg)));
-            if !listed {
-                return Err(StateError::from(format!(
-                    "the snapshot does not list targets file {} as verified",
-                    crate::conex::shown(id)
-                )));
             }
+        };
+        let listed = snap_by_path
+            .get(&tg.filename)
+            .is_some_and(|xs| xs.iter().any(|x| x.same(&tg)));
+        if !listed {
+            return Err(StateError::from(format!(
+                "the snapshot does not list targets file {} as verified",
+                crate::conex::shown(id)
+            )));
         }
         dm.insert(dgst.clone(), (id.clone(), *epoch));
     }
     if !expr.eval(&dm, &BTreeSet::new()) {
         return Err("the maintainer expression is not satisfied".into());
     }
-    let (state, written) = passed?;
-    let (files, rechecked) = (state.files, rc.rechecked);
+    let files = state.files;
     let mut seen: BTreeSet<String> = BTreeSet::new();
     seen.extend(recs.iter().map(|r| r.name.clone()));
     let summary = Summary {

@@ -65,7 +65,11 @@ impl Loader<'_> {
         let signed = t.canonical_signed();
         check_loaded(
             &t,
-            &|id, created, alg| super::signatures::wrap_signed(&t, &signed, id, created, alg),
+            &|id, created, alg| {
+                Tbs::Whole(super::signatures::wrap_signed(
+                    &t, &signed, id, created, alg,
+                ))
+            },
             bad,
             snap,
             tgt.as_ref(),
@@ -113,9 +117,9 @@ fn is_large(bytes: &[u8]) -> bool {
 /// its own expression over its valid signatures (over the bytes `tbs`
 /// makes for each).
 #[allow(clippy::too_many_arguments)]
-fn check_loaded(
+fn check_loaded<'t>(
     t: &Targets,
-    tbs: &dyn Fn(&str, &str, crate::conex::SigAlg) -> String,
+    tbs: &dyn Fn(&str, &str, crate::conex::SigAlg) -> Tbs<'t>,
     bad: Option<String>,
     snap: Option<&Snapshot>,
     tgt: Option<&Target>,
@@ -213,19 +217,20 @@ pub(super) fn check_view(
     let mut warnings = read.warnings.clone();
     let head = &read.view.head;
     // a file signed once (a large targets file: its janitor's) has the
-    // canonical string written where its signature's bytes are made, not
-    // copied there; otherwise it is written once for all signatures
+    // bytes its signature covers written in pieces and hashed as they are
+    // (never held whole); otherwise the canonical string is written once
+    // for all signatures
     let once = head.signatures.len() == 1;
-    let signed = std::cell::OnceCell::new();
+    let signed = std::sync::OnceLock::new();
     let tbs = |id: &str, created: &str, alg| match super::signatures::wrapper(id, created, alg) {
-        Some((before, after)) if once => {
-            let mut s = read.view.canonical_signed_between(&before, after.len());
-            s.push_str(&after);
-            s
-        }
+        Some((before, after)) if once => Tbs::Pieces(Box::new(move |sink| {
+            read.view.stream_canonical_signed(&before, &after, sink)
+        })),
         _ => {
             let signed = signed.get_or_init(|| read.view.canonical_signed());
-            super::signatures::wrap_signed(head, signed, id, created, alg)
+            Tbs::Whole(super::signatures::wrap_signed(
+                head, signed, id, created, alg,
+            ))
         }
     };
     let r = super::read::check_name(head, id).and_then(|()| {
