@@ -79,11 +79,10 @@ struct Rest<'a> {
 
 impl<'a> Tail<'a> {
     /// Where to read the end of a large file's `targets` list from: the
-    /// first entry start after ~70% of the text (the other thread usually
-    /// hashes the file first).
-    fn guess(text: &str) -> Option<usize> {
+    /// first entry start after `tenths` tenths of the text.
+    fn guess(text: &str, tenths: usize) -> Option<usize> {
         let s = text.as_bytes();
-        let from = s.len() / 10 * 7;
+        let from = s.len() / 10 * tenths.min(9);
         let window = s.get(from..(from + (1 << 16)).min(s.len()))?;
         let blank = |c: &u8| matches!(c, b' ' | b'\t' | b'\n');
         let mut k = 0;
@@ -656,9 +655,21 @@ impl Out for Pieces<'_> {
 /// general parser must decide (see the module documentation). On success,
 /// the view and the warnings the general path gives for the file.
 pub fn parse_view(text: &str) -> Option<(TargetsView<'_>, Vec<String>)> {
-    // a large file: the end of its entries read on the side
+    // the other thread usually hashes the file first
+    parse_view_split(text, 7)
+}
+
+/// [`parse_view`] for a file that nothing else is done with meanwhile: a
+/// large one is read in halves.
+pub fn parse_view_alone(text: &str) -> Option<(TargetsView<'_>, Vec<String>)> {
+    parse_view_split(text, 5)
+}
+
+/// [`parse_view`]; a large file is read in two parts at once, the end of
+/// its entries on the side from about `tenths` tenths of the text on.
+fn parse_view_split(text: &str, tenths: usize) -> Option<(TargetsView<'_>, Vec<String>)> {
     if text.len() >= SPLIT_MIN {
-        if let Some(at) = Tail::guess(text) {
+        if let Some(at) = Tail::guess(text, tenths) {
             let tail = Tail::new(at);
             let (r, ()) = rayon::join(|| parse_view_with(text, Some(&tail)), || tail.run(text));
             return r;
@@ -1006,11 +1017,15 @@ mod tests {
         for bad in [None, Some(n / 5), Some(n - 2)] {
             let text = file(n, bad);
             assert!(text.len() >= SPLIT_MIN, "{}", text.len());
-            let at = Tail::guess(&text).expect("an entry start");
-            assert!(text[..at].ends_with("]\n      ") && text[at..].starts_with("[\n        ["));
             let whole = show(parse_view_with(&text, None));
+            for tenths in [5, 7] {
+                let at = Tail::guess(&text, tenths).expect("an entry start");
+                assert!(at >= text.len() / 10 * tenths && at < text.len());
+                assert!(text[..at].ends_with("]\n      ") && text[at..].starts_with("[\n        ["));
+            }
             for _ in 0..20 {
                 assert_eq!(show(parse_view(&text)), whole);
+                assert_eq!(show(parse_view_alone(&text)), whole);
             }
         }
     }

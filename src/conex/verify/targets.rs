@@ -169,15 +169,20 @@ pub(super) fn read_targets_view<'b>(
     root: &Root,
     text: &'b str,
 ) -> Option<ReadView<'b>> {
-    let mut read = parse_targets_view(text)?;
-    read.bad = first_bad_path(opts, root, &read.view);
-    Some(read)
+    let (view, warnings) = crate::conex::targets_fast::parse_view(text)?;
+    let bad = first_bad_path(opts, root, &view);
+    Some(ReadView {
+        view,
+        warnings,
+        bad,
+    })
 }
 
 /// [`read_targets_view`] without the check of its opam paths (the caller
-/// makes it with [`first_bad_path`]).
+/// makes it with [`first_bad_path`]), for a file that nothing else is
+/// done with meanwhile (a large one is read in halves).
 pub(super) fn parse_targets_view(text: &str) -> Option<ReadView<'_>> {
-    let (view, warnings) = crate::conex::targets_fast::parse_view(text)?;
+    let (view, warnings) = crate::conex::targets_fast::parse_view_alone(text)?;
     Some(ReadView {
         view,
         warnings,
