@@ -329,9 +329,10 @@ impl PublicKey {
         }
     }
 
-    /// Verifies a raw signature over `msg` (RSA-PSS with salt exactly 32, or
-    /// pure Ed25519).
-    pub fn verify(&self, alg: SigAlg, msg: &[u8], sig: &[u8]) -> Result<(), KeyDataError> {
+    /// The key and signature for checking `sig` made with `alg`: the
+    /// algorithms agree, the key decodes (an RSA key is large enough), an
+    /// Ed25519 signature is 64 bytes.
+    fn checker(&self, alg: SigAlg, sig: &[u8]) -> Result<Checker, KeyDataError> {
         if alg != self.sig_alg() {
             return Err(KeyDataError::AlgMismatch {
                 sig: alg,
@@ -343,8 +344,7 @@ impl PublicKey {
                 let vk = self.ed25519()?;
                 let sig = ed25519_dalek::Signature::from_slice(sig)
                     .map_err(|_| KeyDataError::BadSignature)?;
-                vk.verify_strict(msg, &sig)
-                    .map_err(|_| KeyDataError::BadSignature)
+                Ok(Checker::Ed25519(Box::new(vk), sig))
             }
             KeyAlg::Rsa => {
                 let key = self.rsa()?;
@@ -352,10 +352,19 @@ impl PublicKey {
                 if bits < MIN_RSA_BITS {
                     return Err(KeyDataError::RsaSize(bits));
                 }
-                let hashed = Sha256::digest(msg);
-                key.verify(rsa::Pss::<Sha256>::new_with_salt(32), &hashed, sig)
-                    .map_err(|_| KeyDataError::BadSignature)
+                Ok(Checker::Rsa(key))
             }
+        }
+    }
+
+    /// Verifies a raw signature over `msg` (RSA-PSS with salt exactly 32, or
+    /// pure Ed25519).
+    pub fn verify(&self, alg: SigAlg, msg: &[u8], sig: &[u8]) -> Result<(), KeyDataError> {
+        match self.checker(alg, sig)? {
+            Checker::Ed25519(vk, sig) => vk
+                .verify_strict(msg, &sig)
+                .map_err(|_| KeyDataError::BadSignature),
+            Checker::Rsa(key) => rsa_pss_check(&key, Sha256::digest(msg), sig),
         }
     }
 
@@ -374,18 +383,9 @@ impl PublicKey {
         msg: &Pieces<'_>,
         sig_b64: &str,
     ) -> Result<(), KeyDataError> {
-        let sig = decode_b64_signature(sig_b64).ok_or(KeyDataError::SigBase64)?;
-        if alg != self.sig_alg() {
-            return Err(KeyDataError::AlgMismatch {
-                sig: alg,
-                key: self.alg,
-            });
-        }
-        match self.alg {
-            KeyAlg::Ed25519 => {
-                let vk = self.ed25519()?;
-                let sig = ed25519_dalek::Signature::from_slice(&sig)
-                    .map_err(|_| KeyDataError::BadSignature)?;
+        let raw = decode_b64_signature(sig_b64).ok_or(KeyDataError::SigBase64)?;
+        match self.checker(alg, &raw)? {
+            Checker::Ed25519(vk, sig) => {
                 // what verify_strict checks besides the hash: R is a point
                 // of the curve, and neither R nor the key is of small order
                 let r = curve25519_dalek::edwards::CompressedEdwardsY(*sig.r_bytes())
@@ -401,19 +401,30 @@ impl PublicKey {
                 v.finalize_and_verify()
                     .map_err(|_| KeyDataError::BadSignature)
             }
-            KeyAlg::Rsa => {
-                let key = self.rsa()?;
-                let bits = rsa::traits::PublicKeyParts::n(&key).bits() as usize;
-                if bits < MIN_RSA_BITS {
-                    return Err(KeyDataError::RsaSize(bits));
-                }
+            Checker::Rsa(key) => {
                 let mut h = Sha256::new();
                 msg(&mut |piece| h.update(piece));
-                key.verify(rsa::Pss::<Sha256>::new_with_salt(32), &h.finalize(), &sig)
-                    .map_err(|_| KeyDataError::BadSignature)
+                rsa_pss_check(&key, h.finalize(), &raw)
             }
         }
     }
+}
+
+/// A key and signature ready for checking ([`PublicKey::checker`]).
+enum Checker {
+    Ed25519(Box<ed25519_dalek::VerifyingKey>, ed25519_dalek::Signature),
+    Rsa(rsa::RsaPublicKey),
+}
+
+/// RSA-PSS (SHA-256, MGF1-SHA-256, salt exactly 32) over the message whose
+/// SHA-256 is `hashed`.
+fn rsa_pss_check(
+    key: &rsa::RsaPublicKey,
+    hashed: impl AsRef<[u8]>,
+    sig: &[u8],
+) -> Result<(), KeyDataError> {
+    key.verify(rsa::Pss::<Sha256>::new_with_salt(32), hashed.as_ref(), sig)
+        .map_err(|_| KeyDataError::BadSignature)
 }
 
 /// A message given in pieces: called with a sink, it gives the sink the
