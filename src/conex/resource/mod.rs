@@ -252,7 +252,22 @@ pub fn string_to_path(s: &str) -> Result<Path, ConexError> {
 /// Whether every `/`-separated component of `t` (a path without its
 /// leading `/`) is a name: not empty, `.` or `..`.
 pub fn valid_path_str(t: &str) -> bool {
-    !t.split('/').any(|p| p.is_empty() || p == "." || p == "..")
+    // one pass over the bytes (a targets file has a path per entry): a
+    // component is `.` or `..` when it is all dots, one or two of them
+    let (mut len, mut dots) = (0usize, 0usize);
+    let name = |len: usize, dots: usize| len > 0 && !(len == dots && dots <= 2);
+    for &c in t.as_bytes() {
+        if c == b'/' {
+            if !name(len, dots) {
+                return false;
+            }
+            (len, dots) = (0, 0);
+        } else {
+            len += 1;
+            dots += usize::from(c == b'.');
+        }
+    }
+    name(len, dots)
 }
 
 /// Joins path components with `/`.
@@ -558,6 +573,31 @@ pub use time::{conex_timestamp, format_time, parse_time};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass check of a path's components says what splitting it
+    /// at `/` says, for every string of up to seven characters from
+    /// `a`, `.`, `/` and `é`.
+    #[test]
+    fn a_path_is_checked_as_its_components_are() {
+        let by_parts = |t: &str| !t.split('/').any(|p| p.is_empty() || p == "." || p == "..");
+        let alphabet = ['a', '.', '/', 'é'];
+        let mut strings = vec![String::new()];
+        let mut checked = 0;
+        for _ in 0..7 {
+            strings = strings
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            for t in std::iter::once(&String::new()).chain(&strings) {
+                assert_eq!(valid_path_str(t), by_parts(t), "{t:?}");
+                checked += usize::from(by_parts(t));
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+        for t in ["packages/a/a.1/opam", "packages/.../x", "a/.b", "..a", "a..", "a/./b"] {
+            assert_eq!(valid_path_str(t), by_parts(t), "{t:?}");
+        }
+    }
 
     #[test]
     fn conex_timestamps() {
