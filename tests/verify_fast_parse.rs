@@ -232,6 +232,25 @@ fn unusual_but_valid_syntax_falls_back_with_the_same_result() {
         ("[version 0]", "[version true]"),
         ("[typ targets]", "[typ root]"),
         ("[name \"m1\"]", "[name \"m1\"] [name+x \"m1\"]"),
+        // an entry's field names, and words that start like them
+        ("[size 0x31]", "[size: 0x31]"),
+        ("[size 0x31]", "[size+ 0x31]"),
+        ("[size 0x31]", "[sizes 0x31]"),
+        ("[size 0x31]", "[size_ 0x31]"),
+        ("[size 0x31]", "[size-1 0x31]"),
+        ("[size 0x31]", "[\tsize\t0x31]"),
+        ("[size 0x31]", "[size\"\" 0x31]"),
+        ("[size 0x31]", "[size[] 0x31]"),
+        ("[size 0x31]", "[si 0x31]"),
+        ("[size 0x31]", "[size0x31]"),
+        ("[filename ", "[filename: "),
+        ("[filename ", "[filenames "),
+        ("[filename ", "[filename+"),
+        ("digest", "digest:"),
+        ("digest", "digestx"),
+        ("digest", "digest+"),
+        ("digest", "digest\t"),
+        ("[size 0x31]", "[size\n0x31]"),
     ] {
         assert!(text.contains(from), "{from}");
         let t2 = text.replacen(from, to, 1);

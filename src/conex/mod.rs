@@ -6,6 +6,7 @@ pub mod expr;
 pub mod key;
 pub mod opam;
 pub mod resource;
+mod swar;
 pub mod targets_fast;
 pub mod verify;
 pub mod wire;

@@ -252,22 +252,31 @@ pub fn string_to_path(s: &str) -> Result<Path, ConexError> {
 /// Whether every `/`-separated component of `t` (a path without its
 /// leading `/`) is a name: not empty, `.` or `..`.
 pub fn valid_path_str(t: &str) -> bool {
-    // one pass over the bytes (a targets file has a path per entry): a
-    // component is `.` or `..` when it is all dots, one or two of them
-    let (mut len, mut dots) = (0usize, 0usize);
-    let name = |len: usize, dots: usize| len > 0 && !(len == dots && dots <= 2);
-    for &c in t.as_bytes() {
-        if c == b'/' {
-            if !name(len, dots) {
+    // the separators found eight bytes at a time (a targets file has a
+    // path per entry); only a component of at most two bytes can be bad
+    use super::swar::{equals, first, word_at};
+    let b = t.as_bytes();
+    let bad = |c: &[u8]| matches!(c, b"" | b"." | b"..");
+    let (mut start, mut at) = (0, 0);
+    while let Some(w) = word_at(b, at) {
+        let mut slashes = equals(w, b'/');
+        while slashes != 0 {
+            let i = at + first(slashes);
+            if bad(&b[start..i]) {
                 return false;
             }
-            (len, dots) = (0, 0);
-        } else {
-            len += 1;
-            dots += usize::from(c == b'.');
+            start = i + 1;
+            slashes &= slashes - 1;
         }
+        at += 8;
     }
-    name(len, dots)
+    for (i, _) in b.iter().enumerate().skip(at).filter(|(_, &c)| c == b'/') {
+        if bad(&b[start..i]) {
+            return false;
+        }
+        start = i + 1;
+    }
+    !bad(&b[start..])
 }
 
 /// Joins path components with `/`.
