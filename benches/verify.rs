@@ -74,6 +74,9 @@ fn opts_from(anchors: &str, quorum: usize) -> Options {
 /// Child mode: one verification, as `arca verify` does it; exit 0 when
 /// verified.
 fn child(args: &[String]) -> ! {
+    // as `arca verify`: the thread pool starts while the first files are
+    // read
+    rayon::spawn(|| ());
     let ok = match args {
         [mode, dir, anchors, q, cache @ ..] if mode == "full" => {
             let src = DirSource(dir.into());
