@@ -1131,9 +1131,9 @@ pub fn verify_from_state<W: Send>(
     // the changed targets files, read in place: parsed on the pool (a
     // large one in two parts); then their signatures are checked here
     // (the canonical string and the signature hash: the longest part)
-    // while, on a thread of its own, their bytes are hashed (for the
-    // snapshot), the path lines compared with their entries and the new
-    // state made and given to `beside`. Any failure only says that the
+    // while, on threads of their own, their bytes are hashed (for the
+    // snapshot) and the path lines compared with their entries, and then
+    // the new state is made and given to `beside`. Any failure only says that the
     // state cannot decide (the whole tree is verified then, with conex's
     // messages in conex's order), so the checks need not be in that order.
     let mut texts: Vec<(usize, Cow<'_, [u8]>)> = Vec::with_capacity(changed_ids.len());
@@ -1215,14 +1215,45 @@ pub fn verify_from_state<W: Send>(
     let (side, checked) = super::beside_thread(
         "arca-state",
         || -> Result<Side<W>, StateError> {
-            let hashed: Vec<Target> = texts
-                .iter()
-                .map(|(i, bytes)| {
-                    let mut path = kd.clone();
-                    path.push(st.targets[*i].id.clone());
-                    Target::of_bytes(path, bytes)
-                })
-                .collect();
+            // the bytes hashed on a third thread while the path lines are
+            // compared here (with the signature check, three long tasks
+            // shared by two cores leave neither idle)
+            let hash = || -> Vec<Target> {
+                texts
+                    .iter()
+                    .map(|(i, bytes)| {
+                        let mut path = kd.clone();
+                        path.push(st.targets[*i].id.clone());
+                        Target::of_bytes(path, bytes)
+                    })
+                    .collect()
+            };
+            let compare = || -> Result<String, StateError> {
+                let ordered = match (&texts[..], &read[..]) {
+                    ([(i, _)], [r]) if r.view.entries.len() >= ORDERED_MIN => ordered_pass(
+                        st,
+                        (*i, &st.targets[*i].id),
+                        &changed_data,
+                        &r.view,
+                        opts.opam.then_some(&root.datadir),
+                    ),
+                    _ => None,
+                };
+                let segs = match ordered {
+                    Some(segs) => segs?,
+                    None => {
+                        for ((i, _), r) in texts.iter().zip(&read) {
+                            if let Some(bad) = first_bad_path(opts, &root, &r.view) {
+                                return Err(invalid_path(&st.targets[*i].id, &bad));
+                            }
+                        }
+                        pass(st, &changed_ids, &changed_data, &texts, &read)?
+                    }
+                };
+                new_lines(st, segs, &mut rc)
+            };
+            let (hashed, paths) = super::beside_thread("arca-hash", hash, compare);
+            let paths = paths?;
             let mut recs = st.targets.clone();
             for (((i, _), r), tg) in texts.iter().zip(&read).zip(&hashed) {
                 let h = &r.view.head.header;
@@ -1235,28 +1266,6 @@ pub fn verify_from_state<W: Send>(
                     counter: h.counter,
                 };
             }
-            let ordered = match (&texts[..], &read[..]) {
-                ([(i, _)], [r]) if r.view.entries.len() >= ORDERED_MIN => ordered_pass(
-                    st,
-                    (*i, &st.targets[*i].id),
-                    &changed_data,
-                    &r.view,
-                    opts.opam.then_some(&root.datadir),
-                ),
-                _ => None,
-            };
-            let segs = match ordered {
-                Some(segs) => segs?,
-                None => {
-                    for ((i, _), r) in texts.iter().zip(&read) {
-                        if let Some(bad) = first_bad_path(opts, &root, &r.view) {
-                            return Err(invalid_path(&st.targets[*i].id, &bad));
-                        }
-                    }
-                    pass(st, &changed_ids, &changed_data, &texts, &read)?
-                }
-            };
-            let paths = new_lines(st, segs, &mut rc)?;
             let state = State {
                 key,
                 snapshot: st.snapshot.clone(),
