@@ -517,7 +517,13 @@ mod tests {
             (&ed, SigAlg::Ed25519, &msg, encode_b64(&[1, 2, 3]), false),
             (&ed, SigAlg::RsaPssSha256, &msg, good.clone(), false),
             (&rsa_pub, SigAlg::RsaPssSha256, &msg, rsa_good.clone(), true),
-            (&rsa_pub, SigAlg::RsaPssSha256, &other, rsa_good.clone(), false),
+            (
+                &rsa_pub,
+                SigAlg::RsaPssSha256,
+                &other,
+                rsa_good.clone(),
+                false,
+            ),
             (&rsa_pub, SigAlg::Ed25519, &msg, rsa_good.clone(), false),
         ];
         for (n, (key, alg, m, sig, ok)) in cases.into_iter().enumerate() {

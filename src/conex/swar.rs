@@ -56,7 +56,10 @@ mod tests {
             }
         }
         assert_eq!(first(0x80 << 24), 3);
-        assert_eq!(word_at(b"abcdefgh", 0), Some(u64::from_le_bytes(*b"abcdefgh")));
+        assert_eq!(
+            word_at(b"abcdefgh", 0),
+            Some(u64::from_le_bytes(*b"abcdefgh"))
+        );
         assert_eq!(word_at(b"abcdefgh", 1), None);
     }
 }

@@ -575,32 +575,22 @@ impl<'a> TargetsView<'a> {
     /// The canonical string of the `signed` map (the bytes
     /// [`canonical_signed`] gives for the owned targets file).
     pub fn canonical_signed(&self) -> String {
-        self.canonical_signed_between("", 0)
-    }
-
-    /// [`Self::canonical_signed`] after `before`, with room for `after`
-    /// more bytes.
-    pub fn canonical_signed_between(&self, before: &str, after: usize) -> String {
         // each entry's bytes, at most: its path and digests and the rest
-        let size: usize = before.len()
-            + after
-            + self
-                .entries
-                .iter()
-                .map(|e| {
-                    48 + e.path.len() + self.digests(e).iter().map(|d| d.len() + 8).sum::<usize>()
-                })
-                .sum::<usize>();
+        let size: usize = self
+            .entries
+            .iter()
+            .map(|e| 48 + e.path.len() + self.digests(e).iter().map(|d| d.len() + 8).sum::<usize>())
+            .sum();
         let mut out = String::with_capacity(4096 + size);
-        out.push_str(before);
         self.write_canonical_signed(&mut out);
         out
     }
 
     /// `before`, the canonical string of the `signed` map and `after`,
     /// given to `sink` in pieces of some kilobytes as they are written
-    /// (the same bytes as [`Self::canonical_signed_between`] and `after`,
-    /// without holding them all: a large targets file's are megabytes).
+    /// (the same bytes as `before`, [`Self::canonical_signed`] and
+    /// `after`, without holding them all: a large targets file's are
+    /// megabytes).
     pub fn stream_canonical_signed(&self, before: &str, after: &str, sink: &mut dyn FnMut(&[u8])) {
         let mut out = Pieces {
             buf: String::with_capacity(PIECE + 1024),
@@ -662,18 +652,23 @@ impl Pieces<'_> {
     }
 }
 
-impl Out for Pieces<'_> {
-    fn push_str(&mut self, s: &str) {
-        self.buf.push_str(s);
+impl Pieces<'_> {
+    /// Hands the gathered bytes on once they fill a piece.
+    fn flush_full(&mut self) {
         if self.buf.len() >= PIECE {
             self.flush();
         }
     }
+}
+
+impl Out for Pieces<'_> {
+    fn push_str(&mut self, s: &str) {
+        self.buf.push_str(s);
+        self.flush_full();
+    }
     fn wire(&mut self, v: &Wire) {
         v.write_canonical(&mut self.buf);
-        if self.buf.len() >= PIECE {
-            self.flush();
-        }
+        self.flush_full();
     }
 }
 
@@ -993,7 +988,9 @@ mod tests {
     /// around blanks.
     #[test]
     fn blanks_are_skipped_as_one_at_a_time() {
-        let mut text: Vec<u8> = (0..=255u8).flat_map(|b| [b' ', b, b'\n', b'\t', b' ']).collect();
+        let mut text: Vec<u8> = (0..=255u8)
+            .flat_map(|b| [b' ', b, b'\n', b'\t', b' '])
+            .collect();
         text.extend(b"\n            [size 0x1]\n\t \n");
         text.extend(std::iter::repeat_n(b' ', 19));
         for i in 0..=text.len() {
@@ -1052,11 +1049,11 @@ mod tests {
                 });
                 let want = format!("{before}{whole}{after}");
                 assert_eq!(String::from_utf8(joined).unwrap(), want, "{n} entries");
-                assert!(sizes.iter().all(|&k| k > 0 && k < PIECE + 1024), "{sizes:?}");
+                assert!(
+                    sizes.iter().all(|&k| k > 0 && k < PIECE + 1024),
+                    "{sizes:?}"
+                );
                 assert_eq!(sizes.len(), want.len().div_ceil(PIECE).max(1), "{sizes:?}");
-                let mut written = view.canonical_signed_between(before, after.len());
-                written.push_str(after);
-                assert_eq!(written, want);
             }
         }
     }
@@ -1072,7 +1069,9 @@ mod tests {
             for tenths in [5, 7] {
                 let at = Tail::guess(&text, tenths).expect("an entry start");
                 assert!(at >= text.len() / 10 * tenths && at < text.len());
-                assert!(text[..at].ends_with("]\n      ") && text[at..].starts_with("[\n        ["));
+                assert!(
+                    text[..at].ends_with("]\n      ") && text[at..].starts_with("[\n        [")
+                );
             }
             for _ in 0..20 {
                 assert_eq!(show(parse_view(&text)), whole);

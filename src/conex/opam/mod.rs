@@ -67,11 +67,11 @@ pub use lexer::parse;
 
 /// OCaml's `String.trim`: space, tab, CR, LF and FF at both ends.
 pub fn ocaml_trim(s: &str) -> &str {
-    let blank = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c');
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n' | '\x0c');
     // most values have nothing to trim
     match (s.as_bytes().first(), s.as_bytes().last()) {
-        (Some(a), Some(b)) if !blank(a) && !blank(b) => s,
-        _ => s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n' | '\x0c')),
+        (Some(&a), Some(&b)) if !blank(char::from(a)) && !blank(char::from(b)) => s,
+        _ => s.trim_matches(blank),
     }
 }
 

@@ -603,7 +603,14 @@ mod tests {
             }
         }
         assert!(checked > 1000, "{checked}");
-        for t in ["packages/a/a.1/opam", "packages/.../x", "a/.b", "..a", "a..", "a/./b"] {
+        for t in [
+            "packages/a/a.1/opam",
+            "packages/.../x",
+            "a/.b",
+            "..a",
+            "a..",
+            "a/./b",
+        ] {
             assert_eq!(valid_path_str(t), by_parts(t), "{t:?}");
         }
     }
